@@ -1,0 +1,23 @@
+// checks/pregreet.cc: see pregreet.h.
+#include "checks/pregreet.h"
+
+#include <algorithm>
+
+namespace mxscreen::checks {
+
+void PregreetTest::on_client_bytes(Clock::time_point now, std::string_view bytes) {
+  if (bytes.empty()) return;
+  if (bytes_ == 0) {
+    first_at_ = now;
+    sample_.assign(bytes.substr(0, std::min(bytes.size(), kSampleBytes)));
+  }
+  bytes_ += bytes.size();
+}
+
+Verdict PregreetTest::verdict() const {
+  // Until the dialogue engine exists, enforce cannot reject at RCPT: it acts as drop.
+  Action effective = action_ == Action::kEnforce ? Action::kDrop : action_;
+  return verdict_for(effective, hit(), "pregreet");
+}
+
+}  // namespace mxscreen::checks

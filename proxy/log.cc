@@ -1,0 +1,84 @@
+// proxy/log.cc: see log.h.
+#include "proxy/log.h"
+
+#include <syslog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include "protocol/escape.h"
+
+namespace mxscreen::proxy {
+namespace {
+
+LogFormat g_format = LogFormat::kText;
+LogTarget g_target = LogTarget::kStderr;
+
+std::string_view level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarning: return "warning";
+    case LogLevel::kError: return "error";
+  }
+  return "info";
+}
+
+std::string timestamp() {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms.count()));
+  return buf;
+}
+
+}  // namespace
+
+void Log::configure(LogFormat format, LogTarget target) {
+  if (target == LogTarget::kSyslog && g_target != LogTarget::kSyslog) {
+    openlog("mxscreen", LOG_PID | LOG_NDELAY, LOG_MAIL);
+  }
+  g_format = format;
+  g_target = target;
+}
+
+void Log::event(LogLevel level, std::string_view event, const std::string& message,
+                std::initializer_list<LogField> fields) {
+  std::string line;
+  if (g_format == LogFormat::kJson) {
+    line = "{";
+    if (g_target == LogTarget::kStderr) line += "\"ts\":\"" + timestamp() + "\",";
+    line += "\"level\":\"" + std::string(level_name(level)) + "\"";
+    if (!event.empty()) line += ",\"event\":\"" + protocol::json_escape(event) + "\"";
+    for (const auto& [key, value] : fields) {
+      line += ",\"" + protocol::json_escape(key) + "\":\"" + protocol::json_escape(value) + "\"";
+    }
+    line += ",\"msg\":\"" + protocol::json_escape(message) + "\"}";
+  } else {
+    if (level != LogLevel::kInfo) line = std::string(level_name(level)) + ": ";
+    line += message;
+  }
+
+  if (g_target == LogTarget::kSyslog) {
+    int prio = level == LogLevel::kError     ? LOG_ERR
+               : level == LogLevel::kWarning ? LOG_WARNING
+                                             : LOG_INFO;
+    syslog(prio, "%s", line.c_str());  // never a client-controlled format string
+    return;
+  }
+  std::string out = g_format == LogFormat::kJson
+                        ? line
+                        : timestamp() + " mxscreen[" + std::to_string(getpid()) + "]: " + line;
+  out += '\n';
+  // One write(2) per line so concurrent writers never interleave within a line.
+  ssize_t ignored = ::write(STDERR_FILENO, out.data(), out.size());
+  (void)ignored;
+}
+
+}  // namespace mxscreen::proxy

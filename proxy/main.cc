@@ -1,0 +1,157 @@
+// proxy/main.cc: the command line (DESIGN.md "Interface contract"): load and check the
+// config, raise the open-files limit, bind as root, drop to server.user, run the loop.
+// Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or arguments.
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "version.h"
+
+namespace mxscreen::proxy {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: mxscreen --config FILE         run in the foreground\n"
+               "       mxscreen --check-config --config FILE\n"
+               "       mxscreen --version\n");
+}
+
+// Every session holds its client's descriptor, and a spliced one the backend's too (at most
+// backend.max_sessions of them); leave room for listeners, DNS, store and logs.
+void raise_open_files(int max_sessions, int backend_sessions) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  rlim_t needed = static_cast<rlim_t>(max_sessions) + static_cast<rlim_t>(backend_sessions) + 64;
+  if (rl.rlim_cur < needed) {
+    Log::warning("open files limit " + std::to_string(rl.rlim_cur) + " cannot fit " +
+                 "server.max_sessions = " + std::to_string(max_sessions) + " (needs about " +
+                 std::to_string(needed) + "); about " + std::to_string(rl.rlim_cur > needed - max_sessions ? rl.rlim_cur - (needed - max_sessions) : 0) +
+                 " sessions fit; new connections past that wait in the listen backlog");
+  }
+}
+
+bool drop_privileges(const Config& config) {
+  const std::string& user = config.server.user;
+  if (user.empty() || geteuid() != 0) {
+    if (!user.empty()) Log::info("not root: server.user = \"" + user + "\" ignored");
+    return true;
+  }
+  const passwd* pw = getpwnam(user.c_str());
+  if (!pw) {
+    Log::error("server.user \"" + user + "\" does not exist; refusing to run as root");
+    return false;
+  }
+  if (!config.server.state_dir.empty()) {
+    mkdir(config.server.state_dir.c_str(), 0750);
+    if (chown(config.server.state_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+      Log::warning("cannot chown " + config.server.state_dir + ": " + std::strerror(errno));
+    }
+  }
+  if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+      setuid(pw->pw_uid) != 0) {
+    Log::error("cannot drop privileges to " + user + ": " + std::strerror(errno));
+    return false;
+  }
+  Log::info("running as " + user);
+  return true;
+}
+
+int run(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--version") {
+      std::printf("mxscreen %s\n", MXSCREEN_VERSION);
+      return kExitOk;
+    } else if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      return kExitOk;
+    } else if (arg == "--check-config") {
+      check_only = true;
+    } else if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(9);
+    } else {
+      std::fprintf(stderr, "mxscreen: unknown argument '%s'\n", arg.c_str());
+      usage(stderr);
+      return kExitUsage;
+    }
+  }
+  if (config_path.empty()) {
+    usage(stderr);
+    return kExitUsage;
+  }
+
+  auto loaded = load_config(config_path);
+  std::vector<std::string> errors;
+  for (const auto& e : loaded.errors) errors.push_back(e.to_string());
+  std::shared_ptr<const Runtime> runtime;
+  if (loaded.config) runtime = build_runtime(std::move(*loaded.config), &errors);
+  if (!runtime || !errors.empty()) {
+    for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+    return kExitUsage;
+  }
+  if (check_only) {
+    std::printf("%s: configuration OK\n", config_path.c_str());
+    return kExitOk;
+  }
+  const Config& config = *runtime->config;
+  Log::configure(config.log.format, config.log.target);
+  std::signal(SIGPIPE, SIG_IGN);
+  raise_open_files(config.server.max_sessions, config.backend.max_sessions);
+  if (config.server.workers > 1) {
+    Log::warning("server.workers = " + std::to_string(config.server.workers) +
+                 " is not yet active; running one event loop");
+  }
+  if (config.fake_mx.action == FakeMxAction::kTempfailRcpt) {
+    Log::warning("fake_mx.action = \"tempfail_rcpt\" is not yet active; acting as tempfail");
+  }
+
+  uv_loop_t* loop = uv_default_loop();
+  int rc = kExitOk;
+  {
+    Server server(loop, runtime, config_path);
+    if (!server.bind() || !drop_privileges(config)) return kExitFailure;
+    server.start();
+    Log::info(std::string("mxscreen ") + MXSCREEN_VERSION + " started");
+    uv_run(loop, UV_RUN_DEFAULT);
+    Log::info("stopped");
+  }
+  // Let the close callbacks of everything destroyed above run.
+  uv_run(loop, UV_RUN_NOWAIT);
+  return rc;
+}
+
+}  // namespace
+}  // namespace mxscreen::proxy
+
+int main(int argc, char** argv) {
+  try {
+    return mxscreen::proxy::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mxscreen: fatal: %s\n", e.what());
+    return 1;
+  }
+}

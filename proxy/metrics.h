@@ -1,0 +1,57 @@
+// proxy/metrics.h: counters and gauges in Prometheus text format (names prefixed mxscreen_),
+// and the small HTTP endpoint that serves them at /metrics on metrics.listen. Everything runs
+// on the loop thread; a scrape is one bounded request and one reply.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "protocol/address.h"
+#include "proxy/uv_handle.h"
+
+namespace mxscreen::proxy {
+
+class Metrics {
+ public:
+  // `labels` is the inside of the braces, e.g. `listener="127.0.0.1:25",outcome="handoff"`.
+  void inc(std::string_view name, std::string_view labels = {}, uint64_t by = 1);
+  void set(std::string_view name, std::string_view labels, int64_t value);
+  void describe(std::string_view name, std::string_view type, std::string_view help);
+  uint64_t value(std::string_view name, std::string_view labels = {}) const;
+  std::string render() const;
+
+ private:
+  struct Family {
+    std::string type = "counter";
+    std::string help;
+    std::map<std::string, int64_t, std::less<>> series;  // labels -> value
+  };
+  std::map<std::string, Family, std::less<>> families_;
+};
+
+// The process-wide registry (one loop thread).
+Metrics& metrics();
+
+// A label value for Prometheus: quotes, backslashes and newlines escaped.
+std::string label_value(std::string_view text);
+
+class MetricsServer {
+ public:
+  explicit MetricsServer(uv_loop_t* loop) : loop_(loop) {}
+  // Binds and listens; returns 0 or a libuv error.
+  int start(const protocol::Endpoint& at);
+  void stop() { listener_.close(); }
+
+ private:
+  static void on_connection(uv_stream_t* server, int status);
+
+  uv_loop_t* loop_;
+  UvHandle<uv_tcp_t> listener_;
+};
+
+}  // namespace mxscreen::proxy

@@ -1,0 +1,248 @@
+// proxy/server.cc: see server.h.
+#include "proxy/server.h"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+#include "proxy/log.h"
+#include "proxy/session.h"
+
+namespace mxscreen::proxy {
+namespace {
+
+std::string expand_banner(const Config& config) {
+  std::string host = config.server.hostname;
+  if (host.empty()) {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) == 0) host = buf;
+    if (host.empty()) host = "localhost";
+  }
+  std::string banner = config.greet.banner;
+  for (size_t pos; (pos = banner.find("$hostname")) != std::string::npos;) {
+    banner.replace(pos, 9, host);
+  }
+  return banner;
+}
+
+template <typename Fn>
+void start_signal(uv_loop_t* loop, UvHandle<uv_signal_t>& handle, int signum, void* data, Fn fn) {
+  uv_signal_init(loop, handle.get());
+  handle.initialized();
+  handle->data = data;
+  uv_signal_start(handle.get(), fn, signum);
+  uv_unref(handle.base());  // signals alone do not keep the loop running
+}
+
+}  // namespace
+
+std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::string>* errors) {
+  auto rt = std::make_shared<Runtime>();
+  std::vector<checks::AccessRule> file_rules;
+  if (!config.access.file.empty()) {
+    std::ifstream in(config.access.file);
+    if (!in) {
+      errors->push_back(config.access.file + ":0:0: cannot read access file");
+      return nullptr;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    std::vector<checks::AccessFileError> file_errors;
+    file_rules = checks::parse_access_file(text.str(), &file_errors);
+    for (const auto& e : file_errors) {
+      errors->push_back(config.access.file + ":" + std::to_string(e.line) + ":" +
+                        std::to_string(e.column) + ": " + e.message);
+    }
+    if (!file_errors.empty()) return nullptr;
+  }
+  rt->access = checks::AccessList(std::move(file_rules), config.access.deny, config.access.allow);
+  if (config.server.hostname.empty()) {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) == 0) config.server.hostname = buf;
+  }
+  rt->banner = expand_banner(config);
+  rt->config = std::make_shared<const Config>(std::move(config));
+  return rt;
+}
+
+Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::string config_path)
+    : loop_(loop),
+      runtime_(std::move(runtime)),
+      config_path_(std::move(config_path)),
+      metrics_server_(loop) {
+  auto& m = metrics();
+  m.describe("mxscreen_connections_total", "counter", "Connections accepted, by listener.");
+  m.describe("mxscreen_sessions_total", "counter", "Sessions ended, by outcome.");
+  m.describe("mxscreen_sessions_active", "gauge", "Sessions open now.");
+  m.describe("mxscreen_sessions_backend", "gauge",
+             "Sessions holding a backend connection now (handoff or splice).");
+  m.describe("mxscreen_handoffs_total", "counter", "Sessions handed to the backend.");
+  m.describe("mxscreen_backend_failures_total", "counter",
+             "Handoffs that failed, by step (connect, banner, xclient).");
+  m.describe("mxscreen_pregreet_total", "counter",
+             "Greet test results: pass, ignore (early talker let through), drop, hangup.");
+  m.describe("mxscreen_spliced_bytes_total", "counter", "Bytes spliced, by direction.");
+  m.describe("mxscreen_reloads_total", "counter", "SIGHUP reloads, by result.");
+  update_gauges();
+}
+
+Server::~Server() = default;
+
+bool Server::bind() {
+  const auto& config = *runtime_->config;
+  for (const auto& lc : config.listen) {
+    auto listener = std::make_unique<Listener>();
+    listener->config = lc;
+    listener->label = lc.address.to_string();
+    listener->server = this;
+    uv_tcp_init(loop_, listener->tcp.get());
+    listener->tcp.initialized();
+    listener->tcp->data = listener.get();
+    auto ss = sockaddr_from_endpoint(lc.address);
+    int rc = uv_tcp_bind(listener->tcp.get(), reinterpret_cast<const sockaddr*>(&ss),
+                         lc.address.address.is_v4() ? 0 : UV_TCP_IPV6ONLY);
+    if (rc == 0) rc = uv_listen(listener->tcp.stream(), 4096, on_connection);
+    if (rc != 0) {
+      Log::error("cannot listen on " + listener->label + ": " + uv_error(rc));
+      return false;
+    }
+    Log::info("listening on " + listener->label + " role " +
+              (lc.role == ListenRole::kFakeMx ? "fake_mx" : "mx") +
+              (lc.proxy_protocol ? " (PROXY protocol expected)" : ""));
+    listeners_.push_back(std::move(listener));
+  }
+  if (config.metrics.listen) {
+    int rc = metrics_server_.start(*config.metrics.listen);
+    if (rc != 0) {
+      Log::error("cannot serve metrics on " + config.metrics.listen->to_string() + ": " +
+                 uv_error(rc));
+      return false;
+    }
+  }
+  return true;
+}
+
+void Server::start() {
+  uv_check_init(loop_, reaper_.get());
+  reaper_.initialized();
+  reaper_->data = this;
+  start_signal(loop_, sighup_, SIGHUP, this,
+               [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->reload(); });
+  start_signal(loop_, sigterm_, SIGTERM, this,
+               [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->drain(); });
+  start_signal(loop_, sigint_, SIGINT, this,
+               [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->drain(); });
+}
+
+void Server::on_connection(uv_stream_t* server, int status) {
+  auto* listener = static_cast<Listener*>(server->data);
+  if (!listener || status < 0) return;
+  listener->server->accept_one(*listener);
+}
+
+void Server::accept_one(Listener& listener) {
+  auto session = std::make_unique<Session>(*this, listener);
+  Session* raw = session.get();
+  // In the map before accept(): the connect decision may end the session at once.
+  sessions_.emplace(raw, std::move(session));
+  if (!raw->accept(listener.tcp.stream())) {
+    // EMFILE and friends: the connection stays in the kernel's backlog until a slot frees.
+    Log::warning("accept on " + listener.label + " failed");
+    metrics().inc("mxscreen_accept_errors_total");
+    session_ended(raw);
+    return;
+  }
+  update_gauges();
+}
+
+void Server::session_ended(Session* session) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  dead_.push_back(std::move(it->second));
+  sessions_.erase(it);
+  update_gauges();
+  // Free it after the callback that ended it has unwound.
+  uv_check_start(reaper_.get(), [](uv_check_t* h) {
+    if (auto* self = static_cast<Server*>(h->data)) self->reap();
+  });
+}
+
+void Server::reap() {
+  dead_.clear();
+  uv_check_stop(reaper_.get());
+  maybe_finish_drain();
+}
+
+void Server::update_gauges() {
+  metrics().set("mxscreen_sessions_active", "", static_cast<int64_t>(sessions_.size()));
+  metrics().set("mxscreen_sessions_backend", "", static_cast<int64_t>(backend_sessions_));
+}
+
+void Server::reload() {
+  auto loaded = load_config(config_path_);
+  std::vector<std::string> errors;
+  for (const auto& e : loaded.errors) errors.push_back(e.to_string());
+  std::shared_ptr<const Runtime> rt;
+  if (loaded.config) rt = build_runtime(std::move(*loaded.config), &errors);
+  if (!rt || !errors.empty()) {
+    for (const auto& e : errors) Log::error("reload: " + e);
+    Log::error("reload of " + config_path_ + " refused; keeping the running configuration");
+    metrics().inc("mxscreen_reloads_total", "result=\"refused\"");
+    return;
+  }
+  // Listeners are bound once (we may no longer be root): changes to them need a restart.
+  const auto& old_listen = runtime_->config->listen;
+  const auto& new_listen = rt->config->listen;
+  bool same = old_listen.size() == new_listen.size();
+  for (size_t i = 0; same && i < old_listen.size(); ++i) {
+    same = old_listen[i].address == new_listen[i].address;
+  }
+  if (!same) Log::warning("reload: [[listen]] changes take effect after a restart");
+  runtime_ = std::move(rt);
+  Log::info("reloaded " + config_path_ + "; new sessions use the new configuration");
+  metrics().inc("mxscreen_reloads_total", "result=\"ok\"");
+}
+
+void Server::drain() {
+  if (draining_) return;
+  draining_ = true;
+  Log::info("stopping: no new connections; waiting up to " +
+            std::to_string(runtime_->config->server.drain_timeout.count() / 1000) +
+            "s for " + std::to_string(backend_sessions_) + " sessions at the backend");
+  for (auto& l : listeners_) l->tcp.close();
+  metrics_server_.stop();
+  std::vector<Session*> live;
+  for (auto& [raw, s] : sessions_) live.push_back(raw);
+  for (Session* s : live) s->shutdown_if_unspliced();
+  uv_timer_init(loop_, drain_timer_.get());
+  drain_timer_.initialized();
+  drain_timer_->data = this;
+  uv_timer_start(
+      drain_timer_.get(),
+      [](uv_timer_t* h) {
+        auto* self = static_cast<Server*>(h->data);
+        if (!self) return;
+        Log::warning("drain timeout: closing " + std::to_string(self->sessions_.size()) +
+                     " sessions");
+        std::vector<Session*> left;
+        for (auto& [raw, s] : self->sessions_) left.push_back(raw);
+        for (Session* s : left) s->abort();
+      },
+      static_cast<uint64_t>(runtime_->config->server.drain_timeout.count()), 0);
+  uv_unref(drain_timer_.base());
+  maybe_finish_drain();
+}
+
+void Server::maybe_finish_drain() {
+  if (!draining_ || !sessions_.empty() || !dead_.empty()) return;
+  drain_timer_.close();
+  sighup_.close();
+  sigterm_.close();
+  sigint_.close();
+  reaper_.close();
+  // Nothing keeps the loop alive now: uv_run returns once pending closes are done.
+}
+
+}  // namespace mxscreen::proxy

@@ -1,0 +1,89 @@
+// proxy/server.h: the process's one event loop and what hangs off it: the listeners, the live
+// sessions, the runtime policy (config + access list, swapped whole on SIGHUP), signals, the
+// metrics endpoint and the drain on SIGTERM.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "checks/access.h"
+#include "proxy/config.h"
+#include "proxy/metrics.h"
+#include "proxy/uv_handle.h"
+
+namespace mxscreen::proxy {
+
+class Session;
+
+// What a session is screened with. Immutable once built; a reload builds a new one and live
+// sessions keep the one they started with.
+struct Runtime {
+  std::shared_ptr<const Config> config;
+  checks::AccessList access;
+  std::string banner;  // greet.banner with $hostname expanded
+};
+
+// Builds the runtime from a loaded config (reads access.file). On failure returns nullptr and
+// fills `errors` with "file:line:col: message" lines.
+std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::string>* errors);
+
+struct Listener {
+  ListenConfig config;
+  std::string label;  // "127.0.0.1:25" for logs and metrics
+  UvHandle<uv_tcp_t> tcp;
+  class Server* server = nullptr;
+};
+
+class Server {
+ public:
+  Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::string config_path);
+  ~Server();
+
+  // Binds every listener and the metrics endpoint. Returns false (after logging) on failure.
+  bool bind();
+  // Starts accepting and installs the signal handlers.
+  void start();
+
+  uv_loop_t* loop() const { return loop_; }
+  const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
+  std::size_t active_sessions() const { return sessions_.size(); }
+  // Sessions holding a backend connection (handing off or spliced): backend.max_sessions.
+  std::size_t backend_sessions() const { return backend_sessions_; }
+  bool draining() const { return draining_; }
+
+  // Called by a session when it is done; it is freed on the next loop turn.
+  void session_ended(Session* session);
+  void backend_session(bool opened) {
+    opened ? ++backend_sessions_ : --backend_sessions_;
+    update_gauges();
+  }
+
+  void reload();
+  void drain();
+
+ private:
+  static void on_connection(uv_stream_t* server, int status);
+  void accept_one(Listener& listener);
+  void update_gauges();
+  void reap();
+  void maybe_finish_drain();
+
+  uv_loop_t* loop_;
+  std::shared_ptr<const Runtime> runtime_;
+  std::string config_path_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  std::vector<std::unique_ptr<Session>> dead_;
+  std::size_t backend_sessions_ = 0;
+  bool draining_ = false;
+  MetricsServer metrics_server_;
+  UvHandle<uv_check_t> reaper_;
+  UvHandle<uv_timer_t> drain_timer_;
+  UvHandle<uv_signal_t> sighup_, sigterm_, sigint_;
+};
+
+}  // namespace mxscreen::proxy

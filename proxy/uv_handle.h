@@ -1,0 +1,81 @@
+// proxy/uv_handle.h: libuv handles owned by C++ objects. The handle lives on the heap; the
+// owner's destructor closes it and the close callback frees it, so callbacks still queued in
+// the loop find handle->data == nullptr and return. Also: sockaddr <-> protocol::Endpoint.
+#pragma once
+
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "protocol/address.h"
+
+namespace mxscreen::proxy {
+
+template <typename H>
+class UvHandle {
+ public:
+  UvHandle() : handle_(new H{}) {}
+  ~UvHandle() { close(); }
+  UvHandle(const UvHandle&) = delete;
+  UvHandle& operator=(const UvHandle&) = delete;
+
+  H* get() const { return handle_; }
+  H* operator->() const { return handle_; }
+  uv_handle_t* base() const { return reinterpret_cast<uv_handle_t*>(handle_); }
+  uv_stream_t* stream() const { return reinterpret_cast<uv_stream_t*>(handle_); }
+  explicit operator bool() const { return handle_ != nullptr; }
+
+  // Call after a successful uv_*_init: from then on the handle must be closed, not freed.
+  void initialized() { initialized_ = true; }
+
+  // Closes the handle (frees it in the close callback) and forgets it.
+  void close() {
+    if (!handle_) return;
+    handle_->data = nullptr;
+    if (initialized_) {
+      if (!uv_is_closing(base())) uv_close(base(), &UvHandle::free_handle);
+    } else {
+      delete handle_;
+    }
+    handle_ = nullptr;
+  }
+
+  // Gives up ownership without closing; whoever takes the raw handle must close it.
+  H* release() {
+    H* h = handle_;
+    handle_ = nullptr;
+    return h;
+  }
+
+  // TCP only: close with RST instead of FIN (a closed-port look for the fake MX).
+  void reset() {
+    if constexpr (std::is_same_v<H, uv_tcp_t>) {
+      if (handle_ && initialized_ && !uv_is_closing(base())) {
+        handle_->data = nullptr;
+        if (uv_tcp_close_reset(handle_, &UvHandle::free_handle) == 0) {
+          handle_ = nullptr;
+          return;
+        }
+      }
+    }
+    close();
+  }
+
+ private:
+  static void free_handle(uv_handle_t* h) { delete reinterpret_cast<H*>(h); }
+
+  H* handle_;
+  bool initialized_ = false;
+};
+
+protocol::Endpoint endpoint_from_sockaddr(const sockaddr* sa);
+sockaddr_storage sockaddr_from_endpoint(const protocol::Endpoint& endpoint);
+// Local and peer address of a connected TCP handle.
+protocol::Endpoint tcp_peer(const uv_tcp_t* tcp);
+protocol::Endpoint tcp_local(const uv_tcp_t* tcp);
+std::string uv_error(int code);
+
+}  // namespace mxscreen::proxy
