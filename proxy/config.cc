@@ -1,0 +1,603 @@
+// proxy/config.cc: TOML -> Config. Each section is read through a Section reader that knows
+// the section's keys, converts and range-checks values, and records every problem with the
+// line:col of the offending value. The one place that catches tomlplusplus's exceptions.
+#include "proxy/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <set>
+#include <span>
+#include <sstream>
+#include <utility>
+
+namespace mxscreen::proxy {
+namespace {
+
+using Ms = std::chrono::milliseconds;
+constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+
+template <typename E>
+struct Named {
+  std::string_view name;
+  E value;
+};
+
+constexpr Named<ListenRole> kListenRoles[] = {{"mx", ListenRole::kMx},
+                                              {"fake_mx", ListenRole::kFakeMx}};
+constexpr Named<HandoffMode> kHandoffModes[] = {{"proxy_v1", HandoffMode::kProxyV1},
+                                                {"proxy_v2", HandoffMode::kProxyV2},
+                                                {"xclient", HandoffMode::kXclient},
+                                                {"none", HandoffMode::kNone}};
+constexpr Named<FakeMxAction> kFakeMxActions[] = {{"reset", FakeMxAction::kReset},
+                                                  {"tempfail", FakeMxAction::kTempfail},
+                                                  {"tempfail_rcpt", FakeMxAction::kTempfailRcpt}};
+constexpr Named<StoreBackend> kStoreBackends[] = {{"lmdb", StoreBackend::kLmdb},
+                                                  {"redis", StoreBackend::kRedis},
+                                                  {"memory", StoreBackend::kMemory}};
+constexpr Named<LogFormat> kLogFormats[] = {{"text", LogFormat::kText}, {"json", LogFormat::kJson}};
+constexpr Named<LogTarget> kLogTargets[] = {{"stderr", LogTarget::kStderr},
+                                            {"syslog", LogTarget::kSyslog}};
+constexpr Named<checks::Action> kActions[] = {{"off", checks::Action::kOff},
+                                              {"ignore", checks::Action::kIgnore},
+                                              {"enforce", checks::Action::kEnforce},
+                                              {"drop", checks::Action::kDrop}};
+
+template <typename E>
+std::string_view name_of(std::span<const Named<E>> names, E value) {
+  for (const auto& n : names) {
+    if (n.value == value) return n.name;
+  }
+  return "?";
+}
+
+struct Pos {
+  int line = 0;
+  int column = 0;
+};
+
+Pos pos_of(const toml::node& node) {
+  const auto& begin = node.source().begin;
+  return {static_cast<int>(begin.line), static_cast<int>(begin.column)};
+}
+
+std::string_view type_name(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+class Reporter {
+ public:
+  explicit Reporter(std::string file) : file_(std::move(file)) {}
+  void error(Pos pos, std::string message) {
+    errors_.push_back({file_, pos.line, pos.column, std::move(message)});
+  }
+  bool empty() const { return errors_.empty(); }
+  std::size_t count() const { return errors_.size(); }
+  std::vector<ConfigError> take() {
+    std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+    });
+    return std::move(errors_);
+  }
+
+ private:
+  std::string file_;
+  std::vector<ConfigError> errors_;
+};
+
+// One TOML table: typed reads of known keys (absent key = keep the default), then finish()
+// reports every key nobody asked for.
+class Section {
+ public:
+  Section(Reporter& reporter, const toml::table* table, std::string label)
+      : reporter_(reporter), table_(table), label_(std::move(label)) {}
+
+  // Position of the key's value, or of the table when the key is absent.
+  Pos where(std::string_view key) const {
+    const toml::node* node = table_ ? table_->get(key) : nullptr;
+    if (node) return pos_of(*node);
+    return table_ ? pos_of(*table_) : Pos{};
+  }
+  std::string name(std::string_view key) const { return "'" + std::string(key) + "' in " + label_; }
+  void error(std::string_view key, const std::string& message) {
+    reporter_.error(where(key), name(key) + ": " + message);
+  }
+  void check(bool ok, std::string_view key, const std::string& message) {
+    if (!ok) error(key, message);
+  }
+
+  void read(std::string_view key, bool& out) {
+    if (auto v = typed<bool>(key, "a boolean")) out = *v;
+  }
+  void read(std::string_view key, std::string& out) {
+    if (auto v = typed<std::string>(key, "a string")) out = std::move(*v);
+  }
+  void read(std::string_view key, int& out, int64_t min, int64_t max = kIntMax) {
+    if (auto v = integer(key, min, max)) out = static_cast<int>(*v);
+  }
+  void read(std::string_view key, std::size_t& out, int64_t min, int64_t max) {
+    if (auto v = integer(key, min, max)) out = static_cast<std::size_t>(*v);
+  }
+  // Range (lo, hi]: a share such as stress_threshold.
+  void read_share(std::string_view key, double& out) {
+    const toml::node* node = get(key);
+    if (!node) return;
+    std::optional<double> v;
+    if (node->is_floating_point() || node->is_integer()) v = node->value<double>();
+    if (!v) return wrong_type(key, *node, "a number");
+    if (!(*v > 0.0 && *v <= 1.0)) {
+      std::ostringstream got;
+      got << *v;
+      return error(key, "must be greater than 0 and at most 1, got " + got.str());
+    }
+    out = *v;
+  }
+  void read_duration(std::string_view key, Ms& out, Ms min = Ms(0)) {
+    const toml::node* node = get(key);
+    if (!node) return;
+    std::optional<Ms> v;
+    if (auto s = node->value_exact<std::string>()) {
+      v = parse_duration(*s);
+      if (!v)
+        return error(key, "invalid duration \"" + *s +
+                              "\": expected e.g. \"500ms\", "
+                              "\"6s\", \"5m\", \"2h\", \"35d\"");
+    } else if (auto i = node->value_exact<int64_t>()) {  // bare number = seconds, as Postfix
+      v = parse_duration(std::to_string(*i));
+      if (!v) return error(key, "invalid duration " + std::to_string(*i));
+    } else {
+      return wrong_type(key, *node, "a duration string such as \"6s\"");
+    }
+    if (*v < min) {
+      return error(key, min == Ms(1) ? "must be greater than 0"
+                                     : "must be at least " + std::to_string(min.count()) + "ms");
+    }
+    out = *v;
+  }
+  template <typename E>
+  void read(std::string_view key, E& out, std::span<const Named<E>> names) {
+    auto s = typed<std::string>(key, "a string");
+    if (!s) return;
+    std::string allowed;
+    for (const auto& n : names) {
+      if (n.name == *s) {
+        out = n.value;
+        return;
+      }
+      allowed += (allowed.empty() ? "" : " | ") + std::string(n.name);
+    }
+    error(key, "invalid value \"" + *s + "\": expected " + allowed);
+  }
+  void read(std::string_view key, checks::Action& out) {
+    read(key, out, std::span<const Named<checks::Action>>(kActions));
+  }
+  // Each element goes through `convert` (string -> T); failures are reported per element.
+  template <typename T, typename Convert>
+  void read_list(std::string_view key, std::vector<T>& out, std::string_view what,
+                 Convert convert) {
+    const toml::node* node = get(key);
+    if (!node) return;
+    const toml::array* array = node->as_array();
+    if (!array) return wrong_type(key, *node, "an array of strings");
+    std::vector<T> values;
+    bool ok = true;
+    for (const toml::node& element : *array) {
+      auto s = element.value_exact<std::string>();
+      std::optional<T> value;
+      if (!s) {
+        reporter_.error(pos_of(element),
+                        name(key) + ": expected strings, got " + std::string(type_name(element)));
+      } else if (!(value = convert(*s))) {
+        reporter_.error(pos_of(element),
+                        name(key) + ": invalid " + std::string(what) + " \"" + *s + "\"");
+      }
+      if (value) values.push_back(std::move(*value));
+      ok = ok && value.has_value();
+    }
+    if (ok) out = std::move(values);
+  }
+  void read(std::string_view key, std::vector<std::string>& out) {
+    read_list(key, out, "string", [](const std::string& s) { return std::optional(s); });
+  }
+  void read(std::string_view key, std::vector<protocol::Cidr>& out) {
+    read_list(key, out, "network (expected e.g. \"192.0.2.0/24\" or \"2001:db8::/32\")",
+              [](const std::string& s) { return protocol::Cidr::parse(s); });
+  }
+  void read(std::string_view key, protocol::Endpoint& out) {
+    auto s = typed<std::string>(key, "a string");
+    if (!s) return;
+    if (auto e = protocol::Endpoint::parse(*s)) {
+      out = *e;
+    } else {
+      error(key, "invalid address \"" + *s +
+                     "\": expected ip:port, e.g. \"127.0.0.1:10025\" or \"[::1]:10025\"");
+    }
+  }
+
+  const toml::node* get(std::string_view key) {
+    known_.emplace(key);
+    return table_ ? table_->get(key) : nullptr;
+  }
+  void finish() {
+    if (!table_) return;
+    for (const auto& [key, node] : *table_) {
+      if (!known_.contains(key.str())) {
+        reporter_.error(pos_of(node), "unknown key '" + std::string(key.str()) + "' in " + label_);
+      }
+    }
+  }
+
+ private:
+  template <typename T>
+  std::optional<T> typed(std::string_view key, std::string_view expected) {
+    const toml::node* node = get(key);
+    if (!node) return std::nullopt;
+    auto v = node->value_exact<T>();
+    if (!v) wrong_type(key, *node, expected);
+    return v;
+  }
+  std::optional<int64_t> integer(std::string_view key, int64_t min, int64_t max) {
+    auto v = typed<int64_t>(key, "an integer");
+    if (!v) return std::nullopt;
+    if (*v < min || *v > max) {
+      error(key, (max == kIntMax
+                      ? "must be at least " + std::to_string(min)
+                      : "must be between " + std::to_string(min) + " and " + std::to_string(max)) +
+                     ", got " + std::to_string(*v));
+      return std::nullopt;
+    }
+    return v;
+  }
+  void wrong_type(std::string_view key, const toml::node& node, std::string_view expected) {
+    error(key, "expected " + std::string(expected) + ", got " + std::string(type_name(node)));
+  }
+
+  Reporter& reporter_;
+  const toml::table* table_;
+  std::string label_;
+  std::set<std::string, std::less<>> known_;
+};
+
+void read_server(Section& s, ServerConfig& c) {
+  s.read("hostname", c.hostname);
+  s.read("user", c.user);
+  s.read("state_dir", c.state_dir);
+  s.read("max_sessions", c.max_sessions, 1);
+  s.read_share("stress_threshold", c.stress_threshold);
+  s.read_duration("drain_timeout", c.drain_timeout);
+  s.read("workers", c.workers, 1, 256);
+  s.read("buffer_size", c.buffer_size, 1024, int64_t{64} << 20);
+}
+
+void read_backend(Section& s, BackendConfig& c) {
+  s.read("address", c.address);
+  s.read("handoff", c.handoff, std::span<const Named<HandoffMode>>(kHandoffModes));
+  s.read_duration("connect_timeout", c.connect_timeout, Ms(1));
+  s.read("max_sessions", c.max_sessions, 1);
+  s.read_duration("banner_timeout", c.banner_timeout, Ms(1));
+}
+
+void read_greet(Section& s, GreetConfig& c) {
+  s.read("banner", c.banner);
+  s.check(c.banner.find_first_of("\r\n") == std::string::npos, "banner", "must be a single line");
+  s.read_duration("wait", c.wait);
+  s.read("action", c.action);
+}
+
+void read_smtp(Section& s, SmtpConfig& c) {
+  s.read("helo_required", c.helo_required);
+  s.read("disable_vrfy", c.disable_vrfy);
+  // RFC 5321 4.5.3.1.4: a command line is up to 512 octets; refuse anything shorter.
+  s.read("line_length_limit", c.line_length_limit, 512);
+  s.read("command_count_limit", c.command_count_limit, 1);
+  s.read_duration("command_time_limit", c.command_time_limit, Ms(1));
+  s.read("pipelining", c.pipelining);
+  s.read("non_smtp_command", c.non_smtp_command);
+  s.read("bare_newline", c.bare_newline);
+  s.read_duration("idle_timeout", c.idle_timeout, Ms(1));
+}
+
+void read_errors(Section& s, ErrorsConfig& c) {
+  s.read_duration("sleep_time", c.sleep_time);
+  s.read("soft_limit", c.soft_limit, 0);
+  s.read("hard_limit", c.hard_limit, 1);
+  s.read("junk_command_limit", c.junk_command_limit, 0);
+  s.check(c.hard_limit >= c.soft_limit, "hard_limit",
+          "must be at least soft_limit (" + std::to_string(c.soft_limit) + "), got " +
+              std::to_string(c.hard_limit));
+}
+
+void read_checks(Section& helo, Section& client, Section& sender, Section& recipient, Config& c) {
+  helo.read("reject_invalid", c.helo.reject_invalid);
+  helo.read("reject_non_fqdn", c.helo.reject_non_fqdn);
+  helo.read("reject_unknown", c.helo.reject_unknown);
+  helo.read("rhsbl", c.helo.rhsbl);
+  client.read("reject_unknown_reverse", c.client.reject_unknown_reverse);
+  client.read("reject_unknown", c.client.reject_unknown);
+  client.read("rhsbl_reverse", c.client.rhsbl_reverse);
+  sender.read("reject_non_fqdn", c.sender.reject_non_fqdn);
+  sender.read("reject_unknown_domain", c.sender.reject_unknown_domain);
+  sender.read("rhsbl", c.sender.rhsbl);
+  recipient.read("reject_non_fqdn", c.recipient.reject_non_fqdn);
+}
+
+// postscreen_dnsbl_sites: "domain[=filter][*weight]". Only the shape is checked here; the
+// filter's ranges are the DNSBL check's business.
+bool plausible_dnsbl_site(const std::string& site) {
+  if (site.empty() || site.find_first_of("=*") == 0) return false;
+  if (site.find_first_of(" \t") != std::string::npos) return false;
+  const std::size_t star = site.rfind('*');  // filters never contain '*'
+  if (star == std::string::npos) return true;
+  std::string_view weight = std::string_view(site).substr(star + 1);
+  if (!weight.empty() && weight.front() == '-') weight.remove_prefix(1);
+  return !weight.empty() && weight.size() <= 9 &&
+         std::all_of(weight.begin(), weight.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
+
+void read_dnsbl(Section& s, DnsblConfig& c) {
+  s.read_list("sites", c.sites, "site (expected name=filter*weight)",
+              [](const std::string& v) -> std::optional<std::string> {
+                if (!plausible_dnsbl_site(v)) return std::nullopt;
+                return v;
+              });
+  s.read("threshold", c.threshold, 1);
+  s.read("allowlist_threshold", c.allowlist_threshold, -kIntMax);
+  s.read("action", c.action);
+}
+
+void read_dns(Section& s, DnsConfig& c) {
+  // "ip:port", or a bare address for port 53 as in resolv.conf.
+  s.read_list("nameservers", c.nameservers, "nameserver (expected ip or ip:port)",
+              [](const std::string& v) -> std::optional<protocol::Endpoint> {
+                if (auto e = protocol::Endpoint::parse(v)) return e;
+                if (auto ip = protocol::IpAddress::parse(v)) return protocol::Endpoint{*ip, 53};
+                return std::nullopt;
+              });
+  s.read_duration("timeout", c.timeout, Ms(1));
+}
+
+void read_greylist(Section& s, GreylistConfig& c) {
+  s.read("enabled", c.enabled);
+  s.read_duration("delay", c.delay);
+  s.read_duration("retry_window", c.retry_window, Ms(1));
+  s.read_duration("max_age", c.max_age, Ms(1));
+  s.read("ipv4_prefix", c.ipv4_prefix, 0, 32);
+  s.read("ipv6_prefix", c.ipv6_prefix, 0, 128);
+  s.read("auto_allowlist_clients", c.auto_allowlist_clients, 0);
+  s.check(c.retry_window > c.delay, "retry_window", "must be longer than delay");
+}
+
+void read_fake_mx_and_ban(Section& fake_mx, Section& ban, Config& c) {
+  fake_mx.read("action", c.fake_mx.action, std::span<const Named<FakeMxAction>>(kFakeMxActions));
+  fake_mx.read("ban_after", c.fake_mx.ban_after, 0);
+  fake_mx.read_duration("window", c.fake_mx.window, Ms(1));
+  fake_mx.read_duration("pair_window", c.fake_mx.pair_window);
+  ban.read_duration("ban_time", c.ban.ban_time, Ms(1));
+  ban.read_duration("max_ban_time", c.ban.max_ban_time, Ms(1));
+  ban.read("max_retry", c.ban.max_retry, 1);
+  ban.read_duration("find_time", c.ban.find_time, Ms(1));
+  ban.check(c.ban.max_ban_time >= c.ban.ban_time, "max_ban_time", "must be at least ban_time");
+}
+
+void read_access_and_tls(Section& access, Section& tls, Config& c) {
+  access.read("allow", c.access.allow);
+  access.read("deny", c.access.deny);
+  access.read("file", c.access.file);
+  tls.read("cert_file", c.tls.cert_file);
+  tls.read("key_file", c.tls.key_file);
+  if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
+    const char* missing = c.tls.cert_file.empty() ? "cert_file" : "key_file";
+    const char* given = c.tls.cert_file.empty() ? "key_file" : "cert_file";
+    tls.error(given, std::string("needs ") + missing + " too (set both, or neither for no TLS)");
+  }
+}
+
+void read_runtime(Section& store, Section& metrics, Section& log, Config& c) {
+  store.read("backend", c.store.backend, std::span<const Named<StoreBackend>>(kStoreBackends));
+  store.read("redis_url", c.store.redis_url);
+  store.check(c.store.backend != StoreBackend::kRedis || !c.store.redis_url.empty(), "redis_url",
+              "must be set when backend = \"redis\"");
+  if (metrics.get("listen")) {
+    std::string text;
+    metrics.read("listen", text);
+    if (text.empty()) {
+      c.metrics.listen.reset();
+    } else {
+      protocol::Endpoint endpoint;
+      metrics.read("listen", endpoint);
+      c.metrics.listen = endpoint;
+    }
+  }
+  log.read("format", c.log.format, std::span<const Named<LogFormat>>(kLogFormats));
+  log.read("target", c.log.target, std::span<const Named<LogTarget>>(kLogTargets));
+}
+
+void read_listeners(Reporter& reporter, const toml::node* node, Config& c) {
+  if (node && node->is_array() && node->as_array()->empty()) {
+    reporter.error(pos_of(*node), "'listen' is empty: add a [[listen]] entry or leave it out");
+    return;
+  }
+  if (node && !node->is_array_of_tables()) {
+    reporter.error(pos_of(*node), "'listen' must be an array of tables: write [[listen]]");
+    return;
+  }
+  if (node) {
+    for (const toml::node& entry : *node->as_array()) {
+      Section s(reporter, entry.as_table(), "[[listen]]");
+      ListenConfig listen;
+      const Pos pos = pos_of(entry);
+      listen.line = pos.line;
+      listen.column = pos.column;
+      if (!s.get("address")) s.error("address", "missing (e.g. address = \"0.0.0.0:25\")");
+      const std::size_t errors_before = reporter.count();
+      s.read("address", listen.address);
+      const bool address_ok = reporter.count() == errors_before;
+      s.read("role", listen.role, std::span<const Named<ListenRole>>(kListenRoles));
+      s.read("proxy_protocol", listen.proxy_protocol);
+      s.finish();
+      for (const auto& other : c.listen) {
+        if (address_ok && other.address == listen.address) {
+          s.error("address", "duplicate listen address " + listen.address.to_string());
+        }
+      }
+      c.listen.push_back(listen);
+    }
+  }
+  if (c.listen.empty()) c.listen.push_back({{protocol::IpAddress::v4(0, 0, 0, 0), 25}});
+}
+
+constexpr std::string_view kSections[] = {
+    "server", "listen",    "backend", "greet", "smtp",     "errors", "helo",    "client",
+    "sender", "recipient", "dnsbl",   "dns",   "greylist", "cache",  "fake_mx", "ban",
+    "limits", "access",    "tls",     "store", "metrics",  "log"};
+
+void read_all(Reporter& reporter, const toml::table& root, Config& c) {
+  std::vector<std::unique_ptr<Section>> sections;
+  auto section = [&](std::string_view name) -> Section& {
+    const toml::node* node = root.get(name);
+    const toml::table* table = node ? node->as_table() : nullptr;
+    if (node && !table) {
+      reporter.error(pos_of(*node), "'" + std::string(name) + "' must be a table: write [" +
+                                        std::string(name) + "]");
+    }
+    sections.push_back(std::make_unique<Section>(reporter, table, "[" + std::string(name) + "]"));
+    return *sections.back();
+  };
+  for (const auto& [key, node] : root) {
+    if (std::find(std::begin(kSections), std::end(kSections), key.str()) == std::end(kSections)) {
+      reporter.error(pos_of(node),
+                     node.is_table() ? "unknown section [" + std::string(key.str()) + "]"
+                                     : "unknown key '" + std::string(key.str()) + "' at top level");
+    }
+  }
+  read_server(section("server"), c.server);
+  read_listeners(reporter, root.get("listen"), c);
+  read_backend(section("backend"), c.backend);
+  read_greet(section("greet"), c.greet);
+  read_smtp(section("smtp"), c.smtp);
+  read_errors(section("errors"), c.errors);
+  read_checks(section("helo"), section("client"), section("sender"), section("recipient"), c);
+  read_dnsbl(section("dnsbl"), c.dnsbl);
+  read_dns(section("dns"), c.dns);
+  read_greylist(section("greylist"), c.greylist);
+  section("cache").read_duration("pass_ttl", c.cache.pass_ttl);
+  read_fake_mx_and_ban(section("fake_mx"), section("ban"), c);
+  Section& limits = section("limits");
+  limits.read("client_connection_count", c.limits.client_connection_count, 0);
+  limits.read("client_connection_rate", c.limits.client_connection_rate, 0);
+  read_access_and_tls(section("access"), section("tls"), c);
+  read_runtime(section("store"), section("metrics"), section("log"), c);
+  for (auto& s : sections) s->finish();
+}
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+  if (line <= 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+ConfigResult parse_config(std::string_view toml_text, const std::string& path_for_messages) {
+  Reporter reporter(path_for_messages);
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, path_for_messages);
+  } catch (const toml::parse_error& e) {
+    const auto& begin = e.source().begin;
+    reporter.error({static_cast<int>(begin.line), static_cast<int>(begin.column)},
+                   std::string(e.description()));
+    return {std::nullopt, reporter.take()};
+  }
+  Config config;
+  read_all(reporter, root, config);
+  if (!reporter.empty()) return {std::nullopt, reporter.take()};
+  return {std::move(config), {}};
+}
+
+ConfigResult load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return {std::nullopt, {{path, 0, 0, std::string("cannot open: ") + std::strerror(errno)}}};
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return {std::nullopt, {{path, 0, 0, "read error"}}};
+  return parse_config(text.str(), path);
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  std::size_t digits = 0;
+  int64_t number = 0;
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') {
+    const int d = text[digits] - '0';
+    if (number > (kMax - d) / 10) return std::nullopt;
+    number = number * 10 + d;
+    ++digits;
+  }
+  if (digits == 0) return std::nullopt;
+  // A bare number is seconds, Postfix's default time unit.
+  constexpr std::pair<std::string_view, int64_t> kUnits[] = {{"", 1000},
+                                                             {"ms", 1},
+                                                             {"s", 1000},
+                                                             {"m", int64_t{60} * 1000},
+                                                             {"h", int64_t{3600} * 1000},
+                                                             {"d", int64_t{86400} * 1000},
+                                                             {"w", int64_t{604800} * 1000}};
+  const std::string_view unit = text.substr(digits);
+  const auto* found = std::find_if(std::begin(kUnits), std::end(kUnits),
+                                   [&](const auto& u) { return u.first == unit; });
+  if (found == std::end(kUnits)) return std::nullopt;
+  const int64_t factor = found->second;
+  if (number > kMax / factor) return std::nullopt;
+  return std::chrono::milliseconds(number * factor);
+}
+
+std::string_view to_string(ListenRole role) {
+  return name_of(std::span<const Named<ListenRole>>(kListenRoles), role);
+}
+std::string_view to_string(HandoffMode mode) {
+  return name_of(std::span<const Named<HandoffMode>>(kHandoffModes), mode);
+}
+std::string_view to_string(FakeMxAction action) {
+  return name_of(std::span<const Named<FakeMxAction>>(kFakeMxActions), action);
+}
+std::string_view to_string(StoreBackend backend) {
+  return name_of(std::span<const Named<StoreBackend>>(kStoreBackends), backend);
+}
+std::string_view to_string(LogFormat format) {
+  return name_of(std::span<const Named<LogFormat>>(kLogFormats), format);
+}
+std::string_view to_string(LogTarget target) {
+  return name_of(std::span<const Named<LogTarget>>(kLogTargets), target);
+}
+
+}  // namespace mxscreen::proxy

@@ -1,0 +1,244 @@
+// proxy/config.h: the mxscreen configuration as plain values, one struct per TOML section,
+// member names = TOML key names. load_config()/parse_config() read a TOML file, fill in the
+// defaults of DESIGN.md and report every problem as "file:line:col: message".
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "checks/verdict.h"
+#include "protocol/address.h"
+
+namespace mxscreen::proxy {
+
+struct ServerConfig {
+  std::string hostname;           // empty = gethostname(), resolved by the proxy, not here
+  std::string user = "mxscreen";  // drop root after binding ("" = stay)
+  std::string state_dir = "/var/lib/mxscreen";
+  int max_sessions = 20000;
+  double stress_threshold = 0.8;  // share of max_sessions that turns stress mode on
+  std::chrono::milliseconds drain_timeout = std::chrono::seconds(30);
+  int workers = 1;
+  std::size_t buffer_size = 65536;  // bytes buffered per direction per spliced session
+};
+
+enum class ListenRole : uint8_t { kMx, kFakeMx };
+
+struct ListenConfig {
+  protocol::Endpoint address;
+  ListenRole role = ListenRole::kMx;
+  bool proxy_protocol = false;  // expect PROXY v1/v2 from an upstream load balancer
+  // Where the [[listen]] entry is in the file (0 = built-in default), for bind errors.
+  int line = 0;
+  int column = 0;
+};
+
+enum class HandoffMode : uint8_t { kProxyV1, kProxyV2, kXclient, kNone };
+
+struct BackendConfig {
+  protocol::Endpoint address = {protocol::IpAddress::v4(127, 0, 0, 1), 10025};
+  HandoffMode handoff = HandoffMode::kProxyV2;
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+  int max_sessions = 200;
+  std::chrono::milliseconds banner_timeout =
+      std::chrono::seconds(30);  // wait for the backend's 220
+};
+
+struct GreetConfig {
+  std::string banner = "$hostname ESMTP";  // $hostname is expanded by the proxy
+  std::chrono::milliseconds wait = std::chrono::seconds(6);
+  checks::Action action = checks::Action::kEnforce;
+};
+
+struct SmtpConfig {
+  bool helo_required = true;
+  bool disable_vrfy = true;
+  int line_length_limit = 2048;
+  int command_count_limit = 20;
+  std::chrono::milliseconds command_time_limit = std::chrono::seconds(300);
+  checks::Action pipelining = checks::Action::kEnforce;
+  checks::Action non_smtp_command = checks::Action::kDrop;
+  checks::Action bare_newline = checks::Action::kOff;
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(300);  // splice idle timeout
+};
+
+struct ErrorsConfig {  // Postfix smtpd_error_sleep_time, smtpd_soft/hard_error_limit
+  std::chrono::milliseconds sleep_time = std::chrono::seconds(1);
+  int soft_limit = 10;
+  int hard_limit = 20;
+  int junk_command_limit = 100;
+};
+
+struct HeloConfig {
+  bool reject_invalid = true;
+  bool reject_non_fqdn = true;
+  bool reject_unknown = false;
+  std::vector<std::string> rhsbl;
+};
+
+struct ClientConfig {
+  bool reject_unknown_reverse = false;
+  bool reject_unknown = false;
+  std::vector<std::string> rhsbl_reverse;
+};
+
+struct SenderConfig {
+  bool reject_non_fqdn = true;
+  bool reject_unknown_domain = false;
+  std::vector<std::string> rhsbl;
+};
+
+struct RecipientConfig {
+  bool reject_non_fqdn = true;
+};
+
+struct DnsblConfig {
+  // postscreen_dnsbl_sites syntax: name=filter*weight (filter and weight optional).
+  std::vector<std::string> sites = {"zen.spamhaus.org=127.0.0.[2..11]*3",
+                                    "list.dnswl.org=127.0.[0..255].[1..3]*-5"};
+  int threshold = 3;
+  int allowlist_threshold = -1;
+  checks::Action action = checks::Action::kEnforce;
+};
+
+struct DnsConfig {
+  std::vector<protocol::Endpoint> nameservers;  // empty = /etc/resolv.conf
+  std::chrono::milliseconds timeout = std::chrono::seconds(5);
+};
+
+struct GreylistConfig {
+  bool enabled = true;
+  std::chrono::milliseconds delay = std::chrono::minutes(5);
+  std::chrono::milliseconds retry_window = std::chrono::hours(48);
+  std::chrono::milliseconds max_age = std::chrono::days(35);
+  int ipv4_prefix = 24;
+  int ipv6_prefix = 64;
+  int auto_allowlist_clients = 5;
+};
+
+struct CacheConfig {
+  std::chrono::milliseconds pass_ttl = std::chrono::hours(24);
+};
+
+enum class FakeMxAction : uint8_t { kReset, kTempfail, kTempfailRcpt };
+
+struct FakeMxConfig {
+  FakeMxAction action = FakeMxAction::kReset;
+  int ban_after = 3;
+  std::chrono::milliseconds window = std::chrono::hours(24);
+  std::chrono::milliseconds pair_window = std::chrono::minutes(10);
+};
+
+struct BanConfig {
+  std::chrono::milliseconds ban_time = std::chrono::hours(1);
+  std::chrono::milliseconds max_ban_time = std::chrono::days(7);
+  int max_retry = 3;
+  std::chrono::milliseconds find_time = std::chrono::minutes(10);
+};
+
+struct LimitsConfig {
+  int client_connection_count = 50;
+  int client_connection_rate = 0;  // per minute, 0 = off
+};
+
+struct AccessConfig {
+  std::vector<protocol::Cidr> allow = {
+      {protocol::IpAddress::v4(127, 0, 0, 0), 8},
+      {protocol::IpAddress{protocol::IpAddress::Family::kV6,
+                           {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}},
+       128}};
+  std::vector<protocol::Cidr> deny;
+  std::string file;  // postscreen cidr format: "192.0.2.0/24 permit|reject"
+};
+
+struct TlsConfig {
+  std::string cert_file;  // empty = no STARTTLS
+  std::string key_file;
+};
+
+enum class StoreBackend : uint8_t { kLmdb, kRedis, kMemory };
+
+struct StoreConfig {
+  StoreBackend backend = StoreBackend::kLmdb;
+  std::string redis_url = "redis://127.0.0.1:6379/0";
+};
+
+struct MetricsConfig {
+  // nullopt = off (listen = "" in the file).
+  std::optional<protocol::Endpoint> listen =
+      protocol::Endpoint{protocol::IpAddress::v4(127, 0, 0, 1), 9425};
+};
+
+enum class LogFormat : uint8_t { kText, kJson };
+enum class LogTarget : uint8_t { kStderr, kSyslog };
+
+struct LogConfig {
+  LogFormat format = LogFormat::kText;
+  LogTarget target = LogTarget::kStderr;
+};
+
+struct Config {
+  ServerConfig server;
+  // Default when the file has no [[listen]]: one mx listener on 0.0.0.0:25.
+  std::vector<ListenConfig> listen;
+  BackendConfig backend;
+  GreetConfig greet;
+  SmtpConfig smtp;
+  ErrorsConfig errors;
+  HeloConfig helo;
+  ClientConfig client;
+  SenderConfig sender;
+  RecipientConfig recipient;
+  DnsblConfig dnsbl;
+  DnsConfig dns;
+  GreylistConfig greylist;
+  CacheConfig cache;
+  FakeMxConfig fake_mx;
+  BanConfig ban;
+  LimitsConfig limits;
+  AccessConfig access;
+  TlsConfig tls;
+  StoreConfig store;
+  MetricsConfig metrics;
+  LogConfig log;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 1-based; 0 = no position (e.g. the file cannot be read)
+  int column = 0;
+  std::string message;
+
+  // "file:line:col: message", or "file: message" without a position.
+  std::string to_string() const;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;  // set iff errors is empty
+  std::vector<ConfigError> errors;
+
+  bool ok() const { return config.has_value(); }
+};
+
+// Reads and validates the file at `path`.
+ConfigResult load_config(const std::string& path);
+// Same for TOML text already in memory; `path_for_messages` names it in errors.
+ConfigResult parse_config(std::string_view toml_text, const std::string& path_for_messages);
+
+// "500ms", "6s", "5m", "2h", "35d", "1w"; a bare number is seconds (Postfix's default unit).
+// Negative, empty, fractional or garbage input, or overflow, gives nullopt.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+std::string_view to_string(ListenRole role);
+std::string_view to_string(HandoffMode mode);
+std::string_view to_string(FakeMxAction action);
+std::string_view to_string(StoreBackend backend);
+std::string_view to_string(LogFormat format);
+std::string_view to_string(LogTarget target);
+
+}  // namespace mxscreen::proxy
