@@ -15,9 +15,7 @@ void PregreetTest::on_client_bytes(Clock::time_point now, std::string_view bytes
 }
 
 Verdict PregreetTest::verdict() const {
-  // Until the dialogue engine exists, enforce cannot reject at RCPT: it acts as drop.
-  Action effective = action_ == Action::kEnforce ? Action::kDrop : action_;
-  return verdict_for(effective, hit(), "pregreet");
+  return verdict_for(action_, hit(), "pregreet");
 }
 
 }  // namespace mxscreen::checks

@@ -63,6 +63,14 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
     if (gethostname(buf, sizeof buf - 1) == 0) config.server.hostname = buf;
   }
   rt->banner = expand_banner(config);
+  const auto& smtp = config.smtp;
+  bool stream_tests = smtp.pipelining != checks::Action::kOff ||
+                      smtp.non_smtp_command != checks::Action::kOff ||
+                      smtp.bare_newline != checks::Action::kOff;
+  bool envelope_tests = config.sender.reject_non_fqdn || config.recipient.reject_non_fqdn;
+  bool helo_tests = config.helo.reject_invalid || config.helo.reject_non_fqdn;
+  rt->dialogue_needed = stream_tests || envelope_tests || helo_tests;
+  rt->handoff_after_helo = helo_tests && !stream_tests && !envelope_tests;
   rt->config = std::make_shared<const Config>(std::move(config));
   return rt;
 }
@@ -128,6 +136,11 @@ void Server::start() {
   uv_check_init(loop_, reaper_.get());
   reaper_.initialized();
   reaper_->data = this;
+  uv_timer_init(loop_, probe_timer_.get());
+  probe_timer_.initialized();
+  probe_timer_->data = this;
+  uv_unref(probe_timer_.base());
+  probe_backend();
   start_signal(loop_, sighup_, SIGHUP, this,
                [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->reload(); });
   start_signal(loop_, sigterm_, SIGTERM, this,
@@ -171,11 +184,26 @@ void Server::session_ended(Session* session) {
 
 void Server::reap() {
   dead_.clear();
+  dead_probe_.reset();
   uv_check_stop(reaper_.get());
   maybe_finish_drain();
 }
 
 void Server::update_gauges() {
+  const auto& server = runtime_->config->server;
+  bool stressed = static_cast<double>(sessions_.size()) >
+                  server.stress_threshold * static_cast<double>(server.max_sessions);
+  if (stressed != stressed_) {
+    stressed_ = stressed;
+    // postscreen's words: limits tighten (hard limit 1, no error sleep) while it lasts.
+    Log::event(stressed ? LogLevel::kWarning : LogLevel::kInfo, "STRESS",
+               std::string(stressed ? "entering" : "leaving") + " stress mode: " +
+                   std::to_string(sessions_.size()) + " sessions, threshold " +
+                   std::to_string(static_cast<int>(server.stress_threshold * server.max_sessions)));
+    metrics().inc("mxscreen_stress_transitions_total",
+                  std::string("to=\"") + (stressed ? "on" : "off") + "\"");
+  }
+  metrics().set("mxscreen_stress_mode", "", stressed_ ? 1 : 0);
   metrics().set("mxscreen_sessions_active", "", static_cast<int64_t>(sessions_.size()));
   metrics().set("mxscreen_sessions_backend", "", static_cast<int64_t>(backend_sessions_));
 }
@@ -201,6 +229,7 @@ void Server::reload() {
   }
   if (!same) Log::warning("reload: [[listen]] changes take effect after a restart");
   runtime_ = std::move(rt);
+  probe_backend();
   Log::info("reloaded " + config_path_ + "; new sessions use the new configuration");
   metrics().inc("mxscreen_reloads_total", "result=\"ok\"");
 }
@@ -213,6 +242,8 @@ void Server::drain() {
             "s for " + std::to_string(backend_sessions_) + " sessions at the backend");
   for (auto& l : listeners_) l->tcp.close();
   metrics_server_.stop();
+  probe_.reset();
+  probe_timer_.close();
   std::vector<Session*> live;
   for (auto& [raw, s] : sessions_) live.push_back(raw);
   for (Session* s : live) s->shutdown_if_unspliced();
@@ -243,6 +274,46 @@ void Server::maybe_finish_drain() {
   sigint_.close();
   reaper_.close();
   // Nothing keeps the loop alive now: uv_run returns once pending closes are done.
+}
+
+}  // namespace mxscreen::proxy
+
+namespace mxscreen::proxy {
+
+void Server::probe_backend() {
+  if (draining_ || probe_) return;
+  const auto& config = *runtime_->config;
+  // Retry while the backend is unreachable, so the EHLO mirror catches up by itself.
+  constexpr uint64_t kRetryMs = 30000;
+  probe_ = std::make_unique<BackendProbe>(
+      loop_, config.backend, config.server.hostname,
+      [this](std::optional<std::vector<std::string>> lines, const std::string& why) {
+        // Destroy the probe after its callback has unwound.
+        dead_probe_ = std::move(probe_);
+        uv_check_start(reaper_.get(), [](uv_check_t* h) {
+          if (auto* self = static_cast<Server*>(h->data)) self->reap();
+        });
+        if (lines) {
+          backend_ehlo_ = std::move(*lines);
+          Log::info("backend " + runtime_->config->backend.address.to_string() + " offers " +
+                    std::to_string(backend_ehlo_.size() > 0 ? backend_ehlo_.size() - 1 : 0) +
+                    " EHLO keywords; mirrored to clients");
+          return;
+        }
+        Log::warning("backend " + runtime_->config->backend.address.to_string() +
+                     " EHLO probe failed: " + why + "; offering default EHLO keywords, retry in " +
+                     std::to_string(kRetryMs / 1000) + "s");
+        metrics().inc("mxscreen_backend_failures_total", "step=\"probe\"");
+        if (probe_timer_) {
+          uv_timer_start(
+              probe_timer_.get(),
+              [](uv_timer_t* t) {
+                if (auto* self = static_cast<Server*>(t->data)) self->probe_backend();
+              },
+              kRetryMs, 0);
+        }
+      });
+  probe_->start();
 }
 
 }  // namespace mxscreen::proxy

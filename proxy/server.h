@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "checks/access.h"
+#include "proxy/backend_probe.h"
 #include "proxy/config.h"
 #include "proxy/metrics.h"
 #include "proxy/uv_handle.h"
@@ -25,6 +26,11 @@ struct Runtime {
   std::shared_ptr<const Config> config;
   checks::AccessList access;
   std::string banner;  // greet.banner with $hostname expanded
+  // Where the handoff happens (DESIGN.md step 5): at the first RCPT that passes when a test
+  // needs the envelope or watches the command stream, after EHLO when only HELO checks are
+  // on, else right after the greet wait.
+  bool dialogue_needed = false;
+  bool handoff_after_helo = false;
 };
 
 // Builds the runtime from a loaded config (reads access.file). On failure returns nullptr and
@@ -51,6 +57,8 @@ class Server {
   uv_loop_t* loop() const { return loop_; }
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
   std::size_t active_sessions() const { return sessions_.size(); }
+  // Postfix's stress mode: sessions above server.stress_threshold of server.max_sessions.
+  bool under_stress() const { return stressed_; }
   // Sessions holding a backend connection (handing off or spliced): backend.max_sessions.
   std::size_t backend_sessions() const { return backend_sessions_; }
   bool draining() const { return draining_; }
@@ -65,12 +73,16 @@ class Server {
   void reload();
   void drain();
 
+  // The backend's EHLO reply lines as last probed (greeting line first); empty until known.
+  const std::vector<std::string>& backend_ehlo() const { return backend_ehlo_; }
+
  private:
   static void on_connection(uv_stream_t* server, int status);
   void accept_one(Listener& listener);
   void update_gauges();
   void reap();
   void maybe_finish_drain();
+  void probe_backend();
 
   uv_loop_t* loop_;
   std::shared_ptr<const Runtime> runtime_;
@@ -80,10 +92,15 @@ class Server {
   std::vector<std::unique_ptr<Session>> dead_;
   std::size_t backend_sessions_ = 0;
   bool draining_ = false;
+  bool stressed_ = false;
   MetricsServer metrics_server_;
   UvHandle<uv_check_t> reaper_;
   UvHandle<uv_timer_t> drain_timer_;
   UvHandle<uv_signal_t> sighup_, sigterm_, sigint_;
+  std::vector<std::string> backend_ehlo_;
+  std::unique_ptr<BackendProbe> probe_;
+  std::unique_ptr<BackendProbe> dead_probe_;
+  UvHandle<uv_timer_t> probe_timer_;
 };
 
 }  // namespace mxscreen::proxy

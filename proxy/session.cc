@@ -1,11 +1,13 @@
-// proxy/session.cc: see session.h. Reply texts follow postscreen's where it has one.
+// proxy/session.cc: see session.h. Reply texts and log lines follow postscreen's where it has
+// one. This file holds the client side up to the handoff; handoff.cc the backend side.
 #include "proxy/session.h"
 
 #include <cstdio>
 
+#include "checks/non_smtp.h"
+#include "protocol/ehlo.h"
 #include "protocol/escape.h"
 #include "protocol/proxy_header.h"
-#include "protocol/xclient.h"
 #include "proxy/log.h"
 
 namespace mxscreen::proxy {
@@ -37,12 +39,16 @@ Session::~Session() {
   if (backend_conn_) server_.backend_session(false);
 }
 
+std::string Session::client_labels() const { return client_.address.to_string(); }
+
 bool Session::accept(uv_stream_t* listener_stream) {
   if (client_conn_.init() != 0) return false;
   if (uv_accept(listener_stream, client_conn_.stream()) != 0) return false;
-  if (uv_timer_init(server_.loop(), timer_.get()) != 0) return false;
-  timer_.initialized();
-  timer_->data = this;
+  for (auto* t : {&timer_, &command_timer_}) {
+    if (uv_timer_init(server_.loop(), t->get()) != 0) return false;
+    t->initialized();
+    (*t)->data = this;
+  }
   uv_tcp_nodelay(client_conn_.tcp(), 1);
   client_ = tcp_peer(client_conn_.tcp());
   local_ = tcp_local(client_conn_.tcp());
@@ -57,9 +63,8 @@ bool Session::accept(uv_stream_t* listener_stream) {
 }
 
 void Session::connect_decision() {
-  Log::event(LogLevel::kInfo, "CONNECT",
-             "CONNECT from " + who() + " to " + local_.log_string(),
-             {{"client", client_.address.to_string()},
+  Log::event(LogLevel::kInfo, "CONNECT", "CONNECT from " + who() + " to " + local_.log_string(),
+             {{"client", client_labels()},
               {"client_port", std::to_string(client_.port)},
               {"listener", listener_.label}});
   metrics().inc("mxscreen_connections_total", "listener=\"" + label_value(listener_.label) +
@@ -69,14 +74,14 @@ void Session::connect_decision() {
   if (server_.active_sessions() > static_cast<size_t>(config().server.max_sessions)) {
     Log::event(LogLevel::kWarning, "NOQUEUE",
                "NOQUEUE: reject: CONNECT from " + who() + ": all server ports busy",
-               {{"client", client_.address.to_string()}});
+               {{"client", client_labels()}});
+    metrics().inc("mxscreen_limit_hits_total", "limit=\"max_sessions\"");
     reply_and_close("421 4.3.2 All server ports are busy\r\n", "busy");
     return;
   }
   auto decision = runtime_->access.decide(client_.address);
   if (decision == checks::AccessDecision::kReject) {
-    Log::event(LogLevel::kInfo, "DENYLISTED", "DENYLISTED " + who(),
-               {{"client", client_.address.to_string()}});
+    Log::event(LogLevel::kInfo, "DENYLISTED", "DENYLISTED " + who(), {{"client", client_labels()}});
     reply_and_close("554 5.7.1 Service unavailable; client [" + client_.address.to_string() +
                         "] blocked using access list\r\n",
                     "denylisted");
@@ -84,11 +89,10 @@ void Session::connect_decision() {
   }
   if (listener_.config.role == ListenRole::kFakeMx) {
     bool reset = config().fake_mx.action == FakeMxAction::kReset;
-    Log::event(LogLevel::kInfo, "FAKE-MX",
-               "FAKE-MX " + who() + " action=" + (reset ? "reset" : "tempfail"),
-               {{"client", client_.address.to_string()}, {"action", reset ? "reset" : "tempfail"}});
-    metrics().inc("mxscreen_fake_mx_hits_total",
-                  std::string("action=\"") + (reset ? "reset" : "tempfail") + "\"");
+    const char* action = reset ? "reset" : "tempfail";
+    Log::event(LogLevel::kInfo, "FAKE-MX", "FAKE-MX " + who() + " action=" + action,
+               {{"client", client_labels()}, {"action", action}});
+    metrics().inc("mxscreen_fake_mx_hits_total", std::string("action=\"") + action + "\"");
     if (reset) {
       client_conn_.reset();
       finish("fake_mx");
@@ -98,8 +102,7 @@ void Session::connect_decision() {
     return;
   }
   if (decision == checks::AccessDecision::kPermit) {
-    Log::event(LogLevel::kInfo, "ALLOWLISTED", "ALLOWLISTED " + who(),
-               {{"client", client_.address.to_string()}});
+    Log::event(LogLevel::kInfo, "ALLOWLISTED", "ALLOWLISTED " + who(), {{"client", client_labels()}});
     client_gets_backend_banner_ = true;
     client_conn_.start_reading();  // anything early is held and replayed after the banner
     start_handoff();
@@ -119,14 +122,142 @@ void Session::start_greet() {
 
 void Session::greet_done() {
   auto verdict = pregreet_->verdict();
-  if (verdict.outcome == checks::Outcome::kDrop) return;  // already answered
-  metrics().inc("mxscreen_pregreet_total",
-                std::string("verdict=\"") + (pregreet_->hit() ? "ignore" : "pass") + "\"");
-  Log::event(LogLevel::kInfo, "PASS", "PASS NEW " + who(), {{"client", client_.address.to_string()}});
-  start_handoff();
+  const char* result = !pregreet_->hit()                              ? "pass"
+                       : verdict.outcome == checks::Outcome::kEnforce ? "enforce"
+                                                                      : "ignore";
+  metrics().inc("mxscreen_pregreet_total", std::string("verdict=\"") + result + "\"");
+  if (!runtime_->dialogue_needed && verdict.outcome != checks::Outcome::kEnforce) {
+    // Only connection tests are on: hand off now; our final 220 goes out with the splice.
+    Log::event(LogLevel::kInfo, "PASS", "PASS NEW " + who(), {{"client", client_labels()}});
+    start_handoff();
+    return;
+  }
+  client_conn_.write("220 " + runtime_->banner + "\r\n");
+  start_dialogue();
 }
 
-void Session::client_bytes_while_waiting(std::string_view bytes) {
+checks::DialoguePolicy Session::dialogue_policy() const {
+  const Config& c = config();
+  checks::DialoguePolicy p;
+  p.hostname = c.server.hostname;
+  p.client = who();
+  p.client_address = client_.address.to_string();
+  p.helo_required = c.smtp.helo_required;
+  p.disable_vrfy = c.smtp.disable_vrfy;
+  p.command_count_limit = c.smtp.command_count_limit;
+  p.pipelining = c.smtp.pipelining;
+  p.non_smtp_command = c.smtp.non_smtp_command;
+  p.bare_newline = c.smtp.bare_newline;
+  p.forbidden_commands = checks::default_forbidden_commands();
+  p.helo = {c.helo.reject_invalid, c.helo.reject_non_fqdn};
+  p.sender_reject_non_fqdn = c.sender.reject_non_fqdn;
+  p.recipient_reject_non_fqdn = c.recipient.reject_non_fqdn;
+  p.errors = {c.errors.sleep_time, c.errors.soft_limit, c.errors.hard_limit,
+              c.errors.junk_command_limit};
+  if (server_.under_stress()) p.errors = p.errors.under_stress();
+  bool withhold = c.smtp.pipelining != checks::Action::kOff;
+  p.capabilities = server_.backend_ehlo().empty()
+                       ? protocol::default_capabilities(withhold)
+                       : protocol::mirror_capabilities(server_.backend_ehlo(), withhold);
+  p.handoff_after_helo = runtime_->handoff_after_helo;
+  if (pregreet_ && pregreet_->verdict().outcome == checks::Outcome::kEnforce) {
+    p.enforced_by = "pregreet";
+  }
+  return p;
+}
+
+void Session::start_dialogue() {
+  state_ = State::kDialogue;
+  lines_.emplace(static_cast<size_t>(config().smtp.line_length_limit));
+  dialogue_.emplace(dialogue_policy());
+  uv_timer_start(
+      command_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Session*>(t->data);
+        if (self && self->state_ == State::kDialogue) {
+          self->sleeping_.reset();
+          self->apply_step(self->dialogue_->on_time_limit());
+        }
+      },
+      static_cast<uint64_t>(config().smtp.command_time_limit.count()), 0);
+  client_conn_.start_reading();
+  // What an ignored early talker already sent is the start of its dialogue.
+  std::string early = std::move(held_);
+  held_.clear();
+  if (!early.empty()) dialogue_input(early);
+}
+
+void Session::dialogue_input(std::string_view bytes) {
+  size_t taken = lines_->feed(bytes);
+  if (taken < bytes.size()) {
+    // The reader's queue is full: keep the rest and stop reading until it drains.
+    held_.append(bytes.substr(taken));
+    client_conn_.stop_reading();
+  }
+  run_dialogue();
+}
+
+void Session::run_dialogue() {
+  while (state_ == State::kDialogue && !sleeping_) {
+    auto line = lines_->next();
+    if (!line) break;
+    bool more_queued = lines_->buffered() > 0 || !held_.empty();
+    apply_step(dialogue_->on_line(*line, more_queued));
+    if (!held_.empty() && state_ == State::kDialogue) {
+      std::string rest = std::move(held_);
+      held_.clear();
+      size_t taken = lines_->feed(rest);
+      held_ = rest.substr(taken);
+      if (held_.empty() && !sleeping_) client_conn_.start_reading();
+    }
+  }
+}
+
+void Session::apply_step(checks::Step step) {
+  for (const auto& e : step.events) {
+    Log::event(LogLevel::kInfo,
+               e.word.empty() ? e.test : e.word, e.message,
+               {{"client", client_labels()}, {"test", e.test}, {"outcome", e.outcome}});
+    metrics().inc("mxscreen_test_results_total",
+                  "test=\"" + e.test + "\",outcome=\"" + e.outcome + "\"");
+  }
+  if (step.delay.count() > 0) {
+    // Postfix's error sleep, as a timer: the session costs memory only while it waits.
+    step.events.clear();
+    auto delay = step.delay;
+    step.delay = Ms{0};
+    sleeping_ = std::move(step);
+    client_conn_.stop_reading();
+    arm_timer(delay);
+    return;
+  }
+  client_conn_.write(step.reply);
+  switch (step.then) {
+    case checks::Step::Then::kContinue:
+      return;
+    case checks::Step::Then::kClose: {
+      std::string outcome = "closed";
+      if (!step.events.empty() && step.events.back().outcome == "drop") {
+        outcome = step.events.back().test;
+      } else if (step.reply.rfind("221", 0) == 0) {
+        outcome = "quit";
+      }
+      client_conn_.close_after_flush();
+      finish(outcome);
+      return;
+    }
+    case checks::Step::Then::kHandoff:
+      Log::event(LogLevel::kInfo, "PASS", "PASS NEW " + who(), {{"client", client_labels()}});
+      uv_timer_stop(command_timer_.get());
+      start_handoff();
+      return;
+    case checks::Step::Then::kStartTls:
+      // STARTTLS is offered only once TLS is set up (issue 7); the dialogue never gets here.
+      return;
+  }
+}
+
+void Session::hold(std::string_view bytes) {
   held_.append(bytes);
   if (held_.size() >= config().server.buffer_size) client_conn_.stop_reading();
 }
@@ -134,10 +265,7 @@ void Session::client_bytes_while_waiting(std::string_view bytes) {
 void Session::on_read(Conn& conn, std::string_view bytes) {
   if (&conn != &client_conn_) {
     if (state_ == State::kSplice) {
-      last_activity_ = uv_now(server_.loop());
-      bytes_out_ += bytes.size();
-      client_conn_.write(bytes);
-      if (client_conn_.queued() > config().server.buffer_size) backend_conn_->stop_reading();
+      splice_from(*backend_conn_, client_conn_, bytes, &bytes_out_);
     } else if (state_ == State::kHandoff) {
       backend_reply(bytes);
     }
@@ -152,7 +280,7 @@ void Session::on_read(Conn& conn, std::string_view bytes) {
         Log::event(LogLevel::kWarning, "PROXY",
                    "invalid PROXY header from upstream " + who() + ": " +
                        protocol::printable(parsed.error) + "; closing",
-                   {{"upstream", client_.address.to_string()}});
+                   {{"upstream", client_labels()}});
         metrics().inc("mxscreen_proxy_header_errors_total");
         client_conn_.close();
         finish("proxy_header_invalid");
@@ -180,24 +308,28 @@ void Session::on_read(Conn& conn, std::string_view bytes) {
                    "PREGREET " + std::to_string(bytes.size()) + " after " +
                        format_seconds(pregreet_->after().count() / 1000.0) + " from " + who() +
                        ": " + protocol::printable(pregreet_->sample()),
-                   {{"client", client_.address.to_string()}});
+                   {{"client", client_labels()}});
       }
       if (pregreet_->verdict().outcome == checks::Outcome::kDrop) {
         metrics().inc("mxscreen_pregreet_total", "verdict=\"drop\"");
         reply_and_close("521 5.5.1 Protocol error\r\n", "pregreet");
         return;
       }
-      client_bytes_while_waiting(bytes);
+      hold(bytes);
       return;
     }
+    case State::kDialogue:
+      if (sleeping_) {
+        hold(bytes);
+        return;
+      }
+      dialogue_input(bytes);
+      return;
     case State::kHandoff:
-      client_bytes_while_waiting(bytes);
+      hold(bytes);
       return;
     case State::kSplice:
-      last_activity_ = uv_now(server_.loop());
-      bytes_in_ += bytes.size();
-      backend_conn_->write(bytes);
-      if (backend_conn_->queued() > config().server.buffer_size) client_conn_.stop_reading();
+      splice_from(client_conn_, *backend_conn_, bytes, &bytes_in_);
       return;
     case State::kDone:
       return;
@@ -212,15 +344,16 @@ void Session::on_eof(Conn& conn) {
       if (backend_eof_) finish("spliced");
       return;
     }
-    if (state_ == State::kGreet) {
+    if (state_ == State::kGreet || state_ == State::kDialogue) {
       Log::event(LogLevel::kInfo, "HANGUP",
                  "HANGUP after " + format_seconds(seconds_since(started_)) + " from " + who() +
-                     " in tests before SMTP handshake",
-                 {{"client", client_.address.to_string()}});
-      metrics().inc("mxscreen_pregreet_total", "verdict=\"hangup\"");
+                     " in tests " + (state_ == State::kGreet ? "before" : "after") +
+                     " SMTP handshake",
+                 {{"client", client_labels()}});
+      if (state_ == State::kGreet) metrics().inc("mxscreen_pregreet_total", "verdict=\"hangup\"");
     }
     client_conn_.close();
-    finish(state_ == State::kGreet ? "hangup" : "client_gone");
+    finish(state_ == State::kGreet || state_ == State::kDialogue ? "hangup" : "client_gone");
     return;
   }
   backend_eof_ = true;
@@ -242,169 +375,11 @@ void Session::on_error(Conn& conn, int status) {
     Log::event(LogLevel::kWarning, "BACKEND",
                "backend " + config().backend.address.to_string() + " error for " + who() +
                    " after handoff: " + uv_error(status) + "; closing both sides",
-               {{"client", client_.address.to_string()}});
+               {{"client", client_labels()}});
     finish("backend_error");
     return;
   }
   backend_failed(uv_error(status));
-}
-
-void Session::on_drained(Conn& conn) {
-  if (state_ != State::kSplice) return;
-  // The side that fed this queue may read again.
-  if (&conn == &client_conn_) {
-    if (!backend_eof_) backend_conn_->start_reading();
-  } else if (!client_eof_) {
-    client_conn_.start_reading();
-  }
-}
-
-void Session::start_handoff() {
-  state_ = State::kHandoff;
-  step_ = HandoffStep::kConnecting;
-  const auto& backend = config().backend;
-  if (server_.backend_sessions() >= static_cast<size_t>(backend.max_sessions)) {
-    // Postfix is never flooded: the client retries later, as from a busy postscreen.
-    Log::event(LogLevel::kWarning, "LIMIT",
-               "NOQUEUE: reject: CONNECT from " + who() + ": backend.max_sessions (" +
-                   std::to_string(backend.max_sessions) + ") reached",
-               {{"client", client_.address.to_string()}});
-    metrics().inc("mxscreen_limit_hits_total", "limit=\"backend_max_sessions\"");
-    reply_and_close("421 4.3.2 All server ports are busy\r\n", "backend_busy");
-    return;
-  }
-  backend_conn_ = std::make_unique<Conn>(server_.loop(), *this);
-  server_.backend_session(true);
-  int rc = backend_conn_->init();
-  if (rc == 0) rc = backend_conn_->connect(backend.address);
-  if (rc != 0) {
-    backend_failed(uv_error(rc));
-    return;
-  }
-  arm_timer(backend.connect_timeout);
-}
-
-void Session::on_connect(Conn&, int status) {
-  if (state_ != State::kHandoff) return;
-  if (status != 0) {
-    backend_failed(uv_error(status));
-    return;
-  }
-  uv_tcp_nodelay(backend_conn_->tcp(), 1);
-  const auto& backend = config().backend;
-  if (backend.handoff == HandoffMode::kProxyV1) {
-    backend_conn_->write(protocol::encode_proxy_v1(client_, local_));
-  } else if (backend.handoff == HandoffMode::kProxyV2) {
-    backend_conn_->write(protocol::encode_proxy_v2(client_, local_));
-  }
-  step_ = HandoffStep::kBanner;
-  backend_reader_.reset();
-  backend_conn_->start_reading();
-  arm_timer(backend.banner_timeout);
-}
-
-void Session::backend_reply(std::string_view bytes) {
-  while (state_ == State::kHandoff && !bytes.empty()) {
-    size_t consumed = 0;
-    auto status = backend_reader_.feed(bytes, &consumed);
-    if (status == protocol::ReplyReader::Status::kNeedMore) return;  // kept by the reader
-    if (status == protocol::ReplyReader::Status::kInvalid) {
-      backend_failed("malformed reply from backend");
-      return;
-    }
-    bytes.remove_prefix(consumed);
-    std::string raw = protocol::format_multiline_reply(backend_reader_.code(), "",
-                                                       backend_reader_.lines());
-    backend_step_done(std::move(raw));
-  }
-  // Whatever the backend sent after the reply that completed the handoff is the client's.
-  if (state_ == State::kSplice && !bytes.empty()) on_read(*backend_conn_, bytes);
-}
-
-void Session::backend_step_done(std::string raw_reply) {
-  int code = backend_reader_.code();
-  std::string first_line = backend_reader_.lines().empty() ? "" : backend_reader_.lines()[0];
-  const auto& backend = config().backend;
-  switch (step_) {
-    case HandoffStep::kConnecting:
-      return;
-    case HandoffStep::kBanner:
-      if (code != 220) {
-        backend_failed("backend banner " + std::to_string(code) + " " + protocol::printable(first_line));
-        return;
-      }
-      if (backend.handoff == HandoffMode::kXclient) {
-        step_ = HandoffStep::kEhlo;
-        backend_reader_.reset();
-        backend_conn_->write("EHLO " + config().server.hostname + "\r\n");
-        return;
-      }
-      start_splice(raw_reply);
-      return;
-    case HandoffStep::kEhlo: {
-      bool offers_xclient = false;
-      for (const auto& line : backend_reader_.lines()) {
-        if (line.size() >= 7 && (line.compare(0, 7, "XCLIENT") == 0 || line.compare(0, 7, "xclient") == 0)) {
-          offers_xclient = true;
-        }
-      }
-      if (code != 250 || !offers_xclient) {
-        backend_failed("backend does not offer XCLIENT to us (check smtpd_authorized_xclient_hosts)");
-        return;
-      }
-      step_ = HandoffStep::kXclient;
-      backend_reader_.reset();
-      protocol::XclientAttrs attrs;
-      attrs.client = client_;
-      backend_conn_->write(protocol::encode_xclient(attrs));
-      return;
-    }
-    case HandoffStep::kXclient:
-      if (code != 220) {
-        backend_failed("XCLIENT refused: " + std::to_string(code) + " " + protocol::printable(first_line));
-        return;
-      }
-      start_splice(raw_reply);
-      return;
-  }
-}
-
-void Session::start_splice(std::string_view backend_banner) {
-  uv_timer_stop(timer_.get());
-  state_ = State::kSplice;
-  metrics().inc("mxscreen_handoffs_total",
-                std::string("mode=\"") +
-                    (client_gets_backend_banner_ ? "allowlisted" : "after_greet") + "\"");
-  // The client already has our "220-" line unless it was allowlisted at connect.
-  if (client_gets_backend_banner_) {
-    client_conn_.write(backend_banner);
-  } else {
-    client_conn_.write("220 " + runtime_->banner + "\r\n");
-  }
-  if (!held_.empty()) {
-    bytes_in_ += held_.size();
-    backend_conn_->write(held_);
-    held_.clear();
-    held_.shrink_to_fit();
-  }
-  last_activity_ = uv_now(server_.loop());
-  client_conn_.start_reading();
-  backend_conn_->start_reading();
-  arm_timer(config().smtp.idle_timeout);
-}
-
-void Session::backend_failed(const std::string& reason) {
-  const auto& backend = config().backend;
-  Log::event(LogLevel::kWarning, "BACKEND",
-             "backend " + backend.address.to_string() + " unavailable: " + reason + "; 421 to " +
-                 who(),
-             {{"client", client_.address.to_string()}, {"reason", reason}});
-  const char* kind = step_ == HandoffStep::kConnecting ? "connect"
-                     : step_ == HandoffStep::kBanner   ? "banner"
-                                                       : "xclient";
-  metrics().inc("mxscreen_backend_failures_total", std::string("step=\"") + kind + "\"");
-  if (backend_conn_) backend_conn_->close();
-  reply_and_close("421 4.3.2 Service temporarily unavailable\r\n", "backend_failure");
 }
 
 void Session::reply_and_close(const std::string& reply, const std::string& outcome) {
@@ -429,13 +404,14 @@ void Session::finish(const std::string& outcome) {
   if (state_ == State::kDone) return;
   state_ = State::kDone;
   uv_timer_stop(timer_.get());
+  uv_timer_stop(command_timer_.get());
   if (backend_conn_) backend_conn_->close_after_flush();
   if (client_conn_.open()) client_conn_.close_after_flush();
   Log::event(LogLevel::kInfo, "DISCONNECT",
              "DISCONNECT " + who() + " outcome=" + outcome + " duration=" +
                  format_seconds(seconds_since(started_)) + "s in=" + std::to_string(bytes_in_) +
                  " out=" + std::to_string(bytes_out_),
-             {{"client", client_.address.to_string()}, {"outcome", outcome}});
+             {{"client", client_labels()}, {"outcome", outcome}});
   metrics().inc("mxscreen_sessions_total", "outcome=\"" + outcome + "\"");
   if (bytes_in_ || bytes_out_) {
     metrics().inc("mxscreen_spliced_bytes_total", "direction=\"in\"", bytes_in_);
@@ -457,7 +433,7 @@ void Session::timer_fired() {
     case State::kProxyHeader:
       Log::event(LogLevel::kWarning, "PROXY",
                  "no PROXY header from upstream " + who() + " in time; closing",
-                 {{"upstream", client_.address.to_string()}});
+                 {{"upstream", client_labels()}});
       metrics().inc("mxscreen_proxy_header_errors_total");
       client_conn_.close();
       finish("proxy_header_timeout");
@@ -465,15 +441,28 @@ void Session::timer_fired() {
     case State::kGreet:
       greet_done();
       return;
+    case State::kDialogue: {
+      if (!sleeping_) return;
+      auto step = std::move(*sleeping_);
+      sleeping_.reset();
+      apply_step(std::move(step));
+      if (state_ != State::kDialogue) return;
+      client_conn_.start_reading();
+      std::string rest = std::move(held_);
+      held_.clear();
+      if (!rest.empty()) dialogue_input(rest);
+      run_dialogue();
+      return;
+    }
     case State::kHandoff:
-      backend_failed(step_ == HandoffStep::kConnecting ? "connect timeout" : "reply timeout");
+      backend_failed(step_ == Step::kConnecting ? "connect timeout" : "reply timeout");
       return;
     case State::kSplice: {
       uint64_t idle = static_cast<uint64_t>(config().smtp.idle_timeout.count());
       uint64_t quiet = uv_now(server_.loop()) - last_activity_;
       if (quiet >= idle) {
         Log::event(LogLevel::kInfo, "IDLE", "idle timeout after handoff for " + who(),
-                   {{"client", client_.address.to_string()}});
+                   {{"client", client_labels()}});
         client_conn_.close();
         finish("idle_timeout");
         return;

@@ -1,6 +1,7 @@
 // proxy/session.h: one client, from accept to close (DESIGN.md "A session's life"): the
 // optional PROXY header of an upstream balancer, the connect decision, the greet test, the
-// handoff to the backend (identity, banner, XCLIENT) and the splice both ways.
+// pre-dialogue (checks::Dialogue), the handoff to the backend (identity, banner, XCLIENT,
+// replay of EHLO/MAIL/RCPT) and the splice both ways. Handoff and splice live in handoff.cc.
 #pragma once
 
 #include <uv.h>
@@ -10,8 +11,10 @@
 #include <optional>
 #include <string>
 
+#include "checks/dialogue.h"
 #include "checks/pregreet.h"
 #include "protocol/address.h"
+#include "protocol/line_reader.h"
 #include "protocol/reply.h"
 #include "proxy/conn.h"
 #include "proxy/server.h"
@@ -37,19 +40,31 @@ class Session : public ConnHandler {
   void on_connect(Conn& conn, int status) override;
 
  private:
-  enum class State { kProxyHeader, kGreet, kHandoff, kSplice, kDone };
-  enum class HandoffStep { kConnecting, kBanner, kEhlo, kXclient };
+  enum class State { kProxyHeader, kGreet, kDialogue, kHandoff, kSplice, kDone };
+  // Handoff steps, in order; the replay steps run only when the dialogue got that far.
+  enum class Step { kConnecting, kBanner, kXclientEhlo, kXclient, kHelo, kMail, kRcpt };
 
   const Config& config() const { return *runtime_->config; }
   void connect_decision();
   void start_greet();
   void greet_done();
+  void start_dialogue();
+  checks::DialoguePolicy dialogue_policy() const;
+  void dialogue_input(std::string_view bytes);
+  void run_dialogue();
+  void apply_step(checks::Step step);
+  void send_reply(const std::string& reply);
+
+  // handoff.cc
   void start_handoff();
   void backend_reply(std::string_view bytes);
-  void backend_step_done(std::string raw_reply);
-  void start_splice(std::string_view banner_for_client);
+  void backend_step_done();
+  void send_backend_step(Step step, const std::string& line);
+  void start_splice(const std::string& to_client);
+  void splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t* counter);
   void backend_failed(const std::string& reason);
-  void client_bytes_while_waiting(std::string_view bytes);
+
+  void hold(std::string_view bytes);
   void reply_and_close(const std::string& reply, const std::string& outcome);
   void finish(const std::string& outcome);
   void arm_timer(std::chrono::milliseconds after);
@@ -57,22 +72,27 @@ class Session : public ConnHandler {
   void timer_fired();
   double seconds_since(std::chrono::steady_clock::time_point t) const;
   std::string who() const { return client_.log_string(); }
+  std::string client_labels() const;
 
   Server& server_;
   const Listener& listener_;
   std::shared_ptr<const Runtime> runtime_;
   Conn client_conn_;
   std::unique_ptr<Conn> backend_conn_;
-  UvHandle<uv_timer_t> timer_;
+  UvHandle<uv_timer_t> timer_;         // the current phase's deadline, or an error sleep
+  UvHandle<uv_timer_t> command_timer_;  // smtp.command_time_limit for the whole dialogue
   State state_ = State::kProxyHeader;
-  HandoffStep step_ = HandoffStep::kConnecting;
+  Step step_ = Step::kConnecting;
 
   protocol::Endpoint client_;
   protocol::Endpoint local_;
   std::chrono::steady_clock::time_point started_;
   std::optional<checks::PregreetTest> pregreet_;
-  // Client bytes held before the splice (PROXY header, ignored pregreet); bounded by
-  // server.buffer_size, past which reading the client pauses.
+  std::optional<protocol::LineReader> lines_;
+  std::optional<checks::Dialogue> dialogue_;
+  std::optional<checks::Step> sleeping_;  // an error reply waiting out its delay
+  // Client bytes held before the splice (PROXY header, ignored pregreet, input that arrived
+  // during the handoff); bounded by server.buffer_size, past which reading the client pauses.
   std::string held_;
   protocol::ReplyReader backend_reader_;
   bool client_gets_backend_banner_ = false;  // allowlisted: no banner of ours was sent

@@ -32,10 +32,10 @@ TEST(ChecksPregreet, IgnoreOnlyLogs) {
   EXPECT_EQ(test.verdict().outcome, Outcome::kIgnore);
 }
 
-TEST(ChecksPregreet, EnforceActsAsDropUntilTheDialogueEngine) {
+TEST(ChecksPregreet, EnforceCarriesOnToRejectAtRcpt) {
   PregreetTest test(Action::kEnforce, Clock::time_point{});
   test.on_client_bytes(Clock::time_point{}, "x");
-  EXPECT_EQ(test.verdict().outcome, Outcome::kDrop);
+  EXPECT_EQ(test.verdict().outcome, Outcome::kEnforce);
 }
 
 TEST(ChecksPregreet, OffNeverHits) {

@@ -1,0 +1,281 @@
+// checks/dialogue.cc: see dialogue.h. Reply codes and texts are Postfix's smtpd's where it has
+// one, postscreen's for the deep tests.
+#include "checks/dialogue.h"
+
+#include "checks/bare_newline.h"
+#include "checks/envelope.h"
+#include "checks/non_smtp.h"
+#include "checks/pipelining.h"
+#include "protocol/escape.h"
+
+namespace mxscreen::checks {
+namespace {
+
+using protocol::Verb;
+
+std::string crlf(std::string text) { return text + "\r\n"; }
+
+std::string verb_name(const protocol::Command& cmd) {
+  std::string name(cmd.verb_text.substr(0, 16));
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return protocol::printable(name, 16);
+}
+
+}  // namespace
+
+Dialogue::Dialogue(DialoguePolicy policy) : policy_(std::move(policy)), errors_(policy_.errors) {}
+
+Step Dialogue::error(std::string reply, Step step) {
+  auto d = errors_.on_error_reply();
+  if (d.disconnect) return too_many_errors(std::move(step));
+  step.reply = crlf(std::move(reply));
+  step.delay = d.delay;
+  return step;
+}
+
+Step Dialogue::too_many_errors(Step step) {
+  {
+    step.reply = crlf("421 4.7.0 " + policy_.hostname + " Error: too many errors");
+    step.then = Step::Then::kClose;
+    step.events.push_back({"HARD-LIMIT",
+                           "too many errors (" + std::to_string(errors_.errors()) + ") from " +
+                               policy_.client + " after " + last_verb_ + "; 421 and disconnect",
+                           "errors", "drop"});
+    return step;
+  }
+}
+
+Step Dialogue::junk(std::string reply) {
+  auto d = errors_.on_junk_command();
+  Step step;
+  if (d.disconnect) return too_many_errors(std::move(step));
+  step.reply = crlf(std::move(reply));
+  step.delay = d.delay;
+  return step;
+}
+
+Step Dialogue::drop(Step step) {
+  step.reply = crlf("521 5.5.1 Protocol error");
+  step.then = Step::Then::kClose;
+  step.delay = std::chrono::milliseconds{0};
+  return step;
+}
+
+bool Dialogue::apply(const Verdict& verdict, const std::string& test, const std::string& detail,
+                     Step* step) {
+  if (verdict.passed()) return false;
+  std::string outcome = verdict.outcome == Outcome::kDrop      ? "drop"
+                        : verdict.outcome == Outcome::kEnforce ? "enforce"
+                                                               : "ignore";
+  step->events.push_back({"", detail, test, outcome});
+  if (verdict.outcome == Outcome::kDrop) {
+    *step = drop(std::move(*step));
+    return true;
+  }
+  if (verdict.outcome == Outcome::kEnforce && policy_.enforced_by.empty()) {
+    policy_.enforced_by = verdict.reason;
+  }
+  return false;
+}
+
+
+Step Dialogue::on_line(const protocol::Line& line, bool more_input_queued) {
+  Step step;
+  if (++commands_ > policy_.command_count_limit) {
+    step.reply = crlf("421 4.7.0 " + policy_.hostname + " Error: too many commands");
+    step.then = Step::Then::kClose;
+    step.events.push_back({"COMMAND COUNT LIMIT",
+                           "COMMAND COUNT LIMIT from " + policy_.client + " after " + last_verb_,
+                           "command_count", "drop"});
+    return step;
+  }
+  if (line.too_long) return error("500 5.5.2 Error: line too long");
+  if (line.has_nul) return error("500 5.5.2 Error: NUL character in command");
+
+  if (line.bare_lf && !bare_newline_seen_) {
+    bare_newline_seen_ = true;
+    auto v = bare_newline_verdict(policy_.bare_newline, true);
+    if (apply(v, "bare_newline", "BARE NEWLINE from " + policy_.client + " after " + last_verb_,
+              &step)) {
+      return step;
+    }
+  }
+  auto non_smtp = non_smtp_verdict(policy_.non_smtp_command, line.text, policy_.forbidden_commands);
+  if (!non_smtp.passed()) {
+    if (apply(non_smtp, "non_smtp",
+              "NON-SMTP COMMAND from " + policy_.client + " after " + last_verb_ + ": " +
+                  protocol::printable(line.text),
+              &step)) {
+      return step;
+    }
+  }
+  if (more_input_queued && !pipelining_seen_) {
+    auto v = pipelining_verdict(policy_.pipelining, true, false);
+    if (!v.passed()) {
+      pipelining_seen_ = true;
+      if (apply(v, "pipelining",
+                "COMMAND PIPELINING from " + policy_.client + " after " + last_verb_ + ": " +
+                    protocol::printable(line.text),
+                &step)) {
+        return step;
+      }
+    }
+  }
+  auto cmd = protocol::parse_command(line.text);
+  Step result = on_command(cmd, line.text);
+  last_verb_ = verb_name(cmd);
+  for (auto& e : step.events) result.events.insert(result.events.begin(), std::move(e));
+  return result;
+}
+
+Step Dialogue::on_command(const protocol::Command& cmd, const std::string& raw) {
+  switch (cmd.verb) {
+    case Verb::kEhlo: return on_helo(cmd, true);
+    case Verb::kHelo: return on_helo(cmd, false);
+    case Verb::kMail: return on_mail(cmd, raw);
+    case Verb::kRcpt: return on_rcpt(cmd, raw);
+    case Verb::kData:
+    case Verb::kBdat:
+      if (!in_mail_) return error("503 5.5.1 Error: need RCPT command");
+      return error("554 5.5.1 Error: no valid recipients");
+    case Verb::kRset:
+      in_mail_ = false;
+      sender_ = {};
+      mail_line_.clear();
+      return junk("250 2.0.0 Ok");
+    case Verb::kNoop: return junk("250 2.0.0 Ok");
+    case Verb::kHelp: return junk("214 2.0.0 Ok");
+    case Verb::kEtrn: return junk("458 4.3.0 Unable to queue messages");
+    case Verb::kVrfy:
+      if (policy_.disable_vrfy) {
+        errors_.on_junk_command();
+        return error("502 5.5.1 VRFY command is disabled");
+      }
+      return junk("252 2.0.0 Send mail to find out");
+    case Verb::kExpn: return error("502 5.5.1 EXPN command is disabled");
+    case Verb::kQuit: {
+      Step step;
+      step.reply = crlf("221 2.0.0 Bye");
+      step.then = Step::Then::kClose;
+      return step;
+    }
+    case Verb::kAuth: {
+      Step step = error("503 5.5.1 Error: authentication not enabled");
+      step.events.push_back({"AUTH", "AUTH attempt on an MX port from " + policy_.client, "auth",
+                             "reject"});
+      return step;
+    }
+    case Verb::kStarttls: {
+      if (!policy_.offer_starttls || tls_active_) {
+        return error("502 5.5.1 Error: command not implemented");
+      }
+      if (!cmd.argument.empty()) return error("501 5.5.4 Syntax: STARTTLS");
+      Step step;
+      step.reply = crlf("220 2.0.0 Ready to start TLS");
+      step.then = Step::Then::kStartTls;
+      return step;
+    }
+    case Verb::kUnknown: break;
+  }
+  return error("500 5.5.2 Error: command not recognized");
+}
+
+Step Dialogue::on_helo(const protocol::Command& cmd, bool esmtp) {
+  if (cmd.argument.empty()) {
+    return error(esmtp ? "501 5.5.4 Syntax: EHLO hostname" : "501 5.5.4 Syntax: HELO hostname");
+  }
+  esmtp_ = esmtp;
+  helo_ = std::string(cmd.argument);
+  helo_reject_ = helo_reject_reply(helo_, policy_.helo);
+  in_mail_ = false;  // RFC 5321 4.1.4: EHLO resets the transaction
+  mail_line_.clear();
+  Step step;
+  if (esmtp) {
+    std::vector<std::string> lines = {policy_.hostname};
+    for (const auto& cap : policy_.capabilities) lines.push_back(cap);
+    if (policy_.offer_starttls && !tls_active_) lines.push_back("STARTTLS");
+    for (size_t i = 0; i < lines.size(); ++i) {
+      step.reply += "250" + std::string(i + 1 < lines.size() ? "-" : " ") + lines[i] + "\r\n";
+    }
+  } else {
+    step.reply = crlf("250 " + policy_.hostname);
+  }
+  if (policy_.handoff_after_helo && !helo_reject_ && policy_.enforced_by.empty()) {
+    step.then = Step::Then::kHandoff;
+  }
+  return step;
+}
+
+Step Dialogue::on_mail(const protocol::Command& cmd, const std::string& raw) {
+  if (policy_.helo_required && helo_.empty()) return error("503 5.5.1 Error: send HELO/EHLO first");
+  if (in_mail_) return error("503 5.5.1 Error: nested MAIL command");
+  std::string why;
+  auto args = protocol::parse_mail_from(cmd.argument, &why);
+  if (!args) return error("501 " + why);
+  sender_ = args->path;
+  mail_line_ = raw;
+  in_mail_ = true;
+  Step step;
+  step.reply = crlf("250 2.1.0 Ok");
+  return step;
+}
+
+Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
+  if (!in_mail_) return error("503 5.5.1 Error: need MAIL command");
+  std::string why;
+  auto args = protocol::parse_rcpt_to(cmd.argument, &why);
+  if (!args) return error("501 " + why);
+
+  // Postfix's order with smtpd_delay_reject: client, HELO, sender, recipient restrictions.
+  std::optional<std::string> reject;
+  std::string test;
+  if (!policy_.enforced_by.empty()) {
+    reject = "550 5.7.1 Service unavailable; client [" + policy_.client_address +
+             "] blocked by the " + policy_.enforced_by + " test";
+    test = "enforce";
+  } else if (helo_reject_) {
+    reject = helo_reject_;
+    test = "helo";
+  } else if ((reject = sender_reject_reply(sender_, policy_.sender_reject_non_fqdn))) {
+    test = "sender";
+  } else if ((reject = recipient_reject_reply(args->path, policy_.recipient_reject_non_fqdn))) {
+    test = "recipient";
+  }
+  if (reject) {
+    Step step = error(*reject);
+    std::string log = "NOQUEUE: reject: RCPT from " + policy_.client + ": " + *reject +
+                      "; from=<" + protocol::printable(sender_.address, 255) + "> to=<" +
+                      protocol::printable(args->path.address, 255) + "> proto=" +
+                      (esmtp_ ? "ESMTP" : "SMTP") + " helo=<" + protocol::printable(helo_, 255) +
+                      ">";
+    step.events.insert(step.events.begin(), {"NOQUEUE", log, test, "reject"});
+    return step;
+  }
+  rcpt_line_ = raw;
+  Step step;
+  step.then = Step::Then::kHandoff;
+  return step;
+}
+
+Step Dialogue::on_time_limit() {
+  Step step;
+  step.reply = crlf("421 4.4.2 " + policy_.hostname + " Error: timeout exceeded");
+  step.then = Step::Then::kClose;
+  step.events.push_back({"COMMAND TIME LIMIT",
+                         "COMMAND TIME LIMIT from " + policy_.client + " after " + last_verb_,
+                         "command_time", "drop"});
+  return step;
+}
+
+void Dialogue::reset_after_starttls() {
+  tls_active_ = true;
+  esmtp_ = false;
+  helo_.clear();
+  helo_reject_.reset();
+  in_mail_ = false;
+  sender_ = {};
+  mail_line_.clear();
+  rcpt_line_.clear();
+}
+
+}  // namespace mxscreen::checks

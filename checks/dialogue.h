@@ -1,0 +1,111 @@
+// checks/dialogue.h: mxscreen's own SMTP engine for the pre-dialogue (postscreen_smtpd.c's
+// job), sans I/O: it is handed one command line at a time and says what to reply, how long
+// to wait first (error sleep), and what happens next (go on, close, hand off, start TLS).
+// It runs the deep protocol tests, the HELO and envelope checks, and Postfix's error limits.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "checks/errors.h"
+#include "checks/helo.h"
+#include "checks/verdict.h"
+#include "protocol/line_reader.h"
+#include "protocol/smtp_command.h"
+
+namespace mxscreen::checks {
+
+struct DialoguePolicy {
+  std::string hostname;        // in the 421 replies and the EHLO reply
+  std::string client;          // "[ip]:port", for log lines
+  std::string client_address;  // "ip", for reject texts
+  bool helo_required = true;
+  bool disable_vrfy = true;
+  int command_count_limit = 20;
+  Action pipelining = Action::kEnforce;
+  Action non_smtp_command = Action::kDrop;
+  Action bare_newline = Action::kOff;
+  std::vector<std::string> forbidden_commands;
+  HeloPolicy helo;
+  bool sender_reject_non_fqdn = true;
+  bool recipient_reject_non_fqdn = true;
+  ErrorPolicy errors;
+  // EHLO keywords after the greeting line, as the backend offers them, already without
+  // what mxscreen cannot honour before handoff (AUTH, XCLIENT, PIPELINING while tested).
+  std::vector<std::string> capabilities;
+  bool offer_starttls = false;
+  // Hand off after a passing EHLO/HELO (only HELO checks are on) instead of at the first
+  // RCPT that passes.
+  bool handoff_after_helo = false;
+  // A test before the dialogue (the greet test) said enforce: every RCPT gets 550.
+  std::string enforced_by;
+};
+
+// Something to log (and count): `word` is the log word, `message` the whole line.
+struct DialogueEvent {
+  std::string word;
+  std::string message;
+  std::string test;     // metric label: pipelining, non_smtp, bare_newline, helo, ...
+  std::string outcome;  // metric label: ignore, enforce, drop, reject, pass
+};
+
+struct Step {
+  enum class Then { kContinue, kClose, kHandoff, kStartTls };
+  std::string reply;  // CRLF-terminated, may be several lines; empty at a handoff at RCPT
+  std::chrono::milliseconds delay{0};
+  Then then = Then::kContinue;
+  std::vector<DialogueEvent> events;
+};
+
+class Dialogue {
+ public:
+  explicit Dialogue(DialoguePolicy policy);
+
+  // One command line. `more_input_queued`: the client had already sent more when this line
+  // was taken (the pipelining test).
+  Step on_line(const protocol::Line& line, bool more_input_queued);
+  // smtp.command_time_limit ran out.
+  Step on_time_limit();
+  // RFC 3207 4.2: after the TLS handshake the client starts over with EHLO.
+  void reset_after_starttls();
+
+  // What the handoff replays to the backend.
+  bool esmtp() const { return esmtp_; }
+  const std::string& helo() const { return helo_; }
+  const std::string& mail_line() const { return mail_line_; }
+  const std::string& rcpt_line() const { return rcpt_line_; }
+  const std::string& enforced_by() const { return policy_.enforced_by; }
+  int errors() const { return errors_.errors(); }
+
+ private:
+  Step on_command(const protocol::Command& cmd, const std::string& raw);
+  Step on_helo(const protocol::Command& cmd, bool esmtp);
+  Step on_mail(const protocol::Command& cmd, const std::string& raw);
+  Step on_rcpt(const protocol::Command& cmd, const std::string& raw);
+  Step junk(std::string reply);
+  // An error reply, through the error counter (sleep, or 421 at the hard limit).
+  Step error(std::string reply, Step step = {});
+  Step too_many_errors(Step step);
+  Step drop(Step step);
+  // Applies a deep test's verdict; returns true when the session ends here (drop).
+  bool apply(const Verdict& verdict, const std::string& test, const std::string& detail,
+             Step* step);
+
+  DialoguePolicy policy_;
+  ErrorCounter errors_;
+  int commands_ = 0;
+  bool esmtp_ = false;
+  bool tls_active_ = false;
+  bool pipelining_seen_ = false;
+  bool bare_newline_seen_ = false;
+  std::string helo_;
+  std::optional<std::string> helo_reject_;
+  bool in_mail_ = false;
+  protocol::Path sender_;
+  std::string mail_line_;
+  std::string rcpt_line_;
+  std::string last_verb_ = "CONNECT";
+};
+
+}  // namespace mxscreen::checks

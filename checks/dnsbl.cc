@@ -1,0 +1,250 @@
+// checks/dnsbl.cc: see dnsbl.h. Site syntax follows postconf(5) postscreen_dnsbl_sites; the
+// filter octet syntax ([n..m] ranges, [a;b;c] lists) follows Postfix's ip_match.
+#include "checks/dnsbl.h"
+
+#include <charconv>
+
+namespace mxscreen::checks {
+namespace {
+
+constexpr std::size_t kMaxDomainName = 253;  // RFC 1035 section 2.3.4, without the root dot
+
+bool parse_int(std::string_view text, int* out) {
+  if (text.empty()) return false;
+  const char* first = text.data();
+  const char* last = text.data() + text.size();
+  if (*first == '+') ++first;
+  auto [ptr, ec] = std::from_chars(first, last, *out);
+  return ec == std::errc() && ptr == last && first != last;
+}
+
+bool parse_octet(std::string_view text, int* out) {
+  if (text.empty() || text.size() > 3) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  return parse_int(text, out) && *out <= 255;
+}
+
+// "2", "[2..11]", "[2;4;6]", "[1..3;7]".
+bool parse_filter_octet(std::string_view text, std::bitset<256>* set, std::string* error) {
+  int value = 0;
+  if (parse_octet(text, &value)) {
+    set->set(static_cast<std::size_t>(value));
+    return true;
+  }
+  if (text.size() < 3 || text.front() != '[' || text.back() != ']') {
+    *error = "bad filter octet \"" + std::string(text) + "\"";
+    return false;
+  }
+  std::string_view items = text.substr(1, text.size() - 2);
+  while (true) {
+    std::size_t semi = items.find(';');
+    std::string_view item = items.substr(0, semi);
+    std::size_t dots = item.find("..");
+    int low = 0;
+    int high = 0;
+    bool ok = dots == std::string_view::npos
+                  ? parse_octet(item, &low) && (high = low, true)
+                  : parse_octet(item.substr(0, dots), &low) &&
+                        parse_octet(item.substr(dots + 2), &high) && low <= high;
+    if (!ok) {
+      *error = "bad filter octet \"" + std::string(text) + "\" (want n, [n..m] or [a;b;c])";
+      return false;
+    }
+    for (int v = low; v <= high; ++v) set->set(static_cast<std::size_t>(v));
+    if (semi == std::string_view::npos) break;
+    items.remove_prefix(semi + 1);
+  }
+  return true;
+}
+
+std::optional<DnsblFilter> parse_filter(std::string_view text, std::string* error) {
+  DnsblFilter filter;
+  for (int i = 0; i < 4; ++i) {
+    std::size_t dot = i < 3 ? text.find('.') : std::string_view::npos;
+    if (i < 3 && dot == std::string_view::npos) {
+      *error = "filter \"" + std::string(text) + "\" needs four octets";
+      return std::nullopt;
+    }
+    std::string_view octet = text.substr(0, dot);
+    if (i == 3 && octet.find('.') != std::string_view::npos) {
+      *error = "filter \"" + std::string(text) + "\" has more than four octets";
+      return std::nullopt;
+    }
+    if (!parse_filter_octet(octet, &filter.octets[static_cast<std::size_t>(i)], error)) {
+      return std::nullopt;
+    }
+    if (dot != std::string_view::npos) text.remove_prefix(dot + 1);
+  }
+  return filter;
+}
+
+// A domain name as a list zone: letters, digits, '-', '_' in non-empty labels of at most 63.
+bool valid_zone(std::string_view zone) {
+  if (zone.empty() || zone.size() > kMaxDomainName) return false;
+  std::size_t label = 0;
+  for (char c : zone) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok || ++label > 63) return false;
+  }
+  return label > 0;
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string_view strip_dot(std::string_view name) {
+  while (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  return name;
+}
+
+}  // namespace
+
+bool DnsblFilter::matches(const protocol::IpAddress& answer) const {
+  if (!answer.is_v4()) return false;
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (!octets[i].test(answer.bytes[i])) return false;
+  }
+  return true;
+}
+
+std::optional<DnsblSite> parse_dnsbl_site(std::string_view text, std::string* error) {
+  std::string scratch;
+  if (!error) error = &scratch;
+  DnsblSite site;
+  site.text = std::string(text);
+  std::string_view rest = text;
+  std::size_t star = rest.rfind('*');
+  if (star != std::string_view::npos) {
+    if (!parse_int(rest.substr(star + 1), &site.weight)) {
+      *error = "dnsbl site \"" + site.text + "\": bad weight \"" +
+               std::string(rest.substr(star + 1)) + "\" (want an integer)";
+      return std::nullopt;
+    }
+    rest = rest.substr(0, star);
+  }
+  std::size_t eq = rest.find('=');
+  if (eq != std::string_view::npos) {
+    std::string why;
+    site.filter = parse_filter(rest.substr(eq + 1), &why);
+    if (!site.filter) {
+      *error = "dnsbl site \"" + site.text + "\": " + why;
+      return std::nullopt;
+    }
+    rest = rest.substr(0, eq);
+  }
+  site.zone = lower(strip_dot(rest));
+  if (!valid_zone(site.zone)) {
+    *error = "dnsbl site \"" + site.text + "\": bad zone name \"" + std::string(rest) + "\"";
+    return std::nullopt;
+  }
+  return site;
+}
+
+std::optional<std::vector<DnsblSite>> parse_dnsbl_sites(const std::vector<std::string>& texts,
+                                                        std::vector<std::string>* errors) {
+  std::vector<DnsblSite> sites;
+  bool ok = true;
+  for (const auto& text : texts) {
+    std::string error;
+    auto site = parse_dnsbl_site(text, &error);
+    if (site) {
+      sites.push_back(std::move(*site));
+    } else {
+      ok = false;
+      if (errors) errors->push_back(std::move(error));
+    }
+  }
+  if (!ok) return std::nullopt;
+  return sites;
+}
+
+std::string dnsbl_query_name(const protocol::IpAddress& client, std::string_view zone) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name;
+  if (client.is_v4()) {
+    for (int i = 3; i >= 0; --i) {
+      name += std::to_string(client.bytes[static_cast<std::size_t>(i)]);
+      name += '.';
+    }
+  } else {
+    name.reserve(64 + zone.size());
+    for (int i = 15; i >= 0; --i) {
+      uint8_t b = client.bytes[static_cast<std::size_t>(i)];
+      name += kHex[b & 0x0f];
+      name += '.';
+      name += kHex[b >> 4];
+      name += '.';
+    }
+  }
+  name += strip_dot(zone);
+  return name;
+}
+
+std::string rhsbl_query_name(std::string_view domain, std::string_view zone) {
+  domain = strip_dot(domain);
+  zone = strip_dot(zone);
+  if (domain.empty() || domain.size() + 1 + zone.size() > kMaxDomainName) return {};
+  std::string name = lower(domain);
+  name += '.';
+  name += zone;
+  return name;
+}
+
+bool filter_matches(const DnsblSite& site, const protocol::IpAddress& answer) {
+  return !site.filter || site.filter->matches(answer);
+}
+
+bool is_dnsbl_error_answer(const protocol::IpAddress& answer) {
+  if (!answer.is_v4()) return true;
+  const auto& b = answer.bytes;
+  if (b[0] != 127) return true;
+  if (b[1] == 255 && b[2] == 255) return true;
+  if (b[1] == 0 && b[2] == 0 && (b[3] == 1 || b[3] == 255)) return true;
+  return false;
+}
+
+std::string_view to_string(DnsblOutcome outcome) {
+  switch (outcome) {
+    case DnsblOutcome::kNotListed:
+      return "not listed";
+    case DnsblOutcome::kListed:
+      return "listed";
+    case DnsblOutcome::kZoneError:
+      return "zone error";
+  }
+  return "?";
+}
+
+DnsblOutcome DnsblScore::add(const DnsblSite& site, std::span<const protocol::IpAddress> answers) {
+  for (const auto& answer : answers) {
+    if (is_dnsbl_error_answer(answer)) {
+      ++zone_errors_;
+      return DnsblOutcome::kZoneError;
+    }
+  }
+  DnsblHit hit;
+  for (const auto& answer : answers) {
+    if (filter_matches(site, answer)) hit.answers.push_back(answer);
+  }
+  if (hit.answers.empty()) return DnsblOutcome::kNotListed;
+  hit.zone = site.zone;
+  hit.site = site.text;
+  hit.weight = site.weight;
+  total_ += site.weight;
+  hits_.push_back(std::move(hit));
+  return DnsblOutcome::kListed;
+}
+
+}  // namespace mxscreen::checks

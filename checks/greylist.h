@@ -1,0 +1,102 @@
+// checks/greylist.h: the greylist decision, postgrey's semantics. Given the stored record of a
+// triplet (client network, normalised sender, recipient) and the time, it says new / early
+// retry / passed / allowlisted and hands back the record and TTL to store. No I/O, no clock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "protocol/address.h"
+
+namespace mxscreen::checks {
+
+// The [greylist] section as the decision needs it (the proxy maps config to it).
+struct GreylistPolicy {
+  std::chrono::seconds delay = std::chrono::minutes(5);        // postgrey --delay
+  std::chrono::seconds retry_window = std::chrono::hours(48);  // postgrey --retry-window
+  std::chrono::seconds max_age = std::chrono::days(35);        // postgrey --max-age
+  int ipv4_prefix = 24;
+  int ipv6_prefix = 64;
+  int auto_allowlist_clients = 5;  // postgrey --auto-whitelist-clients; 0 = off
+  bool strip_sender_tags = true;   // SRS, BATV, "+tag" and VERP numbers
+};
+
+enum class GreylistOutcome : uint8_t {
+  kNew,                 // first sight (or the old record lapsed): 450
+  kEarlyRetry,          // seen, but before `delay` has passed: 450
+  kPassed,              // retried after `delay` within `retry_window`: pass, triplet allowlisted
+  kAllowlistedTriplet,  // passed before and seen within `max_age`: pass
+};
+
+// "new", "early retry", "passed", "allowlisted": the reason on the GREYLIST log line.
+std::string_view to_string(GreylistOutcome outcome);
+
+struct GreylistResult {
+  GreylistOutcome outcome = GreylistOutcome::kNew;
+  std::string new_record;        // store this under the triplet key...
+  std::chrono::seconds ttl{0};   // ...for this long (always >= 1 s)
+  std::chrono::seconds wait{0};  // kNew/kEarlyRetry: how long until a retry can pass
+
+  bool passed() const {
+    return outcome == GreylistOutcome::kPassed || outcome == GreylistOutcome::kAllowlistedTriplet;
+  }
+};
+
+// The sender as greylisting compares it: lower case; with `strip_tags`, SRS0/SRS1 addresses
+// turned back into the original sender, BATV ("prvs=tag=") removed, a "+tag" extension
+// removed and number-only words of the local part replaced by '#' (postgrey's VERP rule), so
+// that one real sender is one triplet. The null sender stays "".
+std::string normalize_sender(std::string_view sender, bool strip_tags);
+
+// "gl:<network>/<prefix>:<sender>:<recipient>" with the client's network (policy prefixes),
+// the normalised sender and the lower-cased recipient. ':' and '%' inside the addresses are
+// %-escaped so that the key is unambiguous.
+std::string greylist_key(const protocol::IpAddress& client, std::string_view sender,
+                         std::string_view recipient, const GreylistPolicy& policy);
+
+// The triplet record: first seen, last seen (epoch seconds) and whether it passed.
+struct GreylistRecord {
+  int64_t first_seen = 0;
+  int64_t last_seen = 0;
+  bool passed = false;
+
+  // "first:last:passed", e.g. "1700000000:1700000300:1".
+  std::string to_string() const;
+  // nullopt for anything malformed (the caller then treats the triplet as new).
+  static std::optional<GreylistRecord> parse(std::string_view text);
+};
+
+// The decision for one RCPT. `record` is the stored value (nullopt = not found).
+GreylistResult decide(std::optional<std::string_view> record, int64_t now_seconds,
+                      const GreylistPolicy& policy);
+
+// --- auto-allowlist of clients (postgrey --auto-whitelist-clients) ---
+
+// "gla:<client address>".
+std::string client_allowlist_key(const protocol::IpAddress& client);
+
+struct ClientPassRecord {
+  int64_t count = 0;         // triplet passes counted for this client
+  int64_t last_counted = 0;  // epoch seconds of the last counted pass
+
+  std::string to_string() const;  // "count:last_counted"
+  static std::optional<ClientPassRecord> parse(std::string_view text);
+};
+
+// Passes are counted at most once per hour per client, as postgrey does (a clock that went
+// backwards counts too, so a bad clock cannot freeze the counter).
+inline constexpr std::chrono::seconds kClientCountInterval = std::chrono::hours(1);
+bool should_count_client_pass(std::optional<int64_t> last_counted, int64_t now_seconds);
+
+// True when the client's record reaches policy.auto_allowlist_clients (never when that is 0).
+bool client_allowlisted(std::optional<std::string_view> record, const GreylistPolicy& policy);
+
+// After a passing triplet: the client record to store (TTL = policy.max_age), or nullopt when
+// this pass is not counted (counted less than an hour ago, or auto-allowlisting is off).
+std::optional<std::string> count_client_pass(std::optional<std::string_view> record,
+                                             int64_t now_seconds, const GreylistPolicy& policy);
+
+}  // namespace mxscreen::checks

@@ -1,0 +1,91 @@
+// proxy/backend_probe.cc: see backend_probe.h.
+#include "proxy/backend_probe.h"
+
+#include "protocol/escape.h"
+#include "protocol/proxy_header.h"
+
+namespace mxscreen::proxy {
+
+BackendProbe::BackendProbe(uv_loop_t* loop, const BackendConfig& backend, std::string hostname,
+                           Done done)
+    : loop_(loop),
+      backend_(backend),
+      hostname_(std::move(hostname)),
+      done_(std::move(done)),
+      conn_(loop, *this) {}
+
+BackendProbe::~BackendProbe() = default;
+
+void BackendProbe::start() {
+  uv_timer_init(loop_, timer_.get());
+  timer_.initialized();
+  timer_->data = this;
+  uv_timer_start(
+      timer_.get(),
+      [](uv_timer_t* t) {
+        if (auto* self = static_cast<BackendProbe*>(t->data)) self->finish(std::nullopt, "timeout");
+      },
+      static_cast<uint64_t>(backend_.connect_timeout.count() + backend_.banner_timeout.count()),
+      0);
+  int rc = conn_.init();
+  if (rc == 0) rc = conn_.connect(backend_.address);
+  if (rc != 0) finish(std::nullopt, uv_error(rc));
+}
+
+void BackendProbe::on_connect(Conn&, int status) {
+  if (status != 0) {
+    finish(std::nullopt, uv_error(status));
+    return;
+  }
+  // The probe speaks for itself: the PROXY header names the backend as both ends.
+  if (backend_.handoff == HandoffMode::kProxyV1) {
+    conn_.write(protocol::encode_proxy_v1(backend_.address, backend_.address));
+  } else if (backend_.handoff == HandoffMode::kProxyV2) {
+    conn_.write(protocol::encode_proxy_v2(backend_.address, backend_.address));
+  }
+  conn_.start_reading();
+}
+
+void BackendProbe::on_read(Conn&, std::string_view bytes) {
+  while (!bytes.empty() && !finished_) {
+    size_t used = 0;
+    auto status = reader_.feed(bytes, &used);
+    if (status == protocol::ReplyReader::Status::kNeedMore) return;
+    if (status == protocol::ReplyReader::Status::kInvalid) {
+      finish(std::nullopt, "malformed reply");
+      return;
+    }
+    bytes.remove_prefix(used);
+    if (!sent_ehlo_) {
+      if (reader_.code() != 220) {
+        finish(std::nullopt, "banner " + std::to_string(reader_.code()));
+        return;
+      }
+      sent_ehlo_ = true;
+      reader_.reset();
+      conn_.write("EHLO " + hostname_ + "\r\n");
+      continue;
+    }
+    if (reader_.code() != 250) {
+      finish(std::nullopt, "EHLO answered " + std::to_string(reader_.code()));
+      return;
+    }
+    conn_.write("QUIT\r\n");
+    finish(reader_.lines(), "");
+    return;
+  }
+}
+
+void BackendProbe::on_eof(Conn&) { finish(std::nullopt, "connection closed"); }
+void BackendProbe::on_error(Conn&, int status) { finish(std::nullopt, uv_error(status)); }
+
+void BackendProbe::finish(std::optional<std::vector<std::string>> lines, const std::string& why) {
+  if (finished_) return;
+  finished_ = true;
+  timer_.close();
+  conn_.close_after_flush();
+  auto done = std::move(done_);
+  done(std::move(lines), why);  // may destroy this
+}
+
+}  // namespace mxscreen::proxy

@@ -1,0 +1,223 @@
+// proxy/handoff.cc: the backend half of a session (DESIGN.md steps 5-6): connect, pass the
+// client's identity (PROXY header first, or XCLIENT after the backend's EHLO), swallow the
+// backend's banner, replay what the pre-dialogue accepted (EHLO, MAIL, the held RCPT), give
+// the client the backend's own answer to that RCPT, then splice bytes both ways.
+#include <strings.h>
+
+#include "protocol/escape.h"
+#include "protocol/proxy_header.h"
+#include "protocol/xclient.h"
+#include "proxy/log.h"
+#include "proxy/session.h"
+
+namespace mxscreen::proxy {
+namespace {
+
+bool positive(int code) { return code >= 200 && code < 400; }
+
+}  // namespace
+
+void Session::start_handoff() {
+  state_ = State::kHandoff;
+  step_ = Step::kConnecting;
+  const auto& backend = config().backend;
+  if (server_.backend_sessions() >= static_cast<size_t>(backend.max_sessions)) {
+    // Postfix is never flooded: the client retries later, as from a busy postscreen.
+    Log::event(LogLevel::kWarning, "LIMIT",
+               "NOQUEUE: reject: CONNECT from " + who() + ": backend.max_sessions (" +
+                   std::to_string(backend.max_sessions) + ") reached",
+               {{"client", client_labels()}});
+    metrics().inc("mxscreen_limit_hits_total", "limit=\"backend_max_sessions\"");
+    reply_and_close("421 4.3.2 All server ports are busy\r\n", "backend_busy");
+    return;
+  }
+  backend_conn_ = std::make_unique<Conn>(server_.loop(), *this);
+  server_.backend_session(true);
+  int rc = backend_conn_->init();
+  if (rc == 0) rc = backend_conn_->connect(backend.address);
+  if (rc != 0) {
+    backend_failed(uv_error(rc));
+    return;
+  }
+  arm_timer(backend.connect_timeout);
+}
+
+void Session::on_connect(Conn&, int status) {
+  if (state_ != State::kHandoff) return;
+  if (status != 0) {
+    backend_failed(uv_error(status));
+    return;
+  }
+  uv_tcp_nodelay(backend_conn_->tcp(), 1);
+  const auto& backend = config().backend;
+  if (backend.handoff == HandoffMode::kProxyV1) {
+    backend_conn_->write(protocol::encode_proxy_v1(client_, local_));
+  } else if (backend.handoff == HandoffMode::kProxyV2) {
+    backend_conn_->write(protocol::encode_proxy_v2(client_, local_));
+  }
+  step_ = Step::kBanner;
+  backend_reader_.reset();
+  backend_conn_->start_reading();
+  arm_timer(backend.banner_timeout);
+}
+
+void Session::backend_reply(std::string_view bytes) {
+  while (state_ == State::kHandoff && !bytes.empty()) {
+    size_t consumed = 0;
+    auto status = backend_reader_.feed(bytes, &consumed);
+    if (status == protocol::ReplyReader::Status::kNeedMore) return;  // kept by the reader
+    if (status == protocol::ReplyReader::Status::kInvalid) {
+      backend_failed("malformed reply from backend");
+      return;
+    }
+    bytes.remove_prefix(consumed);
+    backend_step_done();
+  }
+  // Whatever the backend sent after the reply that completed the handoff is the client's.
+  if (state_ == State::kSplice && !bytes.empty()) on_read(*backend_conn_, bytes);
+}
+
+void Session::send_backend_step(Step step, const std::string& line) {
+  step_ = step;
+  backend_reader_.reset();
+  backend_conn_->write(line + "\r\n");
+}
+
+void Session::backend_step_done() {
+  int code = backend_reader_.code();
+  std::string raw =
+      protocol::format_multiline_reply(code, "", backend_reader_.lines());
+  std::string first = backend_reader_.lines().empty() ? "" : backend_reader_.lines()[0];
+  const auto& backend = config().backend;
+  bool dialogue = dialogue_ && !dialogue_->helo().empty();
+  bool rcpt_held = dialogue_ && !dialogue_->rcpt_line().empty();
+
+  switch (step_) {
+    case Step::kConnecting:
+      return;
+    case Step::kBanner:
+      if (code != 220) {
+        backend_failed("banner " + std::to_string(code) + " " + protocol::printable(first));
+        return;
+      }
+      if (backend.handoff == HandoffMode::kXclient) {
+        send_backend_step(Step::kXclientEhlo, "EHLO " + config().server.hostname);
+        return;
+      }
+      break;
+    case Step::kXclientEhlo: {
+      bool offers_xclient = false;
+      for (const auto& line : backend_reader_.lines()) {
+        if (line.size() >= 7 && strncasecmp(line.c_str(), "XCLIENT", 7) == 0) offers_xclient = true;
+      }
+      if (code != 250 || !offers_xclient) {
+        backend_failed("backend does not offer XCLIENT to us (smtpd_authorized_xclient_hosts)");
+        return;
+      }
+      protocol::XclientAttrs attrs;
+      attrs.client = client_;
+      if (dialogue) {
+        attrs.helo = dialogue_->helo();
+        attrs.proto = dialogue_->esmtp() ? "ESMTP" : "SMTP";
+      }
+      step_ = Step::kXclient;
+      backend_reader_.reset();
+      backend_conn_->write(protocol::encode_xclient(attrs));
+      return;
+    }
+    case Step::kXclient:
+      if (code != 220) {
+        backend_failed("XCLIENT refused: " + std::to_string(code) + " " + protocol::printable(first));
+        return;
+      }
+      break;
+    case Step::kHelo:
+      if (!positive(code) || dialogue_->mail_line().empty()) {
+        // After-EHLO handoff: the client has our EHLO reply. A refusal at RCPT time goes to
+        // the client as the answer to its RCPT; nothing refused is reported as accepted.
+        start_splice(rcpt_held && !positive(code) ? raw : "");
+        return;
+      }
+      send_backend_step(Step::kMail, dialogue_->mail_line());
+      return;
+    case Step::kMail:
+      if (!positive(code) || !rcpt_held) {
+        start_splice(rcpt_held ? raw : "");
+        return;
+      }
+      send_backend_step(Step::kRcpt, dialogue_->rcpt_line());
+      return;
+    case Step::kRcpt:
+      start_splice(raw);
+      return;
+  }
+  // The backend greeted us (after the identity). Replay the dialogue, or splice now.
+  if (dialogue) {
+    send_backend_step(Step::kHelo, (dialogue_->esmtp() ? "EHLO " : "HELO ") + dialogue_->helo());
+    return;
+  }
+  start_splice(client_gets_backend_banner_ ? raw : "220 " + runtime_->banner + "\r\n");
+}
+
+void Session::start_splice(const std::string& to_client) {
+  uv_timer_stop(timer_.get());
+  state_ = State::kSplice;
+  metrics().inc("mxscreen_handoffs_total",
+                std::string("mode=\"") +
+                    (client_gets_backend_banner_ ? "allowlisted"
+                     : dialogue_                 ? "after_dialogue"
+                                                 : "after_greet") +
+                    "\"");
+  bytes_out_ += to_client.size();
+  client_conn_.write(to_client);
+  // Client input not yet answered goes to the backend in the order it came: lines still in
+  // the dialogue's reader first, then what arrived during the handoff.
+  std::string pending = lines_ ? lines_->take_unprocessed() : std::string();
+  pending += held_;
+  held_.clear();
+  held_.shrink_to_fit();
+  lines_.reset();
+  if (!pending.empty()) {
+    bytes_in_ += pending.size();
+    backend_conn_->write(pending);
+  }
+  last_activity_ = uv_now(server_.loop());
+  client_conn_.start_reading();
+  backend_conn_->start_reading();
+  arm_timer(config().smtp.idle_timeout);
+}
+
+void Session::splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t* counter) {
+  last_activity_ = uv_now(server_.loop());
+  *counter += bytes.size();
+  to.write(bytes);
+  // Back-pressure: stop reading this side until the other side's queue has drained.
+  if (to.queued() > config().server.buffer_size) from.stop_reading();
+}
+
+void Session::on_drained(Conn& conn) {
+  if (state_ != State::kSplice) return;
+  // The side that fed this queue may read again.
+  if (&conn == &client_conn_) {
+    if (!backend_eof_) backend_conn_->start_reading();
+  } else if (!client_eof_) {
+    client_conn_.start_reading();
+  }
+}
+
+void Session::backend_failed(const std::string& reason) {
+  const auto& backend = config().backend;
+  Log::event(LogLevel::kWarning, "BACKEND",
+             "backend " + backend.address.to_string() + " unavailable: " + reason + "; 421 to " +
+                 who(),
+             {{"client", client_labels()}, {"reason", reason}});
+  const char* kind = step_ == Step::kConnecting ? "connect"
+                     : step_ == Step::kBanner   ? "banner"
+                     : step_ == Step::kXclient || step_ == Step::kXclientEhlo ? "xclient"
+                                                                              : "replay";
+  metrics().inc("mxscreen_backend_failures_total", std::string("step=\"") + kind + "\"");
+  if (backend_conn_) backend_conn_->close();
+  reply_and_close("421 4.3.2 Service temporarily unavailable\r\n", "backend_failure");
+}
+
+}  // namespace mxscreen::proxy
