@@ -229,7 +229,11 @@ Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
   // Postfix's order with smtpd_delay_reject: client, HELO, sender, recipient restrictions.
   std::optional<std::string> reject;
   std::string test;
-  if (!policy_.enforced_by.empty()) {
+  if (policy_.tempfail_rcpt) {
+    reject = "450 4.7.1 <" + protocol::printable(args->path.address, 255) +
+             ">: Recipient address rejected: Service temporarily unavailable, try again later";
+    test = "fake_mx";
+  } else if (!policy_.enforced_by.empty()) {
     reject = "550 5.7.1 Service unavailable; client [" + policy_.client_address +
              "] blocked by the " + policy_.enforced_by + " test";
     test = "enforce";

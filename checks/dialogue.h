@@ -38,6 +38,9 @@ struct DialoguePolicy {
   // Hand off after a passing EHLO/HELO (only HELO checks are on) instead of at the first
   // RCPT that passes.
   bool handoff_after_helo = false;
+  // The fake MX with action tempfail_rcpt: talk, then 450 at every RCPT, never hand off
+  // (the classic Postfix nolisting recipe).
+  bool tempfail_rcpt = false;
   // A test before the dialogue (the greet test) said enforce: every RCPT gets 550.
   std::string enforced_by;
 };

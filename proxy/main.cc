@@ -125,9 +125,6 @@ int run(int argc, char** argv) {
     Log::warning("server.workers = " + std::to_string(config.server.workers) +
                  " is not yet active; running one event loop");
   }
-  if (config.fake_mx.action == FakeMxAction::kTempfailRcpt) {
-    Log::warning("fake_mx.action = \"tempfail_rcpt\" is not yet active; acting as tempfail");
-  }
 
   uv_loop_t* loop = uv_default_loop();
   int rc = kExitOk;

@@ -93,6 +93,13 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::str
              "Greet test results: pass, ignore (early talker let through), drop, hangup.");
   m.describe("mxscreen_spliced_bytes_total", "counter", "Bytes spliced, by direction.");
   m.describe("mxscreen_reloads_total", "counter", "SIGHUP reloads, by result.");
+  m.describe("mxscreen_limit_hits_total", "counter",
+             "Connections refused by a limit (max_sessions, backend_max_sessions, "
+             "client_connection_count, client_connection_rate).");
+  m.describe("mxscreen_test_results_total", "counter",
+             "Pre-dialogue test hits, by test and outcome (ignore, enforce, drop, reject).");
+  const auto& limits = runtime_->config->limits;
+  client_limits_.set_limits(limits.client_connection_count, limits.client_connection_rate);
   update_gauges();
 }
 
@@ -156,6 +163,9 @@ void Server::on_connection(uv_stream_t* server, int status) {
 }
 
 void Server::accept_one(Listener& listener) {
+  // Forget clients that went quiet, now and then (the table is bounded by live clients plus
+  // those seen in the last minute).
+  if (++accepted_ % 1024 == 0) client_limits_.sweep(static_cast<int64_t>(uv_now(loop_)));
   auto session = std::make_unique<Session>(*this, listener);
   Session* raw = session.get();
   // In the map before accept(): the connect decision may end the session at once.
@@ -229,6 +239,8 @@ void Server::reload() {
   }
   if (!same) Log::warning("reload: [[listen]] changes take effect after a restart");
   runtime_ = std::move(rt);
+  const auto& limits = runtime_->config->limits;
+  client_limits_.set_limits(limits.client_connection_count, limits.client_connection_rate);
   probe_backend();
   Log::info("reloaded " + config_path_ + "; new sessions use the new configuration");
   metrics().inc("mxscreen_reloads_total", "result=\"ok\"");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "checks/access.h"
+#include "checks/limits.h"
 #include "proxy/backend_probe.h"
 #include "proxy/config.h"
 #include "proxy/metrics.h"
@@ -73,6 +74,8 @@ class Server {
   void reload();
   void drain();
 
+  checks::ClientLimits& client_limits() { return client_limits_; }
+
   // The backend's EHLO reply lines as last probed (greeting line first); empty until known.
   const std::vector<std::string>& backend_ehlo() const { return backend_ehlo_; }
 
@@ -93,6 +96,8 @@ class Server {
   std::size_t backend_sessions_ = 0;
   bool draining_ = false;
   bool stressed_ = false;
+  checks::ClientLimits client_limits_{0, 0};
+  uint64_t accepted_ = 0;
   MetricsServer metrics_server_;
   UvHandle<uv_check_t> reaper_;
   UvHandle<uv_timer_t> drain_timer_;

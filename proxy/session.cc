@@ -37,6 +37,30 @@ Session::Session(Server& server, const Listener& listener)
 
 Session::~Session() {
   if (backend_conn_) server_.backend_session(false);
+  if (counted_) server_.client_limits().on_disconnect(client_.address);
+}
+
+bool Session::within_client_limits() {
+  auto result = server_.client_limits().on_connect(client_.address,
+                                                   static_cast<int64_t>(uv_now(server_.loop())));
+  if (result == checks::ClientLimits::Result::kOk) {
+    counted_ = true;
+    return true;
+  }
+  bool count = result == checks::ClientLimits::Result::kTooManyConnections;
+  const auto& limits = config().limits;
+  std::string what = count ? "too many connections (limits.client_connection_count = " +
+                                 std::to_string(limits.client_connection_count) + ")"
+                           : "too many connections per minute (limits.client_connection_rate = " +
+                                 std::to_string(limits.client_connection_rate) + ")";
+  Log::event(LogLevel::kInfo, "LIMIT", "NOQUEUE: reject: CONNECT from " + who() + ": " + what,
+             {{"client", client_labels()}});
+  metrics().inc("mxscreen_limit_hits_total", count ? "limit=\"client_connection_count\""
+                                                   : "limit=\"client_connection_rate\"");
+  reply_and_close("421 4.7.0 Error: too many connections from [" + client_.address.to_string() +
+                      "]\r\n",
+                  "client_limit");
+  return false;
 }
 
 std::string Session::client_labels() const { return client_.address.to_string(); }
@@ -87,17 +111,21 @@ void Session::connect_decision() {
                     "denylisted");
     return;
   }
+  if (decision != checks::AccessDecision::kPermit && !within_client_limits()) return;
   if (listener_.config.role == ListenRole::kFakeMx) {
-    bool reset = config().fake_mx.action == FakeMxAction::kReset;
-    const char* action = reset ? "reset" : "tempfail";
-    Log::event(LogLevel::kInfo, "FAKE-MX", "FAKE-MX " + who() + " action=" + action,
-               {{"client", client_labels()}, {"action", action}});
-    metrics().inc("mxscreen_fake_mx_hits_total", std::string("action=\"") + action + "\"");
-    if (reset) {
+    auto action = config().fake_mx.action;
+    std::string name(to_string(action));
+    Log::event(LogLevel::kInfo, "FAKE-MX", "FAKE-MX " + who() + " action=" + name,
+               {{"client", client_labels()}, {"action", name}});
+    metrics().inc("mxscreen_fake_mx_hits_total", "action=\"" + name + "\"");
+    if (action == FakeMxAction::kReset) {
+      // Looks like a closed port: every real MTA goes on to the next MX.
       client_conn_.reset();
       finish("fake_mx");
-    } else {
+    } else if (action == FakeMxAction::kTempfail) {
       reply_and_close("421 4.3.2 Service temporarily unavailable\r\n", "fake_mx");
+    } else {
+      start_greet();  // the dialogue answers 450 at every RCPT
     }
     return;
   }
@@ -126,7 +154,8 @@ void Session::greet_done() {
                        : verdict.outcome == checks::Outcome::kEnforce ? "enforce"
                                                                       : "ignore";
   metrics().inc("mxscreen_pregreet_total", std::string("verdict=\"") + result + "\"");
-  if (!runtime_->dialogue_needed && verdict.outcome != checks::Outcome::kEnforce) {
+  bool fake_mx = listener_.config.role == ListenRole::kFakeMx;
+  if (!runtime_->dialogue_needed && !fake_mx && verdict.outcome != checks::Outcome::kEnforce) {
     // Only connection tests are on: hand off now; our final 220 goes out with the splice.
     Log::event(LogLevel::kInfo, "PASS", "PASS NEW " + who(), {{"client", client_labels()}});
     start_handoff();
@@ -160,6 +189,7 @@ checks::DialoguePolicy Session::dialogue_policy() const {
                        ? protocol::default_capabilities(withhold)
                        : protocol::mirror_capabilities(server_.backend_ehlo(), withhold);
   p.handoff_after_helo = runtime_->handoff_after_helo;
+  p.tempfail_rcpt = listener_.config.role == ListenRole::kFakeMx;
   if (pregreet_ && pregreet_->verdict().outcome == checks::Outcome::kEnforce) {
     p.enforced_by = "pregreet";
   }

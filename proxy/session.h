@@ -46,6 +46,7 @@ class Session : public ConnHandler {
 
   const Config& config() const { return *runtime_->config; }
   void connect_decision();
+  bool within_client_limits();
   void start_greet();
   void greet_done();
   void start_dialogue();
@@ -96,6 +97,7 @@ class Session : public ConnHandler {
   std::string held_;
   protocol::ReplyReader backend_reader_;
   bool client_gets_backend_banner_ = false;  // allowlisted: no banner of ours was sent
+  bool counted_ = false;  // in the server's per-client limits table
   bool client_eof_ = false;
   bool backend_eof_ = false;
   uint64_t last_activity_ = 0;  // uv_now() of the last spliced byte

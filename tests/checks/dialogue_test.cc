@@ -175,3 +175,21 @@ TEST(ChecksDialogue, TimeLimit) {
 
 }  // namespace
 }  // namespace mxscreen::checks
+
+namespace mxscreen::checks {
+namespace {
+
+TEST(ChecksDialogue, FakeMxTempfailsEveryRcpt) {
+  auto p = policy();
+  p.tempfail_rcpt = true;
+  Dialogue d(p);
+  say(d, "EHLO mail.example.org");
+  say(d, "MAIL FROM:<a@example.org>");
+  auto rcpt = say(d, "RCPT TO:<user@example.test>");
+  EXPECT_EQ(rcpt.reply.substr(0, 10), "450 4.7.1 ");
+  EXPECT_NE(rcpt.then, Then::kHandoff);
+  EXPECT_EQ(rcpt.events.at(0).test, "fake_mx");
+}
+
+}  // namespace
+}  // namespace mxscreen::checks

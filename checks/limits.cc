@@ -1,0 +1,49 @@
+// checks/limits.cc: see limits.h.
+#include "checks/limits.h"
+
+namespace mxscreen::checks {
+
+std::size_t IpAddressHash::operator()(const protocol::IpAddress& a) const noexcept {
+  // FNV-1a over family and bytes.
+  std::size_t h = 1469598103934665603ull ^ static_cast<std::size_t>(a.family);
+  for (auto b : a.bytes) {
+    h ^= b;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+ClientLimits::Result ClientLimits::on_connect(const protocol::IpAddress& client, int64_t now_ms) {
+  Entry& e = clients_[client];
+  if (max_concurrent_ > 0 && e.concurrent >= max_concurrent_) return Result::kTooManyConnections;
+  if (max_per_minute_ > 0) {
+    if (now_ms - e.window_start >= kRateWindowMs) {
+      e.window_start = now_ms;
+      e.in_window = 0;
+    }
+    if (e.in_window >= max_per_minute_) return Result::kTooFast;
+    ++e.in_window;
+  }
+  ++e.concurrent;
+  return Result::kOk;
+}
+
+void ClientLimits::on_disconnect(const protocol::IpAddress& client) {
+  auto it = clients_.find(client);
+  if (it == clients_.end()) return;
+  if (--it->second.concurrent <= 0 && max_per_minute_ == 0) clients_.erase(it);
+}
+
+int ClientLimits::concurrent(const protocol::IpAddress& client) const {
+  auto it = clients_.find(client);
+  return it == clients_.end() ? 0 : it->second.concurrent;
+}
+
+void ClientLimits::sweep(int64_t now_ms) {
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    bool idle = it->second.concurrent <= 0 && now_ms - it->second.window_start >= kRateWindowMs;
+    it = idle ? clients_.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace mxscreen::checks

@@ -1,0 +1,55 @@
+// checks/limits.h: per-client connection limits of the connect decision, as postscreen's
+// postscreen_client_connection_count_limit and anvil's smtpd_client_connection_rate_limit:
+// concurrent sessions per client address, and new sessions per client per minute. Time is
+// passed in; the table is bounded and forgets clients that went quiet.
+#pragma once
+
+#include <cstdint>
+#include <cstddef>
+#include <unordered_map>
+
+#include "protocol/address.h"
+
+namespace mxscreen::checks {
+
+struct IpAddressHash {
+  std::size_t operator()(const protocol::IpAddress& a) const noexcept;
+};
+
+class ClientLimits {
+ public:
+  enum class Result { kOk, kTooManyConnections, kTooFast };
+
+  // 0 = that limit is off. The rate window is anvil's: one minute.
+  ClientLimits(int max_concurrent, int max_per_minute)
+      : max_concurrent_(max_concurrent), max_per_minute_(max_per_minute) {}
+
+  // A reload may change the limits; counts of live sessions are kept.
+  void set_limits(int max_concurrent, int max_per_minute) {
+    max_concurrent_ = max_concurrent;
+    max_per_minute_ = max_per_minute;
+  }
+
+  // A new connection. When kOk it is counted and on_disconnect() must follow.
+  Result on_connect(const protocol::IpAddress& client, int64_t now_ms);
+  void on_disconnect(const protocol::IpAddress& client);
+
+  int concurrent(const protocol::IpAddress& client) const;
+  std::size_t tracked() const { return clients_.size(); }
+  // Drops clients with no session and an expired rate window (called now and then).
+  void sweep(int64_t now_ms);
+
+  static constexpr int64_t kRateWindowMs = 60'000;
+
+ private:
+  struct Entry {
+    int concurrent = 0;
+    int64_t window_start = 0;
+    int in_window = 0;
+  };
+  int max_concurrent_;
+  int max_per_minute_;
+  std::unordered_map<protocol::IpAddress, Entry, IpAddressHash> clients_;
+};
+
+}  // namespace mxscreen::checks

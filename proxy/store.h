@@ -1,0 +1,82 @@
+// proxy/store.h: the state store (greylist triplets, verdict cache, counters): get / put with
+// TTL / increment / remove behind one interface, with three engines (lmdb, redis, memory).
+// Callbacks always run on the loop thread; memory and lmdb answer at once, redis later.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "proxy/config.h"
+
+namespace mxscreen::proxy {
+
+enum class StoreStatus : uint8_t {
+  kOk,
+  kNotFound,
+  kUnavailable,  // engine down, full or slow: callers fail open (no greylisting, no cache)
+};
+
+std::string_view to_string(StoreStatus status);
+
+// Epoch seconds. Injected so that tests can fake time; TTLs are absolute epoch seconds on disk
+// (lmdb), so the clock must be the wall clock in production, not a monotonic one.
+using StoreClock = std::function<int64_t()>;
+int64_t wall_clock_seconds();
+
+// Named bounds of the engines. Defaults until the config grows the keys (see the report).
+struct StoreLimits {
+  std::size_t max_entries = 1'000'000;            // memory: entries held
+  std::size_t map_size = 256u << 20;              // store.map_size: lmdb map size in bytes
+  std::chrono::seconds sweep_interval{60};        // lmdb: expired-entry sweep every ...
+  std::size_t sweep_batch = 1000;                 // ... this many keys per loop turn
+  std::chrono::milliseconds redis_timeout{1000};  // store.redis_timeout: connect and command
+  std::size_t redis_max_pending = 10'000;         // store.redis_max_pending: commands in flight
+  std::chrono::seconds redis_backoff_min{1};      // reconnect back-off, doubling ...
+  std::chrono::seconds redis_backoff_max{30};     // ... up to this
+};
+
+class Store {
+ public:
+  using GetCallback = std::function<void(StoreStatus, std::string value)>;
+  using StatusCallback = std::function<void(StoreStatus)>;
+  using IncrementCallback = std::function<void(StoreStatus, int64_t value)>;
+
+  virtual ~Store();
+
+  // kOk + value, kNotFound (missing or expired) or kUnavailable.
+  virtual void get(const std::string& key, GetCallback cb) = 0;
+  // Sets `key` to `value` for `ttl` (0 s = no expiry).
+  virtual void put(const std::string& key, const std::string& value, std::chrono::seconds ttl,
+                   StatusCallback cb = {}) = 0;
+  // Adds `by` to the decimal integer at `key` (a missing key counts as 0) and answers the new
+  // value. `ttl` is set only when the key is created; later increments keep its expiry. A
+  // value that is not an integer answers kUnavailable and is left alone.
+  virtual void increment(const std::string& key, int64_t by, std::chrono::seconds ttl,
+                         IncrementCallback cb = {}) = 0;
+  // kOk whether or not the key existed.
+  virtual void remove(const std::string& key, StatusCallback cb = {}) = 0;
+  // "memory", "lmdb", "redis": the engine label on metrics and log lines.
+  virtual std::string_view engine() const = 0;
+};
+
+// The engine chosen by store.backend. nullptr + *error when it cannot start (the lmdb file
+// cannot be created or opened, a malformed redis_url). A redis server that is down is not an
+// error: the engine fails open and connects when it can.
+std::unique_ptr<Store> make_store(uv_loop_t* loop, const StoreConfig& store,
+                                  const ServerConfig& server, std::string* error,
+                                  const StoreLimits& limits = {},
+                                  StoreClock clock = wall_clock_seconds);
+
+// Metrics shared by the engines: mxscreen_store_operations_total{engine,op} and
+// mxscreen_store_errors_total{engine,reason}.
+void count_store_operation(std::string_view engine, std::string_view op);
+void count_store_error(std::string_view engine, std::string_view reason);
+
+}  // namespace mxscreen::proxy

@@ -1,0 +1,372 @@
+// proxy/store_redis.cc: see store_redis.h. hiredis 0.14 has no timeouts of its own in async
+// mode, and its libuv adapter ignores poll errors (a refused connect can hang silently), so a
+// loop timer bounds both the connect and every command: past StoreLimits::redis_timeout the
+// connection is dropped, pending commands answer kUnavailable, and a reconnect is scheduled.
+#include "proxy/store_redis.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "proxy/log.h"
+
+namespace mxscreen::proxy {
+namespace {
+
+// INCRBY, and the TTL only when the key has none yet (it was just created).
+constexpr std::string_view kIncrementScript =
+    "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) "
+    "if tonumber(ARGV[2]) > 0 and redis.call('TTL', KEYS[1]) == -1 then "
+    "redis.call('EXPIRE', KEYS[1], ARGV[2]) end "
+    "return v";
+
+bool fail(std::string* error, std::string message) {
+  if (error) *error = std::move(message);
+  return false;
+}
+
+std::optional<std::string> percent_decode(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    unsigned value = 0;
+    if (i + 2 >= text.size()) return std::nullopt;
+    auto [end, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
+    if (ec != std::errc() || end != text.data() + i + 3) return std::nullopt;
+    out += static_cast<char>(value);
+    i += 2;
+  }
+  return out;
+}
+
+template <typename T>
+bool parse_number(std::string_view text, T& value) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return !text.empty() && ec == std::errc() && end == text.data() + text.size();
+}
+
+}  // namespace
+
+std::optional<RedisUrl> RedisUrl::parse(std::string_view url, std::string* error) {
+  constexpr std::string_view kScheme = "redis://";
+  RedisUrl out;
+  auto bad = [&](std::string message) -> std::optional<RedisUrl> {
+    fail(error, "redis_url \"" + std::string(url) + "\": " + message);
+    return std::nullopt;
+  };
+  if (url.substr(0, kScheme.size()) != kScheme) return bad("must start with redis://");
+  std::string_view rest = url.substr(kScheme.size());
+  size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    std::string_view db = rest.substr(slash + 1);
+    if (!db.empty() && (!parse_number(db, out.db) || out.db < 0)) return bad("bad database number");
+  }
+  size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    std::string_view userinfo = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    size_t colon = userinfo.find(':');
+    auto user = percent_decode(userinfo.substr(0, colon));
+    auto password =
+        percent_decode(colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1));
+    if (!user || !password) return bad("bad %-escape in the password");
+    if (colon != std::string_view::npos) out.username = *user;
+    out.password = *password;
+  }
+  std::string_view host = authority;
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return bad("unterminated [ipv6] host");
+    host = authority.substr(1, close - 1);
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return bad("garbage after ]");
+      port = after.substr(1);
+    }
+  } else if (size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  if (host.empty()) return bad("no host");
+  if (!port.empty() && (!parse_number(port, out.port) || out.port == 0)) return bad("bad port");
+  out.host = host;
+  return out;
+}
+
+std::string RedisUrl::endpoint() const {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::unique_ptr<RedisStore> RedisStore::create(uv_loop_t* loop, const std::string& url,
+                                               const StoreLimits& limits, std::string* error) {
+  auto parsed = RedisUrl::parse(url, error);
+  if (!parsed) return nullptr;
+  std::unique_ptr<RedisStore> store(new RedisStore(loop, std::move(*parsed), limits));
+  store->connect();
+  return store;
+}
+
+RedisStore::RedisStore(uv_loop_t* loop, RedisUrl url, const StoreLimits& limits)
+    : loop_(loop), url_(std::move(url)), limits_(limits), backoff_(limits.redis_backoff_min) {
+  for (auto* timer : {&tick_timer_, &reconnect_timer_}) {
+    uv_timer_init(loop_, timer->get());
+    timer->initialized();
+    (*timer)->data = this;
+    uv_unref(timer->base());  // timers alone do not keep the loop running
+  }
+  uint64_t tick = std::max<uint64_t>(10, limits_.redis_timeout.count() / 4);
+  uv_timer_start(tick_timer_.get(), &RedisStore::on_tick, tick, tick);
+}
+
+RedisStore::~RedisStore() {
+  // Pending callbacks are dropped, not called: their owners may be gone at shutdown.
+  if (ctx_) {
+    ctx_->data = nullptr;
+    redisAsyncFree(ctx_);
+    ctx_ = nullptr;
+  }
+}
+
+void RedisStore::connect() {
+  state_ = State::kConnecting;
+  connect_started_ms_ = uv_now(loop_);
+  // hiredis 0.14 resolves the host name synchronously: configure an address, not a name.
+  redisAsyncContext* ac = redisAsyncConnect(url_.host.c_str(), url_.port);
+  if (!ac) return lost("out of memory");
+  if (ac->err) {
+    std::string reason = ac->errstr ? ac->errstr : "connect failed";
+    redisAsyncFree(ac);
+    return lost(reason);
+  }
+  ac->data = this;
+  if (redisLibuvAttach(ac, loop_) != REDIS_OK) {
+    ac->data = nullptr;
+    redisAsyncFree(ac);
+    return lost("cannot attach to the event loop");
+  }
+  redisAsyncSetConnectCallback(ac, &RedisStore::on_connect);
+  redisAsyncSetDisconnectCallback(ac, &RedisStore::on_disconnect);
+  ctx_ = ac;
+  // Queued now, written once connected; the PING's answer makes the engine ready.
+  auto handshake = [this](bool last) {
+    return [this, last](redisReply* reply) { on_handshake_reply(reply, last); };
+  };
+  if (!url_.password.empty()) {
+    if (url_.username.empty()) {
+      send("auth", {"AUTH", url_.password}, handshake(false), true);
+    } else {
+      send("auth", {"AUTH", url_.username, url_.password}, handshake(false), true);
+    }
+  }
+  std::string db = std::to_string(url_.db);
+  if (url_.db != 0) send("select", {"SELECT", db}, handshake(false), true);
+  send("ping", {"PING"}, handshake(true), true);
+}
+
+void RedisStore::on_handshake_reply(redisReply* reply, bool last) {
+  if (!reply) return;  // the connection failed; on_connect/on_disconnect/drop deal with it
+  if (reply->type == REDIS_REPLY_ERROR) {
+    return drop("handshake refused: " + std::string(reply->str, reply->len));
+  }
+  if (!last || state_ != State::kConnecting) return;
+  state_ = State::kReady;
+  backoff_ = limits_.redis_backoff_min;
+  pending_full_logged_ = false;
+  if (outage_logged_) {
+    Log::info("redis " + url_.endpoint() + " reachable again after " +
+              std::to_string((uv_now(loop_) - outage_started_ms_) / 1000) +
+              "s; store back in service");
+  } else {
+    Log::info("redis " + url_.endpoint() + " connected, db " + std::to_string(url_.db));
+  }
+  outage_logged_ = false;
+}
+
+void RedisStore::lost(const std::string& reason) {
+  state_ = State::kDown;
+  count_store_error(engine(), "connection");
+  if (!outage_logged_) {
+    Log::warning("redis " + url_.endpoint() + " unreachable: " + reason + "; failing open");
+    outage_logged_ = true;
+    outage_started_ms_ = uv_now(loop_);
+  }
+  if (!uv_is_active(reconnect_timer_.base())) {
+    uv_timer_start(reconnect_timer_.get(), &RedisStore::on_reconnect_timer, backoff_.count(), 0);
+    backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, limits_.redis_backoff_max);
+  }
+}
+
+void RedisStore::drop(const std::string& reason) {
+  redisAsyncContext* ac = ctx_;
+  ctx_ = nullptr;
+  lost(reason);  // first, so that callbacks run by the free below see the engine down
+  // Answers every pending command with a NULL reply (deferred by hiredis when called from
+  // inside one of its callbacks).
+  if (ac) redisAsyncFree(ac);
+}
+
+void RedisStore::on_connect(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<RedisStore*>(ac->data);
+  if (!self || status == REDIS_OK || self->ctx_ != ac) return;
+  self->ctx_ = nullptr;  // hiredis frees the context after this callback
+  self->lost(ac->c.errstr[0] ? ac->c.errstr : "connect failed");
+}
+
+void RedisStore::on_disconnect(const redisAsyncContext* ac, int /*status*/) {
+  auto* self = static_cast<RedisStore*>(ac->data);
+  if (!self || self->ctx_ != ac) return;
+  self->ctx_ = nullptr;
+  self->lost(ac->c.errstr[0] ? ac->c.errstr : "connection closed");
+}
+
+void RedisStore::on_reply(redisAsyncContext* ac, void* reply, void* privdata) {
+  auto* self = static_cast<RedisStore*>(ac->data);
+  if (!self) return;
+  auto it = self->pending_.find(reinterpret_cast<uintptr_t>(privdata));
+  if (it == self->pending_.end()) return;
+  ReplyHandler handler = std::move(it->second.handler);
+  self->pending_.erase(it);
+  // A NULL reply: the connection is going away; later calls fail at once.
+  if (!reply && self->state_ == State::kReady) self->state_ = State::kDown;
+  handler(static_cast<redisReply*>(reply));
+}
+
+void RedisStore::on_tick(uv_timer_t* timer) {
+  auto* self = static_cast<RedisStore*>(timer->data);
+  if (!self) return;
+  uint64_t now = uv_now(self->loop_);
+  auto limit = static_cast<uint64_t>(self->limits_.redis_timeout.count());
+  if (self->state_ == State::kConnecting && now - self->connect_started_ms_ > limit) {
+    self->drop("no connection within " + std::to_string(limit) + " ms");
+  } else if (!self->pending_.empty() && now - self->pending_.begin()->second.started_ms > limit) {
+    count_store_error(self->engine(), "timeout");
+    self->drop("no reply within " + std::to_string(limit) + " ms");
+  }
+}
+
+void RedisStore::on_reconnect_timer(uv_timer_t* timer) {
+  auto* self = static_cast<RedisStore*>(timer->data);
+  if (self && self->state_ == State::kDown && !self->ctx_) self->connect();
+}
+
+bool RedisStore::send(std::string_view op, std::initializer_list<std::string_view> args,
+                      ReplyHandler handler, bool handshake) {
+  if (!handshake) {
+    count_store_operation(engine(), op);
+    if (state_ != State::kReady || !ctx_) {
+      count_store_error(engine(), "down");
+      return false;
+    }
+    if (pending_.size() >= limits_.redis_max_pending) {
+      count_store_error(engine(), "pending_full");
+      if (!pending_full_logged_) {
+        Log::warning("redis " + url_.endpoint() + " has " + std::to_string(pending_.size()) +
+                     " commands in flight (limit " + std::to_string(limits_.redis_max_pending) +
+                     "): new commands fail open");
+        pending_full_logged_ = true;
+      }
+      return false;
+    }
+  }
+  const char* argv[8];
+  size_t lengths[8];
+  int argc = 0;
+  for (std::string_view arg : args) {
+    argv[argc] = arg.data();
+    lengths[argc++] = arg.size();
+  }
+  uint64_t id = next_id_++;
+  pending_.emplace(id, Pending{uv_now(loop_), std::move(handler)});
+  if (redisAsyncCommandArgv(ctx_, &RedisStore::on_reply, reinterpret_cast<void*>(id), argc, argv,
+                            lengths) != REDIS_OK) {
+    pending_.erase(id);
+    count_store_error(engine(), "error");
+    return false;
+  }
+  return true;
+}
+
+void RedisStore::reply_error(std::string_view op, redisReply* reply) {
+  count_store_error(engine(), "error");
+  std::string text = reply->type == REDIS_REPLY_ERROR
+                         ? std::string(reply->str, reply->len)
+                         : "unexpected reply type " + std::to_string(reply->type);
+  if (text != last_error_logged_) {
+    Log::warning("redis " + url_.endpoint() + " " + std::string(op) + " failed: " + text +
+                 "; failing open");
+    last_error_logged_ = text;
+  }
+}
+
+void RedisStore::get(const std::string& key, GetCallback cb) {
+  bool sent = send("get", {"GET", key}, [this, cb](redisReply* reply) {
+    if (!reply) {
+      if (cb) cb(StoreStatus::kUnavailable, {});
+    } else if (reply->type == REDIS_REPLY_STRING) {
+      if (cb) cb(StoreStatus::kOk, std::string(reply->str, reply->len));
+    } else if (reply->type == REDIS_REPLY_NIL) {
+      if (cb) cb(StoreStatus::kNotFound, {});
+    } else {
+      reply_error("get", reply);
+      if (cb) cb(StoreStatus::kUnavailable, {});
+    }
+  });
+  if (!sent && cb) cb(StoreStatus::kUnavailable, {});
+}
+
+void RedisStore::put(const std::string& key, const std::string& value, std::chrono::seconds ttl,
+                     StatusCallback cb) {
+  auto handler = [this, cb](redisReply* reply) {
+    StoreStatus status = StoreStatus::kUnavailable;
+    if (reply && reply->type == REDIS_REPLY_STATUS) {
+      status = StoreStatus::kOk;
+    } else if (reply) {
+      reply_error("put", reply);
+    }
+    if (cb) cb(status);
+  };
+  std::string seconds = std::to_string(ttl.count());
+  bool sent = ttl.count() > 0 ? send("put", {"SET", key, value, "EX", seconds}, handler)
+                              : send("put", {"SET", key, value}, handler);
+  if (!sent && cb) cb(StoreStatus::kUnavailable);
+}
+
+void RedisStore::increment(const std::string& key, int64_t by, std::chrono::seconds ttl,
+                           IncrementCallback cb) {
+  std::string amount = std::to_string(by);
+  std::string seconds = std::to_string(std::max<int64_t>(ttl.count(), 0));
+  bool sent = send("increment", {"EVAL", kIncrementScript, "1", key, amount, seconds},
+                   [this, cb](redisReply* reply) {
+                     if (reply && reply->type == REDIS_REPLY_INTEGER) {
+                       if (cb) cb(StoreStatus::kOk, reply->integer);
+                       return;
+                     }
+                     if (reply) reply_error("increment", reply);
+                     if (cb) cb(StoreStatus::kUnavailable, 0);
+                   });
+  if (!sent && cb) cb(StoreStatus::kUnavailable, 0);
+}
+
+void RedisStore::remove(const std::string& key, StatusCallback cb) {
+  bool sent = send("remove", {"DEL", key}, [this, cb](redisReply* reply) {
+    StoreStatus status = StoreStatus::kUnavailable;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+      status = StoreStatus::kOk;
+    } else if (reply) {
+      reply_error("remove", reply);
+    }
+    if (cb) cb(status);
+  });
+  if (!sent && cb) cb(StoreStatus::kUnavailable);
+}
+
+}  // namespace mxscreen::proxy
