@@ -15,6 +15,12 @@ using protocol::Verb;
 
 std::string crlf(std::string text) { return text + "\r\n"; }
 
+// Postfix answers an undeclared 8-bit address with 553 (RFC 6531 3.7.4.1), other syntax
+// errors with 501.
+std::string syntax_reply(const std::string& why) {
+  return (why.rfind("5.6.7", 0) == 0 ? "553 " : "501 ") + why;
+}
+
 std::string verb_name(const protocol::Command& cmd) {
   std::string name(cmd.verb_text.substr(0, 16));
   for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -211,8 +217,10 @@ Step Dialogue::on_mail(const protocol::Command& cmd, const std::string& raw) {
   if (in_mail_) return error("503 5.5.1 Error: nested MAIL command");
   std::string why;
   auto args = protocol::parse_mail_from(cmd.argument, &why);
-  if (!args) return error("501 " + why);
+  if (!args) return error(syntax_reply(why));
   sender_ = args->path;
+  smtputf8_ = false;
+  for (const auto& param : args->params) smtputf8_ = smtputf8_ || param.keyword == "SMTPUTF8";
   mail_line_ = raw;
   in_mail_ = true;
   Step step;
@@ -223,8 +231,8 @@ Step Dialogue::on_mail(const protocol::Command& cmd, const std::string& raw) {
 Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
   if (!in_mail_) return error("503 5.5.1 Error: need MAIL command");
   std::string why;
-  auto args = protocol::parse_rcpt_to(cmd.argument, &why);
-  if (!args) return error("501 " + why);
+  auto args = protocol::parse_rcpt_to(cmd.argument, &why, smtputf8_);
+  if (!args) return error(syntax_reply(why));
 
   // Postfix's order with smtpd_delay_reject: client, HELO, sender, recipient restrictions.
   std::optional<std::string> reject;

@@ -105,6 +105,7 @@ class Dialogue {
   std::string helo_;
   std::optional<std::string> helo_reject_;
   bool in_mail_ = false;
+  bool smtputf8_ = false;  // MAIL had SMTPUTF8: 8-bit recipients are fine
   protocol::Path sender_;
   std::string mail_line_;
   std::string rcpt_line_;

@@ -2,6 +2,7 @@
 // one. This file holds the client side up to the handoff; handoff.cc the backend side.
 #include "proxy/session.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "checks/non_smtp.h"
@@ -198,7 +199,9 @@ checks::DialoguePolicy Session::dialogue_policy() const {
 
 void Session::start_dialogue() {
   state_ = State::kDialogue;
-  lines_.emplace(static_cast<size_t>(config().smtp.line_length_limit));
+  // Queued complete lines are bounded by server.buffer_size too (a pipelining flood).
+  size_t limit = static_cast<size_t>(config().smtp.line_length_limit);
+  lines_.emplace(limit, std::max<size_t>(1, config().server.buffer_size / limit));
   dialogue_.emplace(dialogue_policy());
   uv_timer_start(
       command_timer_.get(),
