@@ -3,6 +3,7 @@
 #include "checks/dnsbl.h"
 
 #include <charconv>
+#include <vector>
 
 namespace mxscreen::checks {
 namespace {
@@ -60,22 +61,27 @@ bool parse_filter_octet(std::string_view text, std::bitset<256>* set, std::strin
 }
 
 std::optional<DnsblFilter> parse_filter(std::string_view text, std::string* error) {
+  // Split at the dots outside brackets: "127.0.[0..255].[1..3]" has four octets.
+  std::vector<std::string_view> octets;
+  std::size_t start = 0;
+  bool in_brackets = false;
+  for (std::size_t i = 0; i <= text.size(); ++i) {
+    if (i == text.size() || (text[i] == '.' && !in_brackets)) {
+      octets.push_back(text.substr(start, i - start));
+      start = i + 1;
+    } else if (text[i] == '[') {
+      in_brackets = true;
+    } else if (text[i] == ']') {
+      in_brackets = false;
+    }
+  }
+  if (octets.size() != 4) {
+    *error = "filter \"" + std::string(text) + "\" needs four octets";
+    return std::nullopt;
+  }
   DnsblFilter filter;
-  for (int i = 0; i < 4; ++i) {
-    std::size_t dot = i < 3 ? text.find('.') : std::string_view::npos;
-    if (i < 3 && dot == std::string_view::npos) {
-      *error = "filter \"" + std::string(text) + "\" needs four octets";
-      return std::nullopt;
-    }
-    std::string_view octet = text.substr(0, dot);
-    if (i == 3 && octet.find('.') != std::string_view::npos) {
-      *error = "filter \"" + std::string(text) + "\" has more than four octets";
-      return std::nullopt;
-    }
-    if (!parse_filter_octet(octet, &filter.octets[static_cast<std::size_t>(i)], error)) {
-      return std::nullopt;
-    }
-    if (dot != std::string_view::npos) text.remove_prefix(dot + 1);
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (!parse_filter_octet(octets[i], &filter.octets[i], error)) return std::nullopt;
   }
   return filter;
 }

@@ -114,7 +114,7 @@ ClientLookups::~ClientLookups() = default;
 
 bool ClientLookups::all_done() const {
   return snapshot_.dnsbl_done() && snapshot_.fcrdns != FcrdnsState::kPending &&
-         !reply_text_pending_;
+         reply_text_pending_ == 0;
 }
 
 void ClientLookups::notify(ClientDnsEvent event) {
@@ -162,20 +162,25 @@ void ClientLookups::on_site(std::size_t index, const DnsAnswer& answer) {
   }
   snapshot_.dnsbl_rank = score_.rank();
   snapshot_.dnsbl_hits = score_.hits();
-  if (outcome == checks::DnsblOutcome::kListed && options_.reply_text && site.weight > 0 &&
-      !reply_text_asked_) {
-    reply_text_asked_ = true;
-    reply_text_pending_ = true;
-    lookups_.push_back(resolver_.lookup(DnsType::kTXT, checks::dnsbl_query_name(client_, site.zone),
-                                        [this](const DnsAnswer& txt) { on_reply_text(txt); }));
+  if (outcome == checks::DnsblOutcome::kListed && options_.reply_text && site.weight > 0) {
+    ++reply_text_pending_;
+    lookups_.push_back(
+        resolver_.lookup(DnsType::kTXT, checks::dnsbl_query_name(client_, site.zone),
+                         [this, index](const DnsAnswer& txt) { on_reply_text(index, txt); }));
   }
   notify(ClientDnsEvent::kDnsbl);
 }
 
-void ClientLookups::on_reply_text(const DnsAnswer& answer) {
-  reply_text_pending_ = false;
-  if (answer.status == DnsStatus::kOk && !answer.values.empty()) {
+void ClientLookups::on_reply_text(std::size_t index, const DnsAnswer& answer) {
+  --reply_text_pending_;
+  // The text of the heaviest listing site wins; on a tie, the one configured first.
+  const checks::DnsblSite& site = (*sites_)[index];
+  bool better = reply_text_site_ < 0 || site.weight > (*sites_)[reply_text_site_].weight ||
+                (site.weight == (*sites_)[reply_text_site_].weight &&
+                 index < static_cast<std::size_t>(reply_text_site_));
+  if (answer.status == DnsStatus::kOk && !answer.values.empty() && better) {
     snapshot_.reply_text = answer.values.front();
+    reply_text_site_ = static_cast<int>(index);
   }
   notify(ClientDnsEvent::kReplyText);
 }

@@ -31,7 +31,7 @@ class DnsblZoneHealth {
 };
 
 struct ClientLookupsOptions {
-  bool reply_text = false;        // dnsbl.reply_text: fetch the TXT of the first listing site
+  bool reply_text = false;        // dnsbl.reply_text: fetch the TXT of listing (positive) sites
   std::size_t max_ptr_names = 4;  // PTR names whose A/AAAA are looked up for FCrDNS
 };
 
@@ -50,7 +50,7 @@ struct ClientDnsSnapshot {
   std::size_t dnsbl_answered = 0;  // answered (incl. negative, tempfail and zone errors)
   std::size_t dnsbl_tempfail = 0;
   std::vector<std::string> dnsbl_error_zones;  // zones that answered an error code
-  std::string reply_text;                      // TXT of the first listing site, if asked for
+  std::string reply_text;                      // TXT of the heaviest listing site, if asked for
 
   PtrState ptr = PtrState::kPending;
   std::string ptr_name;  // the confirmed name, else the first PTR name
@@ -81,7 +81,7 @@ class ClientLookups {
 
  private:
   void on_site(std::size_t index, const DnsAnswer& answer);
-  void on_reply_text(const DnsAnswer& answer);
+  void on_reply_text(std::size_t index, const DnsAnswer& answer);
   void on_ptr(const DnsAnswer& answer);
   void on_forward(const DnsAnswer& answer);
   // Runs the update callback last: it may destroy `this`.
@@ -99,8 +99,8 @@ class ClientLookups {
   std::vector<std::string> ptr_names_;
   std::size_t forward_pending_ = 0;
   bool forward_tempfail_ = false;
-  bool reply_text_pending_ = false;
-  bool reply_text_asked_ = false;
+  std::size_t reply_text_pending_ = 0;
+  int reply_text_site_ = -1;        // index of the site whose TXT is in snapshot_.reply_text
   std::vector<DnsLookup> lookups_;  // dropped on destruction: no callback after that
 };
 

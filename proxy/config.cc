@@ -413,6 +413,18 @@ void read_access_and_tls(Section& access, Section& tls, Config& c) {
   access.read("file", c.access.file);
   tls.read("cert_file", c.tls.cert_file);
   tls.read("key_file", c.tls.key_file);
+  tls.read("extra_cert_files", c.tls.extra_cert_files);
+  tls.read("extra_key_files", c.tls.extra_key_files);
+  tls.check(c.tls.extra_cert_files.size() == c.tls.extra_key_files.size(), "extra_key_files",
+            "needs one key file per file in extra_cert_files");
+  tls.read("protocols", c.tls.protocols);
+  tls.check(c.tls.protocols == "TLSv1.2+" || c.tls.protocols == "TLSv1.3", "protocols",
+            "invalid value \"" + c.tls.protocols + "\": expected TLSv1.2+ | TLSv1.3");
+  tls.read("ciphers", c.tls.ciphers);
+  tls.read("ciphersuites", c.tls.ciphersuites);
+  tls.read_duration("handshake_timeout", c.tls.handshake_timeout, Ms(1));
+  tls.read("session_tickets", c.tls.session_tickets);
+  tls.read_duration("ticket_key_rotation", c.tls.ticket_key_rotation, Ms(1000));
   if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
     const char* missing = c.tls.cert_file.empty() ? "cert_file" : "key_file";
     const char* given = c.tls.cert_file.empty() ? "key_file" : "cert_file";

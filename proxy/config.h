@@ -157,8 +157,17 @@ struct AccessConfig {
 };
 
 struct TlsConfig {
-  std::string cert_file;  // empty = no STARTTLS
+  std::string cert_file;  // empty = no STARTTLS; PEM, the chain after the certificate
   std::string key_file;
+  // Further certificate/key pairs (e.g. ECDSA beside RSA), pairwise by position.
+  std::vector<std::string> extra_cert_files;
+  std::vector<std::string> extra_key_files;
+  std::string protocols = "TLSv1.2+";  // "TLSv1.2+" | "TLSv1.3"
+  std::string ciphers;                 // TLS 1.2 cipher list; "" = OpenSSL's default
+  std::string ciphersuites;            // TLS 1.3 suites; "" = OpenSSL's default
+  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
+  bool session_tickets = true;
+  std::chrono::milliseconds ticket_key_rotation = std::chrono::hours(1);
 };
 
 enum class StoreBackend : uint8_t { kLmdb, kRedis, kMemory };

@@ -45,6 +45,11 @@ class DnsCache {
   using Clock = std::chrono::steady_clock;
 
   explicit DnsCache(DnsCacheLimits limits) : limits_(limits) {}
+  // The index holds views into the list's nodes: a move keeps them, a copy would not.
+  DnsCache(const DnsCache&) = delete;
+  DnsCache& operator=(const DnsCache&) = delete;
+  DnsCache(DnsCache&&) = default;
+  DnsCache& operator=(DnsCache&&) = default;
 
   // A fresh answer (ttl = seconds left, at least 1) or nullopt; a hit becomes most recent.
   std::optional<DnsAnswer> get(DnsType type, std::string_view name, Clock::time_point now);

@@ -169,7 +169,7 @@ void Session::start_splice(const std::string& to_client) {
                                                  : "after_greet") +
                     "\"");
   bytes_out_ += to_client.size();
-  client_conn_.write(to_client);
+  client_write(to_client);
   // Client input not yet answered goes to the backend in the order it came: lines still in
   // the dialogue's reader first, then what arrived during the handoff.
   std::string pending = lines_ ? lines_->take_unprocessed() : std::string();
@@ -190,7 +190,11 @@ void Session::start_splice(const std::string& to_client) {
 void Session::splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t* counter) {
   last_activity_ = uv_now(server_.loop());
   *counter += bytes.size();
-  to.write(bytes);
+  if (&to == &client_conn_) {
+    client_write(bytes);
+  } else {
+    to.write(bytes);
+  }
   // Back-pressure: stop reading this side until the other side's queue has drained.
   if (to.queued() > config().server.buffer_size) from.stop_reading();
 }

@@ -57,6 +57,26 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
     }
     if (!file_errors.empty()) return nullptr;
   }
+  if (!config.tls.cert_file.empty()) {
+    TlsSettings settings;
+    settings.cert_key_files.emplace_back(config.tls.cert_file, config.tls.key_file);
+    for (size_t i = 0; i < config.tls.extra_cert_files.size(); ++i) {
+      settings.cert_key_files.emplace_back(config.tls.extra_cert_files[i],
+                                           config.tls.extra_key_files[i]);
+    }
+    settings.protocols = config.tls.protocols;
+    settings.ciphers = config.tls.ciphers;
+    settings.ciphersuites = config.tls.ciphersuites;
+    settings.session_tickets = config.tls.session_tickets;
+    settings.ticket_key_rotation =
+        std::chrono::duration_cast<std::chrono::seconds>(config.tls.ticket_key_rotation);
+    std::string error;
+    rt->tls = TlsContext::create(settings, &error);
+    if (!rt->tls) {
+      errors->push_back("[tls]: " + error);
+      return nullptr;
+    }
+  }
   rt->access = checks::AccessList(std::move(file_rules), config.access.deny, config.access.allow);
   if (config.server.hostname.empty()) {
     char buf[256] = {};
@@ -148,6 +168,19 @@ void Server::start() {
   probe_timer_->data = this;
   uv_unref(probe_timer_.base());
   probe_backend();
+  uv_timer_init(loop_, ticket_timer_.get());
+  ticket_timer_.initialized();
+  ticket_timer_->data = this;
+  uv_timer_start(
+      ticket_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Server*>(t->data);
+        if (self && self->runtime_->tls) {
+          self->runtime_->tls->rotate_ticket_keys(std::chrono::steady_clock::now());
+        }
+      },
+      0, 60'000);
+  uv_unref(ticket_timer_.base());
   start_signal(loop_, sighup_, SIGHUP, this,
                [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->reload(); });
   start_signal(loop_, sigterm_, SIGTERM, this,
@@ -238,6 +271,8 @@ void Server::reload() {
     same = old_listen[i].address == new_listen[i].address;
   }
   if (!same) Log::warning("reload: [[listen]] changes take effect after a restart");
+  // Tickets issued under the old certificates stay valid across the reload.
+  if (rt->tls && runtime_->tls) rt->tls->adopt_ticket_keys(*runtime_->tls);
   runtime_ = std::move(rt);
   const auto& limits = runtime_->config->limits;
   client_limits_.set_limits(limits.client_connection_count, limits.client_connection_rate);
@@ -256,6 +291,7 @@ void Server::drain() {
   metrics_server_.stop();
   probe_.reset();
   probe_timer_.close();
+  ticket_timer_.close();
   std::vector<Session*> live;
   for (auto& [raw, s] : sessions_) live.push_back(raw);
   for (Session* s : live) s->shutdown_if_unspliced();

@@ -15,6 +15,7 @@
 #include "proxy/backend_probe.h"
 #include "proxy/config.h"
 #include "proxy/metrics.h"
+#include "proxy/tls.h"
 #include "proxy/uv_handle.h"
 
 namespace mxscreen::proxy {
@@ -32,6 +33,7 @@ struct Runtime {
   // on, else right after the greet wait.
   bool dialogue_needed = false;
   bool handoff_after_helo = false;
+  std::shared_ptr<TlsContext> tls;  // nullptr: no STARTTLS
 };
 
 // Builds the runtime from a loaded config (reads access.file). On failure returns nullptr and
@@ -106,6 +108,7 @@ class Server {
   std::unique_ptr<BackendProbe> probe_;
   std::unique_ptr<BackendProbe> dead_probe_;
   UvHandle<uv_timer_t> probe_timer_;
+  UvHandle<uv_timer_t> ticket_timer_;
 };
 
 }  // namespace mxscreen::proxy

@@ -143,7 +143,7 @@ void Session::connect_decision() {
 void Session::start_greet() {
   state_ = State::kGreet;
   const auto& greet = config().greet;
-  client_conn_.write("220-" + runtime_->banner + "\r\n");
+  client_write("220-" + runtime_->banner + "\r\n");
   pregreet_.emplace(greet.action, std::chrono::steady_clock::now());
   client_conn_.start_reading();
   arm_timer(greet.wait);
@@ -162,7 +162,7 @@ void Session::greet_done() {
     start_handoff();
     return;
   }
-  client_conn_.write("220 " + runtime_->banner + "\r\n");
+  client_write("220 " + runtime_->banner + "\r\n");
   start_dialogue();
 }
 
@@ -191,6 +191,7 @@ checks::DialoguePolicy Session::dialogue_policy() const {
                        : protocol::mirror_capabilities(server_.backend_ehlo(), withhold);
   p.handoff_after_helo = runtime_->handoff_after_helo;
   p.tempfail_rcpt = listener_.config.role == ListenRole::kFakeMx;
+  p.offer_starttls = runtime_->tls != nullptr;
   if (pregreet_ && pregreet_->verdict().outcome == checks::Outcome::kEnforce) {
     p.enforced_by = "pregreet";
   }
@@ -264,7 +265,7 @@ void Session::apply_step(checks::Step step) {
     arm_timer(delay);
     return;
   }
-  client_conn_.write(step.reply);
+  client_write(step.reply);
   switch (step.then) {
     case checks::Step::Then::kContinue:
       return;
@@ -285,7 +286,7 @@ void Session::apply_step(checks::Step step) {
       start_handoff();
       return;
     case checks::Step::Then::kStartTls:
-      // STARTTLS is offered only once TLS is set up (issue 7); the dialogue never gets here.
+      start_tls();
       return;
   }
 }
@@ -304,6 +305,14 @@ void Session::on_read(Conn& conn, std::string_view bytes) {
     }
     return;
   }
+  if (tls_) {
+    client_ciphertext(bytes);
+  } else {
+    on_client_bytes(bytes);
+  }
+}
+
+void Session::on_client_bytes(std::string_view bytes) {
   switch (state_) {
     case State::kProxyHeader: {
       held_.append(bytes);
@@ -330,7 +339,7 @@ void Session::on_read(Conn& conn, std::string_view bytes) {
       held_.clear();
       connect_decision();
       // Bytes after the header are the client's own: they count as early talk.
-      if (!rest.empty() && state_ != State::kDone) on_read(client_conn_, rest);
+      if (!rest.empty() && state_ != State::kDone) on_client_bytes(rest);
       return;
     }
     case State::kGreet: {
@@ -416,7 +425,7 @@ void Session::on_error(Conn& conn, int status) {
 }
 
 void Session::reply_and_close(const std::string& reply, const std::string& outcome) {
-  client_conn_.write(reply);
+  client_write(reply);
   client_conn_.close_after_flush();
   finish(outcome);
 }
@@ -475,6 +484,10 @@ void Session::timer_fired() {
       greet_done();
       return;
     case State::kDialogue: {
+      if (tls_ && !tls_->handshake_done()) {
+        tls_failed("handshake timeout");
+        return;
+      }
       if (!sleeping_) return;
       auto step = std::move(*sleeping_);
       sleeping_.reset();
@@ -510,6 +523,80 @@ void Session::timer_fired() {
 
 double Session::seconds_since(std::chrono::steady_clock::time_point t) const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace mxscreen::proxy
+
+namespace mxscreen::proxy {
+
+void Session::client_write(std::string_view plaintext) {
+  if (!tls_) {
+    client_conn_.write(plaintext);
+    return;
+  }
+  std::string out;
+  if (tls_->write(plaintext, &out)) client_conn_.write(out);
+}
+
+void Session::client_ciphertext(std::string_view bytes) {
+  std::string plain;
+  std::string out;
+  auto result = tls_->feed(bytes, &plain, &out);
+  if (!out.empty()) client_conn_.write(out);
+  switch (result) {
+    case TlsSession::Result::kError:
+      tls_failed(tls_->error());
+      return;
+    case TlsSession::Result::kClosed:
+      if (!plain.empty()) on_client_bytes(plain);
+      if (state_ != State::kDone) on_eof(client_conn_);
+      return;
+    case TlsSession::Result::kHandshakeDone:
+      uv_timer_stop(timer_.get());
+      Log::event(LogLevel::kInfo, "TLS",
+                 "Anonymous TLS connection established from " + who() + ": " + tls_->protocol() +
+                     " with cipher " + tls_->cipher() + ", client certificate " +
+                     (tls_->client_cert_offered() ? "offered" : "none"),
+                 {{"client", client_labels()},
+                  {"protocol", tls_->protocol()},
+                  {"cipher", tls_->cipher()}});
+      metrics().inc("mxscreen_tls_handshakes_total",
+                    "result=\"ok\",version=\"" + label_value(tls_->protocol()) + "\"");
+      break;
+    case TlsSession::Result::kOk:
+    case TlsSession::Result::kWantMore:
+      break;
+  }
+  if (!plain.empty()) on_client_bytes(plain);
+}
+
+void Session::start_tls() {
+  // RFC 3207 4.2 / the STARTTLS command injection attack: whatever the client pipelined in
+  // the clear behind STARTTLS is discarded, never answered inside TLS.
+  std::string injected = lines_->take_unprocessed() + held_;
+  held_.clear();
+  if (!injected.empty()) {
+    Log::event(LogLevel::kWarning, "TLS",
+               "discarding " + std::to_string(injected.size()) +
+                   " plaintext bytes sent after STARTTLS by " + who() + ": " +
+                   protocol::printable(injected),
+               {{"client", client_labels()}});
+    metrics().inc("mxscreen_tls_injection_discarded_total");
+  }
+  tls_ = std::make_unique<TlsSession>(runtime_->tls);
+  dialogue_->reset_after_starttls();
+  arm_timer(config().tls.handshake_timeout);
+}
+
+void Session::tls_failed(const std::string& reason) {
+  Log::event(LogLevel::kInfo, "TLS",
+             "TLS handshake failed for " + who() + ": " + protocol::printable(reason) +
+                 "; closing",
+             {{"client", client_labels()}, {"reason", reason}});
+  metrics().inc("mxscreen_tls_handshakes_total",
+                "result=\"error\",reason=\"" + label_value(reason) + "\"");
+  client_conn_.close_after_flush();
+  finish("tls_error");
 }
 
 }  // namespace mxscreen::proxy

@@ -18,6 +18,7 @@
 #include "protocol/reply.h"
 #include "proxy/conn.h"
 #include "proxy/server.h"
+#include "proxy/tls.h"
 
 namespace mxscreen::proxy {
 
@@ -65,6 +66,13 @@ class Session : public ConnHandler {
   void splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t* counter);
   void backend_failed(const std::string& reason);
 
+  // Client I/O through TLS once STARTTLS has run (tls.cc-free: TlsSession does the work).
+  void client_write(std::string_view plaintext);
+  void client_ciphertext(std::string_view bytes);
+  void on_client_bytes(std::string_view bytes);
+  void start_tls();
+  void tls_failed(const std::string& reason);
+
   void hold(std::string_view bytes);
   void reply_and_close(const std::string& reply, const std::string& outcome);
   void finish(const std::string& outcome);
@@ -80,6 +88,7 @@ class Session : public ConnHandler {
   std::shared_ptr<const Runtime> runtime_;
   Conn client_conn_;
   std::unique_ptr<Conn> backend_conn_;
+  std::unique_ptr<TlsSession> tls_;  // after STARTTLS
   UvHandle<uv_timer_t> timer_;         // the current phase's deadline, or an error sleep
   UvHandle<uv_timer_t> command_timer_;  // smtp.command_time_limit for the whole dialogue
   State state_ = State::kProxyHeader;

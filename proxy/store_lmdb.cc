@@ -3,6 +3,7 @@
 // (511 bytes) are stored as a prefix plus a 64-bit FNV-1a hash of the whole key.
 #include "proxy/store_lmdb.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <filesystem>
@@ -174,15 +175,19 @@ LmdbStore::LmdbStore(uv_loop_t* loop, std::shared_ptr<LmdbEnv> env, const StoreL
 LmdbStore::~LmdbStore() = default;
 
 void LmdbStore::schedule_sweep(uint64_t delay_ms) {
-  if (sweep_timer_) uv_timer_start(sweep_timer_.get(), &LmdbStore::on_sweep_timer, delay_ms, 0);
+  // Never 0 ms: libuv 1.44 runs a 0 ms timer re-armed in its own callback again in the same
+  // loop turn, which would starve I/O.
+  if (sweep_timer_) {
+    uv_timer_start(sweep_timer_.get(), &LmdbStore::on_sweep_timer, std::max<uint64_t>(delay_ms, 1),
+                   0);
+  }
 }
 
 void LmdbStore::on_sweep_timer(uv_timer_t* timer) {
   auto* self = static_cast<LmdbStore*>(timer->data);
   if (!self) return;
   bool done = self->sweep_step();
-  // The rest of an unfinished pass goes on after the loop has served I/O (1 ms, not 0: libuv
-  // 1.44 would run a 0 ms timer re-armed in its own callback in the same turn).
+  // The rest of an unfinished pass goes on after the loop has served I/O.
   self->schedule_sweep(done ? std::chrono::milliseconds(self->limits_.sweep_interval).count() : 1);
 }
 
@@ -191,7 +196,7 @@ StoreStatus LmdbStore::failed(std::string_view op, int rc) {
   if (rc != failing_rc_) {
     if (rc == MDB_MAP_FULL) {
       Log::warning("lmdb " + env_->path + " full (map_size " +
-                   std::to_string(env_->map_size >> 20) + " MiB): " + std::string(op) +
+                   std::to_string(env_->map_size >> 10) + " KiB): " + std::string(op) +
                    " refused; failing open until expired keys are swept (raise store.map_size)");
     } else {
       Log::warning("lmdb " + env_->path + " " + std::string(op) + " failed: " + mdb_strerror(rc) +

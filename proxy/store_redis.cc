@@ -7,9 +7,11 @@
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include "proxy/log.h"
 
@@ -182,9 +184,9 @@ void RedisStore::on_handshake_reply(redisReply* reply, bool last) {
   backoff_ = limits_.redis_backoff_min;
   pending_full_logged_ = false;
   if (outage_logged_) {
-    Log::info("redis " + url_.endpoint() + " reachable again after " +
-              std::to_string((uv_now(loop_) - outage_started_ms_) / 1000) +
-              "s; store back in service");
+    uint64_t ms = uv_now(loop_) - outage_started_ms_;
+    Log::info("redis " + url_.endpoint() + " reachable again after " + std::to_string(ms / 1000) +
+              "." + std::to_string(ms % 1000 / 100) + "s; store back in service");
   } else {
     Log::info("redis " + url_.endpoint() + " connected, db " + std::to_string(url_.db));
   }
@@ -245,6 +247,14 @@ void RedisStore::on_tick(uv_timer_t* timer) {
   if (!self) return;
   uint64_t now = uv_now(self->loop_);
   auto limit = static_cast<uint64_t>(self->limits_.redis_timeout.count());
+  if (self->state_ == State::kConnecting && self->ctx_) {
+    // The libuv adapter drops poll errors, so a refused connect is found here, not there.
+    int error = 0;
+    socklen_t len = sizeof error;
+    if (getsockopt(self->ctx_->c.fd, SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error != 0) {
+      return self->drop(std::strerror(error));
+    }
+  }
   if (self->state_ == State::kConnecting && now - self->connect_started_ms_ > limit) {
     self->drop("no connection within " + std::to_string(limit) + " ms");
   } else if (!self->pending_.empty() && now - self->pending_.begin()->second.started_ms > limit) {

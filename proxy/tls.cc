@@ -13,7 +13,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <mutex>
+#include <string>
+#include <utility>
 
 namespace mxscreen::proxy {
 namespace {
@@ -77,7 +78,7 @@ const char* key_type_name(int type) {
 void TlsContext::CtxFree::operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
 void TlsSession::SslFree::operator()(SSL* ssl) const { SSL_free(ssl); }
 
-TlsContext::TlsContext(const TlsSettings& settings) : settings_(settings) {}
+TlsContext::TlsContext(TlsSettings settings) : settings_(std::move(settings)) {}
 
 TlsContext::~TlsContext() {
   OPENSSL_cleanse(&current_key_, sizeof current_key_);
@@ -190,9 +191,9 @@ bool TlsContext::load_pair(const std::string& cert_file, const std::string& key_
 }
 
 bool TlsContext::new_ticket_key(TicketKey* key) {
-  return RAND_bytes(key->name.data(), key->name.size()) == 1 &&
-         RAND_priv_bytes(key->aes_key.data(), key->aes_key.size()) == 1 &&
-         RAND_priv_bytes(key->hmac_key.data(), key->hmac_key.size()) == 1;
+  return RAND_bytes(key->name.data(), static_cast<int>(key->name.size())) == 1 &&
+         RAND_priv_bytes(key->aes_key.data(), static_cast<int>(key->aes_key.size())) == 1 &&
+         RAND_priv_bytes(key->hmac_key.data(), static_cast<int>(key->hmac_key.size())) == 1;
 }
 
 bool TlsContext::rotate_ticket_keys(std::chrono::steady_clock::time_point now) {

@@ -28,10 +28,10 @@ struct TlsSettings {
   std::chrono::seconds ticket_key_rotation{3600};
 };
 
-// Owns an SSL_CTX built from settings. Renegotiation and compression are off, client
-// certificates are not requested, 0-RTT is off. Session tickets are sealed with our own keys
-// (AES-256-CBC + HMAC-SHA256): a current key that issues tickets and the previous one that
-// still opens them (and has them renewed), so a ticket lives at most two rotation periods.
+// Owns an SSL_CTX built from settings. Renegotiation, compression and 0-RTT are off, the
+// server's cipher order wins, client certificates are not requested. Session tickets are sealed
+// with our own keys (AES-256-CBC + HMAC-SHA256): a current key that issues tickets and the previous
+// one that still opens them (and has them renewed), so a ticket lives at most two rotation periods.
 // Thread: loop thread only.
 class TlsContext {
  public:
@@ -63,7 +63,7 @@ class TlsContext {
     void operator()(SSL_CTX* ctx) const;
   };
 
-  explicit TlsContext(const TlsSettings& settings);
+  explicit TlsContext(TlsSettings settings);
   bool load(std::string* error);
   bool load_pair(const std::string& cert_file, const std::string& key_file,
                  std::vector<int>* key_types, std::string* error);
@@ -99,7 +99,9 @@ class TlsSession {
   // Ciphertext from the client. Appends decrypted application data to *plaintext (never more
   // than ciphertext.size() bytes) and bytes for the client (handshake, tickets, alerts) to
   // *to_client. The input is handed to OpenSSL in kFeedChunk slices, so its buffers stay one
-  // record large whatever the caller passes. After kClosed or kError, returns the same again.
+  // record large whatever the caller passes. kClosed and kError win over kHandshakeDone when
+  // both happen in one call (handshake_done() still tells). After kClosed or kError, returns
+  // the same again and reads nothing.
   Result feed(std::string_view ciphertext, std::string* plaintext, std::string* to_client);
   // Encrypts application data into *to_client. False before the handshake is done, after an
   // error, or after shutdown().

@@ -244,6 +244,14 @@ def _read_line(sock, deadline, raw):
     return bytes(line)
 
 
+def read_line(sock, timeout=10.0):
+    """Reads one raw line up to and including LF (e.g. the "220-" teaser alone); bytes.
+
+    Raises socket.timeout when it does not arrive in time, ConnectionError on EOF.
+    """
+    return _read_line(sock, time.monotonic() + timeout, bytearray())
+
+
 def read_reply(sock, timeout=10.0):
     """Reads one complete (possibly multi-line) SMTP reply; returns Reply(code, lines, raw).
 
@@ -624,3 +632,28 @@ def parse_sink_dump(path):
 def start_smtp_sink(port=None, dump_dir=None, extra_args=()):
     """Starts an SmtpSink (see there) and returns it; stop() it or use it as a context manager."""
     return SmtpSink(port, dump_dir, extra_args).start()
+
+
+# ---------------------------------------------------------------------------------------------
+# Config helpers
+
+# Turns off every test that needs mxscreen's own SMTP dialogue (HELO, envelope and byte-stream
+# tests), so that only connection tests run and the handoff happens right after the greet wait.
+CONNECTION_TESTS_ONLY = {
+    "smtp": {"pipelining": "off", "non_smtp_command": "off", "bare_newline": "off"},
+    "helo": {"reject_invalid": False, "reject_non_fqdn": False},
+    "sender": {"reject_non_fqdn": False},
+    "recipient": {"reject_non_fqdn": False},
+}
+
+
+def connection_tests_only(overrides=None):
+    """CONNECTION_TESTS_ONLY with overrides ({section: {key: value}}, "listen" as a list)
+    merged over it section by section: a config for Mxscreen() whose handoff is after greet."""
+    merged = {k: dict(v) for k, v in CONNECTION_TESTS_ONLY.items()}
+    for section, body in (overrides or {}).items():
+        if isinstance(body, dict) and isinstance(merged.get(section), dict):
+            merged[section].update(body)
+        else:
+            merged[section] = body
+    return merged

@@ -1,0 +1,347 @@
+// tests/proxy/store_test.cc: the memory and lmdb store engines with a fake clock: put/get/TTL,
+// increment, remove, the entry bound, persistence across re-open and kill -9, the background
+// sweep, a full map failing open, and engine selection by make_store.
+#include "proxy/store.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "proxy/metrics.h"
+#include "proxy/store_lmdb.h"
+#include "proxy/store_memory.h"
+
+namespace mxscreen::proxy {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int64_t kT0 = 1'700'000'000;
+
+// Synchronous helpers: memory and lmdb answer before the call returns.
+struct Got {
+  StoreStatus status = StoreStatus::kUnavailable;
+  std::string value;
+  bool called = false;
+};
+
+Got get(Store& store, const std::string& key) {
+  Got got;
+  store.get(key, [&](StoreStatus s, std::string v) { got = {s, std::move(v), true}; });
+  EXPECT_TRUE(got.called);
+  return got;
+}
+
+StoreStatus put(Store& store, const std::string& key, const std::string& value,
+                std::chrono::seconds ttl) {
+  StoreStatus status = StoreStatus::kUnavailable;
+  bool called = false;
+  store.put(key, value, ttl, [&](StoreStatus s) {
+    status = s;
+    called = true;
+  });
+  EXPECT_TRUE(called);
+  return status;
+}
+
+std::pair<StoreStatus, int64_t> increment(Store& store, const std::string& key, int64_t by,
+                                          std::chrono::seconds ttl) {
+  std::pair<StoreStatus, int64_t> out{StoreStatus::kUnavailable, -1};
+  store.increment(key, by, ttl, [&](StoreStatus s, int64_t v) { out = {s, v}; });
+  return out;
+}
+
+StoreStatus remove(Store& store, const std::string& key) {
+  StoreStatus status = StoreStatus::kUnavailable;
+  store.remove(key, [&](StoreStatus s) { status = s; });
+  return status;
+}
+
+// The behaviour every engine shares, run against each.
+void check_put_get_expiry(Store& store, int64_t& now) {
+  EXPECT_EQ(get(store, "missing").status, StoreStatus::kNotFound);
+  EXPECT_EQ(put(store, "k", "v1", 10s), StoreStatus::kOk);
+  Got got = get(store, "k");
+  EXPECT_EQ(got.status, StoreStatus::kOk);
+  EXPECT_EQ(got.value, "v1");
+  EXPECT_EQ(put(store, "k", std::string("bin\0ary", 7), 10s), StoreStatus::kOk);
+  EXPECT_EQ(get(store, "k").value, std::string("bin\0ary", 7));
+  now += 9;
+  EXPECT_EQ(get(store, "k").status, StoreStatus::kOk);
+  now += 1;
+  EXPECT_EQ(get(store, "k").status, StoreStatus::kNotFound);
+  EXPECT_EQ(put(store, "forever", "x", 0s), StoreStatus::kOk);
+  now += 100 * 86400;
+  EXPECT_EQ(get(store, "forever").status, StoreStatus::kOk);
+}
+
+void check_increment(Store& store, int64_t& now) {
+  EXPECT_EQ(increment(store, "c", 1, 60s), std::make_pair(StoreStatus::kOk, int64_t{1}));
+  now += 50;
+  EXPECT_EQ(increment(store, "c", 5, 60s), std::make_pair(StoreStatus::kOk, int64_t{6}));
+  EXPECT_EQ(get(store, "c").value, "6");
+  now += 10;  // the TTL counts from creation: later increments do not extend it
+  EXPECT_EQ(get(store, "c").status, StoreStatus::kNotFound);
+  EXPECT_EQ(increment(store, "c", -2, 60s), std::make_pair(StoreStatus::kOk, int64_t{-2}));
+  EXPECT_EQ(put(store, "text", "abc", 60s), StoreStatus::kOk);
+  EXPECT_EQ(increment(store, "text", 1, 60s).first, StoreStatus::kUnavailable);
+  EXPECT_EQ(get(store, "text").value, "abc");
+}
+
+void check_remove(Store& store) {
+  EXPECT_EQ(put(store, "r", "v", 60s), StoreStatus::kOk);
+  EXPECT_EQ(remove(store, "r"), StoreStatus::kOk);
+  EXPECT_EQ(get(store, "r").status, StoreStatus::kNotFound);
+  EXPECT_EQ(remove(store, "r"), StoreStatus::kOk);
+}
+
+TEST(StoreMemory, PutGetAndTtlExpiry) {
+  int64_t now = kT0;
+  MemoryStore store({}, [&] { return now; });
+  check_put_get_expiry(store, now);
+}
+
+TEST(StoreMemory, Increment) {
+  int64_t now = kT0;
+  MemoryStore store({}, [&] { return now; });
+  check_increment(store, now);
+}
+
+TEST(StoreMemory, Remove) {
+  MemoryStore store({}, [] { return kT0; });
+  check_remove(store);
+}
+
+TEST(StoreMemory, FullStoreEvictsExpiredElseRefuses) {
+  int64_t now = kT0;
+  StoreLimits limits;
+  limits.max_entries = 3;
+  MemoryStore store(limits, [&] { return now; });
+  uint64_t errors =
+      metrics().value("mxscreen_store_errors_total", "engine=\"memory\",reason=\"full\"");
+  EXPECT_EQ(put(store, "a", "1", 10s), StoreStatus::kOk);
+  EXPECT_EQ(put(store, "b", "1", 100s), StoreStatus::kOk);
+  EXPECT_EQ(put(store, "c", "1", 100s), StoreStatus::kOk);
+  EXPECT_EQ(put(store, "d", "1", 100s), StoreStatus::kUnavailable);
+  EXPECT_EQ(increment(store, "e", 1, 100s).first, StoreStatus::kUnavailable);
+  EXPECT_EQ(put(store, "b", "2", 100s), StoreStatus::kOk);  // an existing key is no new entry
+  EXPECT_EQ(metrics().value("mxscreen_store_errors_total", "engine=\"memory\",reason=\"full\""),
+            errors + 2);
+  now += 10;  // "a" expired: its slot is reused
+  EXPECT_EQ(put(store, "d", "1", 100s), StoreStatus::kOk);
+  EXPECT_EQ(store.size(), 3u);
+  EXPECT_EQ(get(store, "d").status, StoreStatus::kOk);
+}
+
+class StoreLmdb : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    uv_loop_init(&loop_);
+    char tmpl[] = "/tmp/mxscreen-store-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/" + kLmdbFileName;
+  }
+  void TearDown() override {
+    uv_run(&loop_, UV_RUN_NOWAIT);  // close callbacks of destroyed stores
+    uv_loop_close(&loop_);
+    std::filesystem::remove_all(dir_);
+  }
+  std::unique_ptr<LmdbStore> open(const StoreLimits& limits = {}) {
+    std::string error;
+    auto store = LmdbStore::open(
+        &loop_, path_, limits, [this] { return now_; }, &error);
+    EXPECT_TRUE(store) << error;
+    return store;
+  }
+
+  uv_loop_t loop_{};
+  std::string dir_;
+  std::string path_;
+  int64_t now_ = kT0;
+};
+
+TEST_F(StoreLmdb, PutGetAndTtlExpiry) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  check_put_get_expiry(*store, now_);
+}
+
+TEST_F(StoreLmdb, Increment) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  check_increment(*store, now_);
+}
+
+TEST_F(StoreLmdb, Remove) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  check_remove(*store);
+}
+
+TEST_F(StoreLmdb, LongKeysAreStoredUnderAHash) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  std::string a = "gl:192.0.2.0/24:" + std::string(1000, 'a') + ":x";
+  std::string b = "gl:192.0.2.0/24:" + std::string(1000, 'a') + ":y";
+  EXPECT_EQ(put(*store, a, "A", 60s), StoreStatus::kOk);
+  EXPECT_EQ(put(*store, b, "B", 60s), StoreStatus::kOk);
+  EXPECT_EQ(get(*store, a).value, "A");
+  EXPECT_EQ(get(*store, b).value, "B");
+}
+
+TEST_F(StoreLmdb, ValuesAndTtlsSurviveReopen) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    EXPECT_EQ(put(*store, "gl:x", "1:2:0", 100s), StoreStatus::kOk);
+    EXPECT_EQ(increment(*store, "n", 7, 100s).second, 7);
+  }
+  auto store = open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(get(*store, "gl:x").value, "1:2:0");
+  EXPECT_EQ(increment(*store, "n", 1, 100s).second, 8);
+  now_ += 100;  // absolute expiry on disk: still expires on time after the restart
+  EXPECT_EQ(get(*store, "gl:x").status, StoreStatus::kNotFound);
+}
+
+TEST_F(StoreLmdb, AcknowledgedWritesSurviveKill9) {
+  int ack[2];
+  ASSERT_EQ(pipe(ack), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(ack[0]);
+    std::string error;
+    auto store = LmdbStore::open(
+        nullptr, path_, {}, [] { return kT0; }, &error);
+    if (!store) _exit(1);
+    for (int i = 0; i < 100; ++i) {
+      store->put("k" + std::to_string(i), "v" + std::to_string(i), 3600s, [&](StoreStatus s) {
+        if (s == StoreStatus::kOk) (void)!write(ack[1], "+", 1);
+      });
+    }
+    pause();  // killed here, never closing the environment
+    _exit(0);
+  }
+  close(ack[1]);
+  char buf[100];
+  size_t acked = 0;
+  while (acked < sizeof buf) {
+    ssize_t n = read(ack[0], buf, sizeof buf - acked);
+    if (n <= 0) break;
+    acked += static_cast<size_t>(n);
+  }
+  close(ack[0]);
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_EQ(acked, 100u);
+  auto store = open();
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(get(*store, "k" + std::to_string(i)).value, "v" + std::to_string(i));
+  }
+}
+
+TEST_F(StoreLmdb, SweepRemovesExpiredKeysInBoundedBatches) {
+  StoreLimits limits;
+  limits.sweep_batch = 7;
+  auto store = open(limits);
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 100; ++i) {
+    put(*store, "k" + std::to_string(i), "v", i % 2 == 0 ? 10s : 1000s);
+  }
+  EXPECT_EQ(store->entry_count(), 100u);
+  now_ += 10;
+  int steps = 1;
+  while (!store->sweep_step()) ++steps;
+  EXPECT_GE(steps, 100 / 7);
+  EXPECT_EQ(store->entry_count(), 50u);
+  EXPECT_EQ(get(*store, "k1").status, StoreStatus::kOk);
+}
+
+TEST_F(StoreLmdb, SweepRunsOnTheLoopTimer) {
+  StoreLimits limits;
+  limits.sweep_interval = 0s;  // fire at once: the test must not wait a minute
+  limits.sweep_batch = 3;
+  auto store = open(limits);
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 10; ++i) put(*store, "k" + std::to_string(i), "v", 5s);
+  now_ += 5;
+  // The sweep timer does not keep a loop alive by itself; a server's listeners do.
+  uv_timer_t keepalive;
+  uv_timer_init(&loop_, &keepalive);
+  uv_timer_start(&keepalive, [](uv_timer_t*) {}, 60000, 0);
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (store->entry_count() > 0 && std::chrono::steady_clock::now() < deadline) {
+    uv_run(&loop_, UV_RUN_NOWAIT);
+  }
+  EXPECT_EQ(store->entry_count(), 0u);
+  uv_close(reinterpret_cast<uv_handle_t*>(&keepalive), nullptr);
+  uv_run(&loop_, UV_RUN_NOWAIT);  // `keepalive` lives on this stack frame
+}
+
+TEST_F(StoreLmdb, FullMapFailsOpenAndRecoversAfterTheSweep) {
+  StoreLimits limits;
+  limits.map_size = 64 * 1024;  // a few pages
+  auto store = open(limits);
+  ASSERT_TRUE(store);
+  uint64_t errors =
+      metrics().value("mxscreen_store_errors_total", "engine=\"lmdb\",reason=\"map_full\"");
+  std::string value(200, 'x');
+  int written = 0;
+  for (; written < 10000; ++written) {
+    if (put(*store, "k" + std::to_string(written), value, 10s) != StoreStatus::kOk) break;
+  }
+  ASSERT_LT(written, 10000) << "the map never filled";
+  EXPECT_GT(written, 0);
+  EXPECT_EQ(put(*store, "one-more", value, 10s), StoreStatus::kUnavailable);
+  EXPECT_GT(metrics().value("mxscreen_store_errors_total", "engine=\"lmdb\",reason=\"map_full\""),
+            errors);
+  EXPECT_EQ(get(*store, "k0").value, value);  // reads keep working
+  now_ += 10;
+  while (!store->sweep_step()) {
+  }
+  EXPECT_EQ(store->entry_count(), 0u);
+  EXPECT_EQ(put(*store, "again", "v", 10s), StoreStatus::kOk);
+}
+
+TEST_F(StoreLmdb, UnusableStateDirIsAnErrorNotACrash) {
+  std::string file = dir_ + "/plain-file";
+  std::ofstream(file) << "x";
+  std::string error;
+  auto store =
+      LmdbStore::open(&loop_, file + "/sub/" + kLmdbFileName, {}, wall_clock_seconds, &error);
+  EXPECT_FALSE(store);
+  EXPECT_NE(error.find("lmdb "), std::string::npos) << error;
+}
+
+TEST_F(StoreLmdb, MakeStoreChoosesTheEngine) {
+  StoreConfig config;
+  ServerConfig server;
+  server.state_dir = dir_;
+  std::string error;
+  config.backend = StoreBackend::kLmdb;
+  auto lmdb = make_store(&loop_, config, server, &error);
+  ASSERT_TRUE(lmdb) << error;
+  EXPECT_EQ(lmdb->engine(), "lmdb");
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/mxscreen.lmdb"));
+  config.backend = StoreBackend::kMemory;
+  EXPECT_EQ(make_store(&loop_, config, server, &error)->engine(), "memory");
+  config.backend = StoreBackend::kRedis;
+  config.redis_url = "http://nope";
+  EXPECT_FALSE(make_store(&loop_, config, server, &error));
+  EXPECT_NE(error.find("redis://"), std::string::npos) << error;
+  uint64_t ops = metrics().value("mxscreen_store_operations_total", "engine=\"lmdb\",op=\"get\"");
+  get(*lmdb, "x");
+  EXPECT_EQ(metrics().value("mxscreen_store_operations_total", "engine=\"lmdb\",op=\"get\""),
+            ops + 1);
+}
+
+}  // namespace
+}  // namespace mxscreen::proxy
