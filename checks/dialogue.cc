@@ -85,7 +85,7 @@ bool Dialogue::apply(const Verdict& verdict, const std::string& test, const std:
 }
 
 
-Step Dialogue::on_line(const protocol::Line& line, bool more_input_queued) {
+Step Dialogue::on_line(const protocol::Line& line, std::string_view early_input) {
   Step step;
   if (++commands_ > policy_.command_count_limit) {
     step.reply = crlf("421 4.7.0 " + policy_.hostname + " Error: too many commands");
@@ -115,13 +115,15 @@ Step Dialogue::on_line(const protocol::Line& line, bool more_input_queued) {
       return step;
     }
   }
-  if (more_input_queued && !pipelining_seen_) {
+  if (!early_input.empty() && !pipelining_seen_) {
     auto v = pipelining_verdict(policy_.pipelining, true, false);
     if (!v.passed()) {
       pipelining_seen_ = true;
+      // postscreen's line: the command just read, then what arrived before its reply.
+      std::string verb = verb_name(protocol::parse_command(line.text));
       if (apply(v, "pipelining",
-                "COMMAND PIPELINING from " + policy_.client + " after " + last_verb_ + ": " +
-                    protocol::printable(line.text),
+                "COMMAND PIPELINING from " + policy_.client + " after " + verb + ": " +
+                    protocol::printable(early_input),
                 &step)) {
         return step;
       }

@@ -10,6 +10,7 @@
 
 #include "checks/errors.h"
 #include "checks/helo.h"
+#include "checks/non_smtp.h"
 #include "checks/verdict.h"
 #include "protocol/line_reader.h"
 #include "protocol/smtp_command.h"
@@ -26,7 +27,7 @@ struct DialoguePolicy {
   Action pipelining = Action::kEnforce;
   Action non_smtp_command = Action::kDrop;
   Action bare_newline = Action::kOff;
-  std::vector<std::string> forbidden_commands;
+  std::vector<std::string> forbidden_commands = default_forbidden_commands();
   HeloPolicy helo;
   bool sender_reject_non_fqdn = true;
   bool recipient_reject_non_fqdn = true;
@@ -65,9 +66,9 @@ class Dialogue {
  public:
   explicit Dialogue(DialoguePolicy policy);
 
-  // One command line. `more_input_queued`: the client had already sent more when this line
-  // was taken (the pipelining test).
-  Step on_line(const protocol::Line& line, bool more_input_queued);
+  // One command line. `early_input`: what the client had already sent behind it when this
+  // line was taken (the pipelining test), empty when nothing.
+  Step on_line(const protocol::Line& line, std::string_view early_input = {});
   // smtp.command_time_limit ran out.
   Step on_time_limit();
   // RFC 3207 4.2: after the TLS handshake the client starts over with EHLO.

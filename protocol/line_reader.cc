@@ -85,4 +85,16 @@ std::string LineReader::take_unprocessed() {
   return out;
 }
 
+std::string LineReader::peek(size_t max) const {
+  std::string out;
+  for (const auto& line : queue_) {
+    if (out.size() >= max) break;
+    out += line.text;
+    out += line.bare_lf ? "\n" : "\r\n";
+  }
+  if (out.size() < max) out += partial_;
+  if (out.size() > max) out.resize(max);
+  return out;
+}
+
 }  // namespace mxscreen::protocol

@@ -49,6 +49,9 @@ class LineReader {
   // for a bare LF), the partial line follows as received. A too_long line's discarded tail
   // cannot be given back: only its first `limit` bytes are.
   std::string take_unprocessed();
+  // The first `max` bytes of what is held, as they came, without taking them (for a log
+  // line about early input).
+  std::string peek(size_t max) const;
 
  private:
   // Adds bytes that contain no LF to the current line.

@@ -200,6 +200,11 @@ void Session::splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t
 }
 
 void Session::on_drained(Conn& conn) {
+  if (state_ == State::kDialogue && &conn == &client_conn_ && !sleeping_ && !tls_pending()) {
+    client_conn_.start_reading();
+    run_dialogue();
+    return;
+  }
   if (state_ != State::kSplice) return;
   // The side that fed this queue may read again.
   if (&conn == &client_conn_) {

@@ -178,7 +178,6 @@ checks::DialoguePolicy Session::dialogue_policy() const {
   p.pipelining = c.smtp.pipelining;
   p.non_smtp_command = c.smtp.non_smtp_command;
   p.bare_newline = c.smtp.bare_newline;
-  p.forbidden_commands = checks::default_forbidden_commands();
   p.helo = {c.helo.reject_invalid, c.helo.reject_non_fqdn};
   p.sender_reject_non_fqdn = c.sender.reject_non_fqdn;
   p.recipient_reject_non_fqdn = c.recipient.reject_non_fqdn;
@@ -189,6 +188,10 @@ checks::DialoguePolicy Session::dialogue_policy() const {
   p.capabilities = server_.backend_ehlo().empty()
                        ? protocol::default_capabilities(withhold)
                        : protocol::mirror_capabilities(server_.backend_ehlo(), withhold);
+  if (c.smtp.disable_vrfy) {
+    // As Postfix with disable_vrfy_command: do not offer what is refused.
+    std::erase_if(p.capabilities, [](const std::string& cap) { return cap == "VRFY"; });
+  }
   p.handoff_after_helo = runtime_->handoff_after_helo;
   p.tempfail_rcpt = listener_.config.role == ListenRole::kFakeMx;
   p.offer_starttls = runtime_->tls != nullptr;
@@ -233,10 +236,17 @@ void Session::dialogue_input(std::string_view bytes) {
 
 void Session::run_dialogue() {
   while (state_ == State::kDialogue && !sleeping_) {
+    // A client that sends commands but does not read its replies: stop taking commands
+    // until the replies already queued have gone out (on_drained resumes).
+    if (client_conn_.queued() > config().server.buffer_size) {
+      client_conn_.stop_reading();
+      return;
+    }
     auto line = lines_->next();
     if (!line) break;
-    bool more_queued = lines_->buffered() > 0 || !held_.empty();
-    apply_step(dialogue_->on_line(*line, more_queued));
+    std::string early = lines_->peek(checks::PregreetTest::kSampleBytes);
+    if (early.empty()) early = held_.substr(0, checks::PregreetTest::kSampleBytes);
+    apply_step(dialogue_->on_line(*line, early));
     if (!held_.empty() && state_ == State::kDialogue) {
       std::string rest = std::move(held_);
       held_.clear();

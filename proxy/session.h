@@ -72,6 +72,7 @@ class Session : public ConnHandler {
   void on_client_bytes(std::string_view bytes);
   void start_tls();
   void tls_failed(const std::string& reason);
+  bool tls_pending() const { return tls_ && !tls_->handshake_done(); }
 
   void hold(std::string_view bytes);
   void reply_and_close(const std::string& reply, const std::string& outcome);

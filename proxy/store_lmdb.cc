@@ -84,8 +84,8 @@ class Txn {
   }
   Txn(const Txn&) = delete;
   Txn& operator=(const Txn&) = delete;
-  int begin_rc() const { return rc_; }
-  MDB_txn* get() const { return txn_; }
+  [[nodiscard]] int begin_rc() const { return rc_; }
+  [[nodiscard]] MDB_txn* get() const { return txn_; }
   int commit() {
     int rc = mdb_txn_commit(txn_);
     txn_ = nullptr;

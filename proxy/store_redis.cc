@@ -25,11 +25,6 @@ constexpr std::string_view kIncrementScript =
     "redis.call('EXPIRE', KEYS[1], ARGV[2]) end "
     "return v";
 
-bool fail(std::string* error, std::string message) {
-  if (error) *error = std::move(message);
-  return false;
-}
-
 std::optional<std::string> percent_decode(std::string_view text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -58,8 +53,8 @@ bool parse_number(std::string_view text, T& value) {
 std::optional<RedisUrl> RedisUrl::parse(std::string_view url, std::string* error) {
   constexpr std::string_view kScheme = "redis://";
   RedisUrl out;
-  auto bad = [&](std::string message) -> std::optional<RedisUrl> {
-    fail(error, "redis_url \"" + std::string(url) + "\": " + message);
+  auto bad = [&](std::string_view message) -> std::optional<RedisUrl> {
+    if (error) *error = "redis_url \"" + std::string(url) + "\": " + std::string(message);
     return std::nullopt;
   };
   if (url.substr(0, kScheme.size()) != kScheme) return bad("must start with redis://");
@@ -296,8 +291,10 @@ bool RedisStore::send(std::string_view op, std::initializer_list<std::string_vie
   }
   uint64_t id = next_id_++;
   pending_.emplace(id, Pending{uv_now(loop_), std::move(handler)});
-  if (redisAsyncCommandArgv(ctx_, &RedisStore::on_reply, reinterpret_cast<void*>(id), argc, argv,
-                            lengths) != REDIS_OK) {
+  // privdata carries the command id, not a pointer: a late reply finds nothing to free.
+  void* privdata = reinterpret_cast<void*>(id);  // NOLINT(performance-no-int-to-ptr)
+  if (redisAsyncCommandArgv(ctx_, &RedisStore::on_reply, privdata, argc, argv, lengths) !=
+      REDIS_OK) {
     pending_.erase(id);
     count_store_error(engine(), "error");
     return false;

@@ -24,7 +24,7 @@ protocol::Line line(std::string text, bool bare_lf = false) {
   return l;
 }
 
-Step say(Dialogue& d, const std::string& text) { return d.on_line(line(text), false); }
+Step say(Dialogue& d, const std::string& text) { return d.on_line(line(text)); }
 
 TEST(ChecksDialogue, CleanTransactionHandsOffAtFirstRcpt) {
   Dialogue d(policy());
@@ -58,11 +58,13 @@ TEST(ChecksDialogue, NonFqdnHeloIsRejectedAtRcptWithPostfixText) {
 TEST(ChecksDialogue, PipeliningWithoutOfferIsEnforcedAtRcpt) {
   Dialogue d(policy());
   say(d, "EHLO mail.example.org");
-  auto mail = d.on_line(line("MAIL FROM:<a@example.org>"), true);
+  auto mail = d.on_line(line("MAIL FROM:<a@example.org>"), "RCPT TO:<user@example.test>\r\n");
   EXPECT_EQ(mail.reply, "250 2.1.0 Ok\r\n");
   ASSERT_EQ(mail.events.size(), 1u);
   EXPECT_EQ(mail.events[0].test, "pipelining");
   EXPECT_EQ(mail.events[0].outcome, "enforce");
+  EXPECT_EQ(mail.events[0].message,
+            "COMMAND PIPELINING from [192.0.2.7]:4711 after MAIL: RCPT TO:<user@example.test>\\x0d\\x0a");
   auto rcpt = say(d, "RCPT TO:<user@example.test>");
   EXPECT_EQ(rcpt.reply.substr(0, 10), "550 5.7.1 ");
   EXPECT_NE(rcpt.then, Then::kHandoff);
@@ -81,11 +83,11 @@ TEST(ChecksDialogue, BareNewlineFollowsItsAction) {
   auto p = policy();
   p.bare_newline = Action::kDrop;
   Dialogue d(p);
-  auto step = d.on_line(line("EHLO mail.example.org", true), false);
+  auto step = d.on_line(line("EHLO mail.example.org", true));
   EXPECT_EQ(step.then, Then::kClose);
   p.bare_newline = Action::kIgnore;
   Dialogue ignoring(p);
-  step = ignoring.on_line(line("EHLO mail.example.org", true), false);
+  step = ignoring.on_line(line("EHLO mail.example.org", true));
   EXPECT_EQ(step.then, Then::kContinue);
   EXPECT_EQ(step.events.at(0).outcome, "ignore");
 }
@@ -125,10 +127,10 @@ TEST(ChecksDialogue, LongLineAndNulAreErrors) {
   Dialogue d(policy());
   protocol::Line l = line(std::string(2048, 'A'));
   l.too_long = true;
-  EXPECT_EQ(d.on_line(l, false).reply, "500 5.5.2 Error: line too long\r\n");
+  EXPECT_EQ(d.on_line(l).reply, "500 5.5.2 Error: line too long\r\n");
   protocol::Line nul = line(std::string("EHLO a\0b", 8));
   nul.has_nul = true;
-  EXPECT_EQ(d.on_line(nul, false).reply.substr(0, 3), "500");
+  EXPECT_EQ(d.on_line(nul).reply.substr(0, 3), "500");
   EXPECT_EQ(d.errors(), 2);
 }
 

@@ -102,7 +102,6 @@ class DeepTestsTest(unittest.TestCase):
             mx.wait_log(rf"COMMAND PIPELINING from \[{client}\]:\d+ after ")
             self.assertEqual(mx.metric("mxscreen_handoffs_total", {"mode": "after_dialogue"}), 1)
 
-    @unittest.expectedFailure
     def test_pipelining_log_names_the_command_and_the_early_data_as_postscreen_does(self):
         # postscreen_smtpd.c: "COMMAND PIPELINING from [%s]:%s after %.100s: %s" with the
         # command just read and the (escaped) data that came in before its reply.

@@ -276,7 +276,8 @@ TEST_F(StoreLmdb, SweepRunsOnTheLoopTimer) {
   // The sweep timer does not keep a loop alive by itself; a server's listeners do.
   uv_timer_t keepalive;
   uv_timer_init(&loop_, &keepalive);
-  uv_timer_start(&keepalive, [](uv_timer_t*) {}, 60000, 0);
+  uv_timer_start(
+      &keepalive, [](uv_timer_t*) {}, 60000, 0);
   auto deadline = std::chrono::steady_clock::now() + 5s;
   while (store->entry_count() > 0 && std::chrono::steady_clock::now() < deadline) {
     uv_run(&loop_, UV_RUN_NOWAIT);
