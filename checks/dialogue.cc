@@ -244,9 +244,14 @@ Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
              ">: Recipient address rejected: Service temporarily unavailable, try again later";
     test = "fake_mx";
   } else if (!policy_.enforced_by.empty()) {
-    reject = "550 5.7.1 Service unavailable; client [" + policy_.client_address +
-             "] blocked by the " + policy_.enforced_by + " test";
+    reject = !policy_.enforce_reply.empty()
+                 ? policy_.enforce_reply
+                 : "550 5.7.1 Service unavailable; client [" + policy_.client_address +
+                       "] blocked by the " + policy_.enforced_by + " test";
     test = "enforce";
+  } else if (policy_.client_reject) {
+    reject = policy_.client_reject;
+    test = "client";
   } else if (helo_reject_) {
     reject = helo_reject_;
     test = "helo";

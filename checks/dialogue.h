@@ -42,8 +42,12 @@ struct DialoguePolicy {
   // The fake MX with action tempfail_rcpt: talk, then 450 at every RCPT, never hand off
   // (the classic Postfix nolisting recipe).
   bool tempfail_rcpt = false;
-  // A test before the dialogue (the greet test) said enforce: every RCPT gets 550.
+  // A test before the dialogue (greet, DNSBL) said enforce: every RCPT gets 550, with
+  // `enforce_reply` when that test has its own text.
   std::string enforced_by;
+  std::string enforce_reply;
+  // A client restriction decided before the dialogue (reverse DNS): the reply to every RCPT.
+  std::optional<std::string> client_reject;
 };
 
 // Something to log (and count): `word` is the log word, `message` the whole line.

@@ -371,6 +371,7 @@ void read_dnsbl(Section& s, DnsblConfig& c) {
   s.read("threshold", c.threshold, 1);
   s.read("allowlist_threshold", c.allowlist_threshold, -kIntMax);
   s.read("action", c.action);
+  s.read("reply_text", c.reply_text);
 }
 
 void read_dns(Section& s, DnsConfig& c) {
@@ -382,6 +383,13 @@ void read_dns(Section& s, DnsConfig& c) {
                 return std::nullopt;
               });
   s.read_duration("timeout", c.timeout, Ms(1));
+  s.read_duration("ttl_min", c.ttl_min);
+  s.read_duration("ttl_max", c.ttl_max, Ms(1000));
+  s.read_duration("negative_ttl", c.negative_ttl);
+  s.check(c.ttl_max >= c.ttl_min, "ttl_max", "must be at least ttl_min");
+  s.read("cache_size", c.cache_size, 0);
+  s.read("retries", c.retries, 0, 10);
+  s.read("max_queries", c.max_queries, 1);
 }
 
 void read_greylist(Section& s, GreylistConfig& c) {

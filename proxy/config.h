@@ -104,11 +104,18 @@ struct DnsblConfig {
   int threshold = 3;
   int allowlist_threshold = -1;
   checks::Action action = checks::Action::kEnforce;
+  bool reply_text = false;  // TXT of the listing site in the reject text
 };
 
 struct DnsConfig {
   std::vector<protocol::Endpoint> nameservers;  // empty = /etc/resolv.conf
   std::chrono::milliseconds timeout = std::chrono::seconds(5);
+  std::chrono::milliseconds ttl_min = std::chrono::seconds(60);  // postscreen_dnsbl_min_ttl
+  std::chrono::milliseconds ttl_max = std::chrono::hours(1);     // postscreen_dnsbl_max_ttl
+  std::chrono::milliseconds negative_ttl = std::chrono::seconds(60);
+  int cache_size = 50000;    // entries, least recently used evicted; 0 = no cache
+  int retries = 2;           // resends within timeout
+  int max_queries = 10000;   // in flight; beyond that lookups answer tempfail
 };
 
 struct GreylistConfig {

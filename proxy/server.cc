@@ -77,6 +77,13 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
       return nullptr;
     }
   }
+  std::vector<std::string> site_errors;
+  auto sites = checks::parse_dnsbl_sites(config.dnsbl.sites, &site_errors);
+  for (const auto& e : site_errors) errors->push_back("[dnsbl] sites: " + e);
+  if (!sites) return nullptr;
+  rt->dnsbl_sites = std::make_shared<const std::vector<checks::DnsblSite>>(std::move(*sites));
+  rt->client_dns = !rt->dnsbl_sites->empty() || config.client.reject_unknown_reverse ||
+                   config.client.reject_unknown;
   rt->access = checks::AccessList(std::move(file_rules), config.access.deny, config.access.allow);
   if (config.server.hostname.empty()) {
     char buf[256] = {};
@@ -87,7 +94,8 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
   bool stream_tests = smtp.pipelining != checks::Action::kOff ||
                       smtp.non_smtp_command != checks::Action::kOff ||
                       smtp.bare_newline != checks::Action::kOff;
-  bool envelope_tests = config.sender.reject_non_fqdn || config.recipient.reject_non_fqdn;
+  bool envelope_tests = config.sender.reject_non_fqdn || config.recipient.reject_non_fqdn ||
+                        config.client.reject_unknown_reverse || config.client.reject_unknown;
   bool helo_tests = config.helo.reject_invalid || config.helo.reject_non_fqdn;
   rt->dialogue_needed = stream_tests || envelope_tests || helo_tests;
   rt->handoff_after_helo = helo_tests && !stream_tests && !envelope_tests;
@@ -160,6 +168,20 @@ bool Server::bind() {
 }
 
 void Server::start() {
+  const auto& config = *runtime_->config;
+  DnsOptions options;
+  using Sec = std::chrono::seconds;
+  options.ttl_min = std::chrono::duration_cast<Sec>(config.dns.ttl_min);
+  options.ttl_max = std::chrono::duration_cast<Sec>(config.dns.ttl_max);
+  options.negative_ttl = std::chrono::duration_cast<Sec>(config.dns.negative_ttl);
+  options.cache_size = static_cast<size_t>(config.dns.cache_size);
+  options.retries = config.dns.retries;
+  options.max_queries = static_cast<size_t>(config.dns.max_queries);
+  resolver_ = std::make_unique<Resolver>(loop_, config.dns, options);
+  if (!resolver_->ok()) {
+    Log::warning("DNS resolver unavailable: " + resolver_->error() +
+                 "; DNSBL and reverse DNS tests are skipped");
+  }
   uv_check_init(loop_, reaper_.get());
   reaper_.initialized();
   reaper_->data = this;
@@ -271,6 +293,7 @@ void Server::reload() {
     same = old_listen[i].address == new_listen[i].address;
   }
   if (!same) Log::warning("reload: [[listen]] changes take effect after a restart");
+  // The resolver is shared by live sessions: [dns] changes need a restart as well.
   // Tickets issued under the old certificates stay valid across the reload.
   if (rt->tls && runtime_->tls) rt->tls->adopt_ticket_keys(*runtime_->tls);
   runtime_ = std::move(rt);
@@ -317,6 +340,7 @@ void Server::drain() {
 void Server::maybe_finish_drain() {
   if (!draining_ || !sessions_.empty() || !dead_.empty()) return;
   drain_timer_.close();
+  resolver_.reset();
   sighup_.close();
   sigterm_.close();
   sigint_.close();

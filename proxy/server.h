@@ -13,6 +13,8 @@
 #include "checks/access.h"
 #include "checks/limits.h"
 #include "proxy/backend_probe.h"
+#include "proxy/client_dns.h"
+#include "proxy/dns.h"
 #include "proxy/config.h"
 #include "proxy/metrics.h"
 #include "proxy/tls.h"
@@ -34,6 +36,9 @@ struct Runtime {
   bool dialogue_needed = false;
   bool handoff_after_helo = false;
   std::shared_ptr<TlsContext> tls;  // nullptr: no STARTTLS
+  // dnsbl.sites parsed; lookups for a client start at connect when any DNS test is on.
+  std::shared_ptr<const std::vector<checks::DnsblSite>> dnsbl_sites;
+  bool client_dns = false;
 };
 
 // Builds the runtime from a loaded config (reads access.file). On failure returns nullptr and
@@ -77,6 +82,9 @@ class Server {
   void drain();
 
   checks::ClientLimits& client_limits() { return client_limits_; }
+  // nullptr when no resolver could be set up (DNS tests are then skipped, logged at start).
+  Resolver* resolver() { return resolver_ && resolver_->ok() ? resolver_.get() : nullptr; }
+  DnsblZoneHealth& dnsbl_health() { return dnsbl_health_; }
 
   // The backend's EHLO reply lines as last probed (greeting line first); empty until known.
   const std::vector<std::string>& backend_ehlo() const { return backend_ehlo_; }
@@ -92,6 +100,9 @@ class Server {
   uv_loop_t* loop_;
   std::shared_ptr<const Runtime> runtime_;
   std::string config_path_;
+  // Before the sessions: they hold lookups on the resolver until they die.
+  std::unique_ptr<Resolver> resolver_;
+  DnsblZoneHealth dnsbl_health_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> dead_;

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "checks/non_smtp.h"
+#include "checks/rdns.h"
 #include "protocol/ehlo.h"
 #include "protocol/escape.h"
 #include "protocol/proxy_header.h"
@@ -137,7 +138,73 @@ void Session::connect_decision() {
     start_handoff();
     return;
   }
+  if (runtime_->client_dns) start_client_dns();
   start_greet();
+}
+
+void Session::start_client_dns() {
+  Resolver* resolver = server_.resolver();
+  if (!resolver) return;
+  ClientLookupsOptions options;
+  options.reply_text = config().dnsbl.reply_text;
+  // Every lookup starts now and runs during the greet wait, all in parallel.
+  dns_ = std::make_unique<ClientLookups>(*resolver, server_.dnsbl_health(), runtime_->dnsbl_sites,
+                                         client_.address, options,
+                                         [this](ClientDnsEvent event) { on_client_dns(event); });
+}
+
+void Session::on_client_dns(ClientDnsEvent) {
+  // postscreen's allowlist threshold: a DNSWL-listed client that has not talked early skips
+  // the rest of the wait and every further test.
+  if (state_ != State::kGreet || runtime_->dnsbl_sites->empty() || pregreet_->hit()) return;
+  const auto& snap = dns_->snapshot();
+  if (snap.dnsbl_done() && snap.dnsbl_rank <= config().dnsbl.allowlist_threshold) {
+    uv_timer_stop(timer_.get());
+    greet_done();
+  }
+}
+
+bool Session::apply_dnsbl(bool* allowlisted) {
+  *allowlisted = false;
+  if (!dns_ || runtime_->dnsbl_sites->empty()) return true;
+  const auto& snap = dns_->snapshot();
+  const auto& dnsbl = config().dnsbl;
+  int rank = snap.dnsbl_rank;
+  if (rank != 0) {
+    std::string sites;
+    for (const auto& hit : snap.dnsbl_hits) {
+      sites += (sites.empty() ? "" : " ") + hit.site + "(" + std::to_string(hit.weight) + ")";
+    }
+    Log::event(LogLevel::kInfo, "DNSBL",
+               "DNSBL rank " + std::to_string(rank) + " for " + who() + ": " + sites,
+               {{"client", client_labels()}, {"rank", std::to_string(rank)}});
+  }
+  if (rank <= dnsbl.allowlist_threshold) {
+    *allowlisted = true;
+    metrics().inc("mxscreen_test_results_total", "test=\"dnsbl\",outcome=\"allowlist\"");
+    return true;
+  }
+  if (rank < dnsbl.threshold || dnsbl.action == checks::Action::kOff) return true;
+  std::string zone;
+  int weight = 0;
+  for (const auto& hit : snap.dnsbl_hits) {
+    if (zone.empty() || hit.weight > weight) {
+      zone = hit.zone;
+      weight = hit.weight;
+    }
+  }
+  std::string text = "Service unavailable; client [" + client_.address.to_string() +
+                     "] blocked using " + zone;
+  if (!snap.reply_text.empty()) text += "; " + protocol::printable(snap.reply_text, 200);
+  auto verdict = checks::verdict_for(dnsbl.action, true, "DNSBL");
+  metrics().inc("mxscreen_test_results_total",
+                "test=\"dnsbl\",outcome=\"" + std::string(checks::to_string(dnsbl.action)) + "\"");
+  if (verdict.outcome == checks::Outcome::kDrop) {
+    reply_and_close("521 5.7.1 " + text + "\r\n", "dnsbl");
+    return false;
+  }
+  if (verdict.outcome == checks::Outcome::kEnforce) dnsbl_enforce_reply_ = "550 5.7.1 " + text;
+  return true;
 }
 
 void Session::start_greet() {
@@ -155,6 +222,15 @@ void Session::greet_done() {
                        : verdict.outcome == checks::Outcome::kEnforce ? "enforce"
                                                                       : "ignore";
   metrics().inc("mxscreen_pregreet_total", std::string("verdict=\"") + result + "\"");
+  bool dnswl = false;
+  if (!apply_dnsbl(&dnswl)) return;
+  if (dnswl && verdict.outcome != checks::Outcome::kEnforce &&
+      listener_.config.role == ListenRole::kMx) {
+    Log::event(LogLevel::kInfo, "PASS", "PASS NEW " + who() + " (DNSWL)",
+               {{"client", client_labels()}});
+    start_handoff();
+    return;
+  }
   bool fake_mx = listener_.config.role == ListenRole::kFakeMx;
   if (!runtime_->dialogue_needed && !fake_mx && verdict.outcome != checks::Outcome::kEnforce) {
     // Only connection tests are on: hand off now; our final 220 goes out with the splice.
@@ -197,6 +273,20 @@ checks::DialoguePolicy Session::dialogue_policy() const {
   p.offer_starttls = runtime_->tls != nullptr;
   if (pregreet_ && pregreet_->verdict().outcome == checks::Outcome::kEnforce) {
     p.enforced_by = "pregreet";
+  } else if (!dnsbl_enforce_reply_.empty()) {
+    p.enforced_by = "DNSBL";
+    p.enforce_reply = dnsbl_enforce_reply_;
+  }
+  checks::RdnsPolicy rdns{c.client.reject_unknown_reverse, c.client.reject_unknown};
+  if (rdns.reject_unknown_reverse || rdns.reject_unknown) {
+    auto ptr = checks::PtrFact::kTempFail;  // no resolver: a temporary failure, as Postfix
+    auto fcrdns = checks::FcrdnsFact::kTempFail;
+    if (dns_) {
+      const auto& snap = dns_->snapshot();
+      ptr = static_cast<checks::PtrFact>(snap.ptr);
+      fcrdns = static_cast<checks::FcrdnsFact>(snap.fcrdns);
+    }
+    p.client_reject = checks::rdns_reject_reply(ptr, fcrdns, client_.address.to_string(), rdns);
   }
   return p;
 }

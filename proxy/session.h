@@ -48,6 +48,10 @@ class Session : public ConnHandler {
   const Config& config() const { return *runtime_->config; }
   void connect_decision();
   bool within_client_limits();
+  void start_client_dns();
+  void on_client_dns(ClientDnsEvent event);
+  // The DNSBL score at the end of the greet wait: false when the session ended (drop).
+  bool apply_dnsbl(bool* allowlisted);
   void start_greet();
   void greet_done();
   void start_dialogue();
@@ -90,6 +94,8 @@ class Session : public ConnHandler {
   Conn client_conn_;
   std::unique_ptr<Conn> backend_conn_;
   std::unique_ptr<TlsSession> tls_;  // after STARTTLS
+  std::unique_ptr<ClientLookups> dns_;  // DNSBL, PTR and FCrDNS, from connect on
+  std::string dnsbl_enforce_reply_;     // DNSBL said enforce: every RCPT gets this
   UvHandle<uv_timer_t> timer_;         // the current phase's deadline, or an error sleep
   UvHandle<uv_timer_t> command_timer_;  // smtp.command_time_limit for the whole dialogue
   State state_ = State::kProxyHeader;
