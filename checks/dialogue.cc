@@ -271,9 +271,16 @@ Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
     return step;
   }
   rcpt_line_ = raw;
+  recipient_ = args->path;
   Step step;
   step.then = Step::Then::kHandoff;
   return step;
+}
+
+Step Dialogue::refuse_handoff(std::string reply) {
+  rcpt_line_.clear();
+  recipient_ = {};
+  return error(std::move(reply));
 }
 
 Step Dialogue::on_time_limit() {

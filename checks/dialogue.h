@@ -83,6 +83,12 @@ class Dialogue {
   const std::string& helo() const { return helo_; }
   const std::string& mail_line() const { return mail_line_; }
   const std::string& rcpt_line() const { return rcpt_line_; }
+  // The envelope of the RCPT that asked for the handoff (greylisting's triplet).
+  const protocol::Path& sender() const { return sender_; }
+  const protocol::Path& recipient() const { return recipient_; }
+  // The session held the handoff back (greylisting): the RCPT got `reply` instead, counted
+  // as an error reply as Postfix counts its 450.
+  Step refuse_handoff(std::string reply);
   const std::string& enforced_by() const { return policy_.enforced_by; }
   int errors() const { return errors_.errors(); }
 
@@ -114,6 +120,7 @@ class Dialogue {
   protocol::Path sender_;
   std::string mail_line_;
   std::string rcpt_line_;
+  protocol::Path recipient_;
   std::string last_verb_ = "CONNECT";
 };
 

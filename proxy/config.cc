@@ -400,6 +400,10 @@ void read_greylist(Section& s, GreylistConfig& c) {
   s.read("ipv4_prefix", c.ipv4_prefix, 0, 32);
   s.read("ipv6_prefix", c.ipv6_prefix, 0, 128);
   s.read("auto_allowlist_clients", c.auto_allowlist_clients, 0);
+  s.read("reply_text", c.reply_text);
+  s.check(c.reply_text.find_first_of("\r\n") == std::string::npos, "reply_text",
+          "must be a single line");
+  s.read("strip_sender_tags", c.strip_sender_tags);
   s.check(c.retry_window > c.delay, "retry_window", "must be longer than delay");
 }
 
@@ -443,6 +447,7 @@ void read_access_and_tls(Section& access, Section& tls, Config& c) {
 void read_runtime(Section& store, Section& metrics, Section& log, Config& c) {
   store.read("backend", c.store.backend, std::span<const Named<StoreBackend>>(kStoreBackends));
   store.read("redis_url", c.store.redis_url);
+  store.read("map_size", c.store.map_size, int64_t{1} << 20, int64_t{1} << 40);
   store.check(c.store.backend != StoreBackend::kRedis || !c.store.redis_url.empty(), "redis_url",
               "must be set when backend = \"redis\"");
   if (metrics.get("listen")) {

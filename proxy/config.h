@@ -126,6 +126,8 @@ struct GreylistConfig {
   int ipv4_prefix = 24;
   int ipv6_prefix = 64;
   int auto_allowlist_clients = 5;
+  std::string reply_text = "Greylisted, please try again later";  // after "450 4.2.0"
+  bool strip_sender_tags = true;  // SRS, BATV, +tag and VERP numbers: one sender, one triplet
 };
 
 struct CacheConfig {
@@ -182,6 +184,7 @@ enum class StoreBackend : uint8_t { kLmdb, kRedis, kMemory };
 struct StoreConfig {
   StoreBackend backend = StoreBackend::kLmdb;
   std::string redis_url = "redis://127.0.0.1:6379/0";
+  std::size_t map_size = 256u << 20;  // LMDB map size in bytes; a full map fails open
 };
 
 struct MetricsConfig {

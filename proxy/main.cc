@@ -131,7 +131,7 @@ int run(int argc, char** argv) {
   {
     Server server(loop, runtime, config_path);
     if (!server.bind() || !drop_privileges(config)) return kExitFailure;
-    server.start();
+    if (!server.start()) return kExitFailure;
     Log::info(std::string("mxscreen ") + MXSCREEN_VERSION + " started");
     uv_run(loop, UV_RUN_DEFAULT);
     Log::info("stopped");

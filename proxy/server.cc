@@ -95,6 +95,7 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
                       smtp.non_smtp_command != checks::Action::kOff ||
                       smtp.bare_newline != checks::Action::kOff;
   bool envelope_tests = config.sender.reject_non_fqdn || config.recipient.reject_non_fqdn ||
+                        config.greylist.enabled ||
                         config.client.reject_unknown_reverse || config.client.reject_unknown;
   bool helo_tests = config.helo.reject_invalid || config.helo.reject_non_fqdn;
   rt->dialogue_needed = stream_tests || envelope_tests || helo_tests;
@@ -167,8 +168,17 @@ bool Server::bind() {
   return true;
 }
 
-void Server::start() {
+bool Server::start() {
   const auto& config = *runtime_->config;
+  std::string store_error;
+  StoreLimits store_limits;
+  store_limits.map_size = config.store.map_size;
+  store_ = make_store(loop_, config.store, config.server, &store_error, store_limits);
+  if (!store_) {
+    Log::error("cannot open the " + std::string(to_string(config.store.backend)) +
+               " state store: " + store_error);
+    return false;
+  }
   DnsOptions options;
   using Sec = std::chrono::seconds;
   options.ttl_min = std::chrono::duration_cast<Sec>(config.dns.ttl_min);
@@ -209,6 +219,7 @@ void Server::start() {
                [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->drain(); });
   start_signal(loop_, sigint_, SIGINT, this,
                [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->drain(); });
+  return true;
 }
 
 void Server::on_connection(uv_stream_t* server, int status) {
@@ -341,6 +352,7 @@ void Server::maybe_finish_drain() {
   if (!draining_ || !sessions_.empty() || !dead_.empty()) return;
   drain_timer_.close();
   resolver_.reset();
+  store_.reset();
   sighup_.close();
   sigterm_.close();
   sigint_.close();

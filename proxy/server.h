@@ -17,6 +17,7 @@
 #include "proxy/dns.h"
 #include "proxy/config.h"
 #include "proxy/metrics.h"
+#include "proxy/store.h"
 #include "proxy/tls.h"
 #include "proxy/uv_handle.h"
 
@@ -59,8 +60,9 @@ class Server {
 
   // Binds every listener and the metrics endpoint. Returns false (after logging) on failure.
   bool bind();
-  // Starts accepting and installs the signal handlers.
-  void start();
+  // Opens the state store (after the privilege drop, so its files belong to server.user),
+  // starts accepting and installs the signal handlers. False (after logging) on failure.
+  bool start();
 
   uv_loop_t* loop() const { return loop_; }
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
@@ -85,6 +87,7 @@ class Server {
   // nullptr when no resolver could be set up (DNS tests are then skipped, logged at start).
   Resolver* resolver() { return resolver_ && resolver_->ok() ? resolver_.get() : nullptr; }
   DnsblZoneHealth& dnsbl_health() { return dnsbl_health_; }
+  Store& store() { return *store_; }
 
   // The backend's EHLO reply lines as last probed (greeting line first); empty until known.
   const std::vector<std::string>& backend_ehlo() const { return backend_ehlo_; }
@@ -103,6 +106,7 @@ class Server {
   // Before the sessions: they hold lookups on the resolver until they die.
   std::unique_ptr<Resolver> resolver_;
   DnsblZoneHealth dnsbl_health_;
+  std::unique_ptr<Store> store_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> dead_;

@@ -38,6 +38,7 @@ Session::Session(Server& server, const Listener& listener)
       started_(std::chrono::steady_clock::now()) {}
 
 Session::~Session() {
+  *alive_ = false;
   if (backend_conn_) server_.backend_session(false);
   if (counted_) server_.client_limits().on_disconnect(client_.address);
 }
@@ -138,6 +139,10 @@ void Session::connect_decision() {
     start_handoff();
     return;
   }
+  lookup_pass_cache();
+}
+
+void Session::continue_after_cache() {
   if (runtime_->client_dns) start_client_dns();
   start_greet();
 }
@@ -226,15 +231,14 @@ void Session::greet_done() {
   if (!apply_dnsbl(&dnswl)) return;
   if (dnswl && verdict.outcome != checks::Outcome::kEnforce &&
       listener_.config.role == ListenRole::kMx) {
-    Log::event(LogLevel::kInfo, "PASS", "PASS NEW " + who() + " (DNSWL)",
-               {{"client", client_labels()}});
+    pass_new(" (DNSWL)");
     start_handoff();
     return;
   }
   bool fake_mx = listener_.config.role == ListenRole::kFakeMx;
   if (!runtime_->dialogue_needed && !fake_mx && verdict.outcome != checks::Outcome::kEnforce) {
     // Only connection tests are on: hand off now; our final 220 goes out with the splice.
-    Log::event(LogLevel::kInfo, "PASS", "PASS NEW " + who(), {{"client", client_labels()}});
+    pass_new("");
     start_handoff();
     return;
   }
@@ -325,7 +329,7 @@ void Session::dialogue_input(std::string_view bytes) {
 }
 
 void Session::run_dialogue() {
-  while (state_ == State::kDialogue && !sleeping_) {
+  while (state_ == State::kDialogue && !sleeping_ && !store_wait_) {
     // A client that sends commands but does not read its replies: stop taking commands
     // until the replies already queued have gone out (on_drained resumes).
     if (client_conn_.queued() > config().server.buffer_size) {
@@ -381,7 +385,11 @@ void Session::apply_step(checks::Step step) {
       return;
     }
     case checks::Step::Then::kHandoff:
-      Log::event(LogLevel::kInfo, "PASS", "PASS NEW " + who(), {{"client", client_labels()}});
+      if (config().greylist.enabled && !dialogue_->rcpt_line().empty()) {
+        greylist_rcpt();
+        return;
+      }
+      pass_new("");
       uv_timer_stop(command_timer_.get());
       start_handoff();
       return;
@@ -461,7 +469,7 @@ void Session::on_client_bytes(std::string_view bytes) {
       return;
     }
     case State::kDialogue:
-      if (sleeping_) {
+      if (sleeping_ || store_wait_) {
         hold(bytes);
         return;
       }
@@ -592,12 +600,7 @@ void Session::timer_fired() {
       auto step = std::move(*sleeping_);
       sleeping_.reset();
       apply_step(std::move(step));
-      if (state_ != State::kDialogue) return;
-      client_conn_.start_reading();
-      std::string rest = std::move(held_);
-      held_.clear();
-      if (!rest.empty()) dialogue_input(rest);
-      run_dialogue();
+      resume_dialogue();
       return;
     }
     case State::kHandoff:

@@ -48,6 +48,14 @@ class Session : public ConnHandler {
   const Config& config() const { return *runtime_->config; }
   void connect_decision();
   bool within_client_limits();
+  // session_store.cc: the verdict cache and greylisting.
+  void lookup_pass_cache();
+  void continue_after_cache();
+  void pass_new(const std::string& how);
+  void greylist_rcpt();
+  void greylist_decided(const std::string& key, StoreStatus status, const std::string& record);
+  void resume_dialogue();
+
   void start_client_dns();
   void on_client_dns(ClientDnsEvent event);
   // The DNSBL score at the end of the greet wait: false when the session ended (drop).
@@ -108,6 +116,9 @@ class Session : public ConnHandler {
   std::optional<protocol::LineReader> lines_;
   std::optional<checks::Dialogue> dialogue_;
   std::optional<checks::Step> sleeping_;  // an error reply waiting out its delay
+  bool store_wait_ = false;               // a greylist lookup is out: the dialogue waits
+  // Store callbacks (Redis answers later) check this before touching the session.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Client bytes held before the splice (PROXY header, ignored pregreet, input that arrived
   // during the handoff); bounded by server.buffer_size, past which reading the client pauses.
   std::string held_;

@@ -381,7 +381,9 @@ class Mxscreen:
     greet.wait 300ms, metrics on 127.0.0.1:<free port>, text log, memory store, no user switch,
     and three neutral settings a test turns back on when it tests them: access.allow = [] (the
     built-in default allowlists 127.0.0.0/8, which would hand every test client straight to the
-    backend), dnsbl.sites = [] (no network here) and greylist.enabled = false.
+    backend), dnsbl.sites = [] (no network here), greylist.enabled = false and
+    cache.pass_ttl = "0s" (no verdict cache: a second session from the same address is
+    screened again).
     """
 
     def __init__(self, config=None, binary=None, args=(), start_timeout=10.0):
@@ -420,6 +422,7 @@ class Mxscreen:
             "access": {"allow": []},
             "dnsbl": {"sites": []},
             "greylist": {"enabled": False},
+            "cache": {"pass_ttl": "0s"},
             "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
             "log": {"format": "text"},
             "store": {"backend": "memory"},

@@ -1,0 +1,514 @@
+"""DNS-based tests against a real unbound (issue 4): DNSBL drop and enforce, a clean client with
+three sites, DNSWL early handoff, a zone answering its own error code, PTR / FCrDNS checks, a
+nameserver that never answers, and the added latency of three DNSBL sites (printed).
+
+unbound runs in the foreground on a free high loopback port with local zones generated here
+(as tests/proxy/dns_unbound_test.cc does); the module is skipped when unbound is not installed.
+Clients are bound to 127.0.0.2xx source addresses that no other integration test uses.
+"""
+
+import os
+import re
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import connection_tests_only as spine  # noqa: E402
+
+CLEAN = "127.0.0.201"        # listed nowhere
+LISTED = "127.0.0.202"       # zen.test -> 127.0.0.2
+DNSWL = "127.0.0.203"        # wl.test -> 127.0.10.2
+ERRZONE = "127.0.0.204"      # err.test -> 127.255.255.254 (the zone's own error code)
+FCRDNS_OK = "127.0.0.205"    # PTR mail205.good.test, whose A is 127.0.0.205
+FCRDNS_BAD = "127.0.0.206"   # PTR liar206.good.test, whose A is 127.0.0.99
+NO_PTR = "127.0.0.207"       # no PTR
+HANG_A = "127.0.0.208"       # clients of the mxscreen whose nameserver never answers
+HANG_B = "127.0.0.209"
+HANG_C = "127.0.0.210"
+LISTED_ENF = "127.0.0.211"   # zen.test -> 127.0.0.2 (enforce tests, own address for clarity)
+LATENCY_RUNS = 20
+# Latency clients: 127.0.1.k (clean, fresh per run: no DNS cache hit) and 127.0.2.k (DNSWL).
+
+BANNER = "mx.dns.test ESMTP"
+THREE_SITES = ["zen.test=127.0.0.[2..11]*3", "bl2.test*2", "bl3.test=127.0.0.[2..11]*1"]
+SENDER = "sender@example.org"
+RCPT = "user@example.test"
+
+
+def rev(ip):
+    return ".".join(reversed(ip.split(".")))
+
+
+def zones():
+    wl_latency = "\n".join(
+        f'  local-data: "{rev(f"127.0.2.{k}")}.wl.test. 300 IN A 127.0.10.2"'
+        for k in range(1, LATENCY_RUNS + 1))
+    return f"""
+  local-zone: "ready.test." static
+  local-data: "ready.test. 300 IN A 127.0.0.1"
+  local-zone: "zen.test." static
+  local-data: "{rev(LISTED)}.zen.test. 300 IN A 127.0.0.2"
+  local-data: "{rev(LISTED_ENF)}.zen.test. 300 IN A 127.0.0.2"
+  local-zone: "bl2.test." static
+  local-zone: "bl3.test." static
+  local-zone: "wl.test." static
+  local-data: "{rev(DNSWL)}.wl.test. 300 IN A 127.0.10.2"
+{wl_latency}
+  local-zone: "err.test." static
+  local-data: "{rev(ERRZONE)}.err.test. 300 IN A 127.255.255.254"
+  local-zone: "good.test." static
+  local-data: "mail205.good.test. 300 IN A {FCRDNS_OK}"
+  local-data: "liar206.good.test. 300 IN A 127.0.0.99"
+  local-zone: "0.0.127.in-addr.arpa." static
+  local-data-ptr: "{FCRDNS_OK} mail205.good.test"
+  local-data-ptr: "{FCRDNS_BAD} liar206.good.test"
+"""
+
+
+def unbound_binary():
+    for candidate in (shutil.which("unbound"), "/usr/sbin/unbound", "/usr/local/sbin/unbound"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def free_udp_tcp_port():
+    """A loopback port free for both UDP and TCP right now (unbound listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free UDP+TCP port")
+
+
+def dns_query(port, name, qtype=1, timeout=0.2):
+    """One UDP query to 127.0.0.1:port; returns (rcode, answer count) or None on timeout."""
+    qid = os.getpid() & 0xFFFF
+    packet = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    packet += b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
+    packet += struct.pack("!HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(packet, ("127.0.0.1", port))
+        try:
+            data = s.recv(4096)
+        except socket.timeout:
+            return None
+    _, flags, _, ancount, _, _ = struct.unpack("!HHHHHH", data[:12])
+    return flags & 0xF, ancount
+
+
+class Unbound:
+    """A real unbound in the foreground on 127.0.0.1:<free port> serving zones()."""
+
+    def __init__(self, binary):
+        self.binary = binary
+        self.dir = Path(tempfile.mkdtemp(prefix="mxscreen-unbound-"))
+        self.port = free_udp_tcp_port()
+        self.conf = self.dir / "unbound.conf"
+        self.conf.write_text(
+            "server:\n"
+            '  do-daemonize: no\n  username: ""\n  chroot: ""\n'
+            f'  directory: "{self.dir}"\n  pidfile: ""\n'
+            '  use-syslog: no\n  logfile: ""\n  verbosity: 0\n  num-threads: 1\n'
+            f"  interface: 127.0.0.1\n  port: {self.port}\n"
+            "  do-ip6: no\n  access-control: 127.0.0.0/8 allow\n"
+            '  module-config: "iterator"\n'
+            + zones() + "remote-control:\n  control-enable: no\n")
+        self.proc = None
+        self._log = None
+
+    def start(self, timeout=10.0):
+        self._log = open(self.dir / "unbound.log", "wb")
+        self.proc = subprocess.Popen([self.binary, "-d", "-c", str(self.conf)],
+                                     stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+
+        def answers():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"unbound exited ({self.proc.returncode}):\n"
+                                   + (self.dir / "unbound.log").read_text(errors="replace"))
+            reply = dns_query(self.port, "ready.test")
+            return reply is not None and reply == (0, 1)
+
+        harness.wait_until(answers, timeout, interval=0.05, what="unbound to answer ready.test")
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self._log:
+            self._log.close()
+        if not os.environ.get("MXSCREEN_KEEP_TMP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+UNBOUND = None
+BLACKHOLE = None  # a bound UDP socket that never reads: a nameserver that never answers
+
+
+def setUpModule():
+    global UNBOUND, BLACKHOLE
+    binary = unbound_binary()
+    if binary is None:
+        raise unittest.SkipTest("unbound is not installed")
+    harness.ensure_postfix()
+    UNBOUND = Unbound(binary).start()
+    BLACKHOLE = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    BLACKHOLE.bind(("127.0.0.1", 0))
+
+
+def tearDownModule():
+    if UNBOUND is not None:
+        UNBOUND.stop()
+    if BLACKHOLE is not None:
+        BLACKHOLE.close()
+
+
+def dns(overrides=None, nameserver=None, timeout="2s"):
+    """Config fragment: the [dns] section pointing at unbound (or nameserver), merged with
+    overrides ({section: {key: value}})."""
+    cfg = {"dns": {"nameservers": [nameserver or f"127.0.0.1:{UNBOUND.port}"], "timeout": timeout},
+           "greet": {"banner": BANNER}}
+    for section, body in (overrides or {}).items():
+        if isinstance(body, dict) and isinstance(cfg.get(section), dict):
+            cfg[section].update(body)
+        else:
+            cfg[section] = body
+    return cfg
+
+
+def read_until_closed(sock, timeout=5.0):
+    data = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return bytes(data), True
+        except socket.timeout:
+            break
+        if not chunk:
+            return bytes(data), True
+        data += chunk
+    return bytes(data), False
+
+
+def read_final_220(sock, timeout=10.0):
+    """Reads greeting lines up to the final "220 " one; returns the lines (bytes)."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while True:
+        line = harness.read_line(sock, max(0.01, deadline - time.monotonic()))
+        lines.append(line)
+        if line.startswith(b"220 "):
+            return lines
+        if not line.startswith(b"220-"):
+            raise AssertionError(f"unexpected greeting line {line!r} after {lines[:-1]!r}")
+
+
+def deliver_raw(test, sock, marker, helo=harness.CLIENT_HELO):
+    """EHLO, MAIL, RCPT, DATA, QUIT on a socket whose greeting was read."""
+    test.assertEqual(harness.command(sock, f"EHLO {helo}").code, 250)
+    test.assertEqual(harness.command(sock, f"MAIL FROM:<{SENDER}>").code, 250)
+    reply = harness.command(sock, f"RCPT TO:<{RCPT}>")
+    test.assertEqual(reply.code, 250, reply.raw)
+    test.assertEqual(harness.command(sock, "DATA").code, 354)
+    reply = harness.command(sock, f"Message-ID: <{marker}@example.org>\r\nSubject: {marker}\r\n"
+                                  f"\r\nbody\r\n.")
+    test.assertEqual(reply.code, 250, reply.raw)
+    test.assertEqual(harness.command(sock, "QUIT").code, 221)
+
+
+def deliver_smtplib(test, port, source, marker):
+    with harness.smtp_client(port, source=source) as s:
+        s.ehlo()
+        refused = s.sendmail(SENDER, [RCPT], f"Message-ID: <{marker}@example.org>\r\n"
+                                             f"Subject: {marker}\r\n\r\nbody\r\n")
+        test.assertEqual(refused, {})
+    harness.wait_delivered(marker)
+
+
+def metric_sum(mx, name, labels=None):
+    """Sum over every sample of name whose labels include labels."""
+    total = 0.0
+    for line in mx.metrics().splitlines():
+        m = re.match(r"^([A-Za-z_:][\w:]*)(\{(.*)\})?\s+(\S+)", line)
+        if not m or m.group(1) != name:
+            continue
+        have = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        if all(have.get(k) == str(v) for k, v in (labels or {}).items()):
+            total += float(m.group(4))
+    return total
+
+
+def postfix_saw(client, since):
+    return f"[{client}]" in harness.postfix_log_since(since)
+
+
+class DnsblTest(unittest.TestCase):
+    def test_listed_client_is_dropped_with_521(self):
+        cfg = dns(spine({"dnsbl": {"sites": THREE_SITES, "action": "drop"}}))
+        with harness.Mxscreen(cfg) as mx:
+            with harness.raw_connect(mx.port, source=LISTED) as sock:
+                data, closed = read_until_closed(sock)
+            self.assertTrue(closed)
+            self.assertEqual(data, f"220-{BANNER}\r\n521 5.7.1 Service unavailable; client "
+                                   f"[{LISTED}] blocked using zen.test\r\n".encode())
+            mx.wait_log(rf"DNSBL rank 3 for \[{LISTED}\]:\d+: zen\.test\S*\(3\)$")
+            mx.wait_log(rf"DISCONNECT \[{LISTED}\]:\d+ .*dnsbl")
+            self.assertEqual(mx.metric("mxscreen_test_results_total",
+                                       {"test": "dnsbl", "outcome": "drop"}), 1)
+            self.assertIsNone(mx.metric("mxscreen_handoffs_total"))
+
+    def _enforce(self, cfg, source):
+        offset = harness.postfix_log_offset()
+        marker = harness.unique_marker("dnsbl-enforce")
+        with harness.Mxscreen(cfg) as mx:
+            with harness.raw_connect(mx.port, source=source) as sock:
+                read_final_220(sock)
+                self.assertEqual(harness.command(sock, f"EHLO {harness.CLIENT_HELO}").code, 250)
+                self.assertEqual(harness.command(sock, f"MAIL FROM:<{SENDER}>").code, 250)
+                reply = harness.command(sock, f"RCPT TO:<{RCPT}>")
+                self.assertEqual(reply.raw, f"550 5.7.1 Service unavailable; client [{source}] "
+                                            f"blocked using zen.test\r\n".encode())
+                self.assertEqual(harness.command(sock, "DATA").code // 100, 5)
+                self.assertEqual(harness.command(sock, "QUIT").code, 221)
+            mx.wait_log(rf"DNSBL rank 3 for \[{source}\]:\d+")
+            mx.wait_log(rf"NOQUEUE: reject: RCPT from \[{source}\]:\d+: 550 5\.7\.1 Service "
+                        rf"unavailable; client \[{source}\] blocked using zen\.test")
+            mx.wait_log(rf"DISCONNECT \[{source}\]:\d+")
+            self.assertEqual(mx.metric("mxscreen_test_results_total",
+                                       {"test": "dnsbl", "outcome": "enforce"}), 1)
+            self.assertIsNone(mx.metric("mxscreen_handoffs_total"))
+        self.assertFalse(postfix_saw(source, offset), harness.postfix_log_since(offset))
+        self.assertFalse(harness.is_delivered(marker))
+
+    def test_listed_client_enforce_gets_550_at_rcpt(self):
+        # Default dialogue tests on (HELO, envelope, stream): mxscreen holds the dialogue.
+        self._enforce(dns({"dnsbl": {"sites": THREE_SITES, "action": "enforce"}}), LISTED_ENF)
+
+    def test_listed_client_enforce_gets_550_with_connection_tests_only(self):
+        # Only connection tests on: a clean client would be handed off right after the greet
+        # wait, but a DNSBL-enforced one must stay in mxscreen's dialogue to get its 550.
+        self._enforce(dns(spine({"dnsbl": {"sites": THREE_SITES, "action": "enforce"}})),
+                      LISTED_ENF)
+
+    def test_clean_client_delivers_with_three_sites(self):
+        # No verdict cache: the second connection runs its DNS tests again (from the DNS cache).
+        cfg = dns(spine({"dnsbl": {"sites": THREE_SITES, "action": "drop"},
+                         "cache": {"pass_ttl": "0s"}}))
+        with harness.Mxscreen(cfg) as mx:
+            marker = harness.unique_marker("dnsbl-clean")
+            deliver_smtplib(self, mx.port, CLEAN, marker)
+            mx.wait_log(rf"PASS NEW \[{CLEAN}\]:\d+$")
+            self.assertNotIn("DNSBL rank", mx.log_text())
+            # 3 DNSBL queries + PTR were sent and answered (NXDOMAIN from the static zones).
+            self.assertGreaterEqual(metric_sum(mx, "mxscreen_dns_queries_total"), 4)
+            self.assertGreaterEqual(metric_sum(mx, "mxscreen_dns_cache_total", {"result": "miss"}),
+                                    4)
+            # The same client again: every lookup is answered from the cache.
+            marker2 = harness.unique_marker("dnsbl-clean-again")
+            deliver_smtplib(self, mx.port, CLEAN, marker2)
+            self.assertEqual(len(re.findall(rf"PASS NEW \[{CLEAN}\]", mx.log_text())), 2)
+            self.assertGreaterEqual(metric_sum(mx, "mxscreen_dns_cache_total", {"result": "hit"}),
+                                    4)
+            self.assertIsNone(mx.metric("mxscreen_test_results_total",
+                                        {"test": "dnsbl", "outcome": "drop"}))
+
+    def test_dnswl_client_skips_greet_wait_and_dialogue(self):
+        sites = ["wl.test=127.0.[0..255].[1..3]*-5"] + THREE_SITES
+        # The dialogue tests stay on: a DNSWL client skips them and talks to Postfix directly.
+        cfg = dns({"greet": {"wait": "5s"}, "dnsbl": {"sites": sites}})
+        with harness.Mxscreen(cfg) as mx:
+            marker = harness.unique_marker("dnswl")
+            with harness.raw_connect(mx.port, source=DNSWL) as sock:
+                start = time.monotonic()
+                lines = read_final_220(sock, timeout=10)
+                elapsed = time.monotonic() - start
+                self.assertEqual(lines[0], f"220-{BANNER}\r\n".encode())
+                self.assertLess(elapsed, 2.0, lines)
+                mx.wait_log(rf"DNSBL rank -5 for \[{DNSWL}\]:\d+: wl\.test\S*\(-5\)$")
+                mx.wait_log(rf"PASS NEW \[{DNSWL}\]:\d+ \(DNSWL\)")
+                deliver_raw(self, sock, marker)
+            harness.wait_delivered(marker)
+            self.assertEqual(mx.metric("mxscreen_test_results_total",
+                                       {"test": "dnsbl", "outcome": "allowlist"}), 1)
+            self.assertEqual(metric_sum(mx, "mxscreen_handoffs_total"), 1)
+
+    def test_error_code_zone_is_not_a_listing_and_unhealthy(self):
+        # No filter and a weight at the threshold: any real answer would be a listing.
+        sites = ["err.test*3", "zen.test=127.0.0.[2..11]*3"]
+        cfg = dns(spine({"dnsbl": {"sites": sites, "action": "drop"}}))
+        with harness.Mxscreen(cfg) as mx:
+            marker = harness.unique_marker("dnsbl-errzone")
+            deliver_smtplib(self, mx.port, ERRZONE, marker)
+            mx.wait_log(r"DNSBL zone err\.test\.? answered 127\.255\.255\.254: .*; not a listing")
+            self.assertNotIn("DNSBL rank", mx.log_text())
+            self.assertEqual(mx.metric("mxscreen_dnsbl_zone_healthy", {"zone": "err.test"}), 0)
+            self.assertIsNone(mx.metric("mxscreen_test_results_total",
+                                        {"test": "dnsbl", "outcome": "drop"}))
+
+
+class ReverseDnsTest(unittest.TestCase):
+    def _rcpt(self, cfg, source):
+        """Dialogue up to RCPT; returns (mx log text, RCPT reply)."""
+        with harness.Mxscreen(cfg) as mx:
+            with harness.raw_connect(mx.port, source=source) as sock:
+                read_final_220(sock)
+                self.assertEqual(harness.command(sock, f"EHLO {harness.CLIENT_HELO}").code, 250)
+                self.assertEqual(harness.command(sock, f"MAIL FROM:<{SENDER}>").code, 250)
+                reply = harness.command(sock, f"RCPT TO:<{RCPT}>")
+                harness.command(sock, "QUIT")
+            mx.wait_log(rf"DISCONNECT \[{source}\]:\d+")
+            return mx.log_text(), reply, mx.metric("mxscreen_handoffs_total")
+
+    def test_ptr_with_matching_a_passes_reject_unknown(self):
+        cfg = dns({"client": {"reject_unknown_reverse": True, "reject_unknown": True}})
+        with harness.Mxscreen(cfg) as mx:
+            marker = harness.unique_marker("fcrdns-ok")
+            deliver_smtplib(self, mx.port, FCRDNS_OK, marker)
+            self.assertNotIn("NOQUEUE", mx.log_text())
+
+    def test_ptr_whose_a_differs_is_rejected_by_reject_unknown(self):
+        offset = harness.postfix_log_offset()
+        log, reply, handoffs = self._rcpt(dns({"client": {"reject_unknown": True}}), FCRDNS_BAD)
+        self.assertEqual(reply.raw, f"550 5.7.25 Client host rejected: cannot find your hostname, "
+                                    f"[{FCRDNS_BAD}]\r\n".encode())
+        self.assertRegex(log, rf"NOQUEUE: reject: RCPT from \[{FCRDNS_BAD}\]:\d+: 550 5\.7\.25 ")
+        self.assertIsNone(handoffs)
+        self.assertFalse(postfix_saw(FCRDNS_BAD, offset))
+
+    def test_ptr_whose_a_differs_passes_reject_unknown_reverse_only(self):
+        cfg = dns({"client": {"reject_unknown_reverse": True}})
+        with harness.Mxscreen(cfg) as mx:
+            deliver_smtplib(self, mx.port, FCRDNS_BAD, harness.unique_marker("ptr-only"))
+
+    def test_no_ptr_is_rejected_by_reject_unknown_reverse(self):
+        log, reply, handoffs = self._rcpt(dns({"client": {"reject_unknown_reverse": True}}),
+                                          NO_PTR)
+        self.assertEqual(reply.raw, f"550 5.7.25 Client host rejected: cannot find your reverse "
+                                    f"hostname, [{NO_PTR}]\r\n".encode())
+        self.assertRegex(log, rf"NOQUEUE: reject: RCPT from \[{NO_PTR}\]:\d+: 550 5\.7\.25 ")
+        self.assertIsNone(handoffs)
+
+
+class DeadNameserverTest(unittest.TestCase):
+    def test_clients_are_served_while_lookups_hang(self):
+        ns = f"127.0.0.1:{BLACKHOLE.getsockname()[1]}"
+        cfg = dns(spine({"dnsbl": {"sites": THREE_SITES, "action": "drop"}}), nameserver=ns,
+                  timeout="1s")
+        with harness.Mxscreen(cfg) as mx:
+            marker = harness.unique_marker("dns-dead")
+            with harness.raw_connect(mx.port, source=HANG_A) as a:
+                start = time.monotonic()
+                self.assertEqual(harness.read_line(a, 5), f"220-{BANNER}\r\n".encode())
+                # While A's lookups hang, another client is greeted at once.
+                with harness.raw_connect(mx.port, source=HANG_B) as b:
+                    t0 = time.monotonic()
+                    self.assertEqual(harness.read_line(b, 5), f"220-{BANNER}\r\n".encode())
+                    self.assertLess(time.monotonic() - t0, 0.2)
+                # A: missing answers count as "not listed" when the greet wait (300ms) ends.
+                read_final_220(a, timeout=5)
+                waited = time.monotonic() - start
+                self.assertLess(waited, 0.9, "the final 220 waited for the DNS timeout")
+                deliver_raw(self, a, marker)
+            harness.wait_delivered(marker)
+            mx.wait_log(rf"PASS NEW \[{HANG_A}\]:\d+$")
+            self.assertNotIn("DNSBL rank", mx.log_text())
+            # The queries (3 DNSBL + PTR) time out in the end, and are counted as such.
+            harness.wait_until(lambda: metric_sum(mx, "mxscreen_dns_queries_total",
+                                                  {"status": "tempfail"}) >= 4,
+                               timeout=10, what="the DNS queries to time out")
+            self.assertEqual(metric_sum(mx, "mxscreen_dns_queries_total", {"status": "ok"}), 0)
+            print(f"\n  dead nameserver: final 220 after {waited * 1000:.0f} ms (greet.wait "
+                  f"300ms, dns.timeout 1s)", file=sys.stderr)
+            self.assertTrue(mx.running())
+
+    def test_dns_failure_gives_450_under_reject_unknown_reverse(self):
+        ns = f"127.0.0.1:{BLACKHOLE.getsockname()[1]}"
+        cfg = dns({"client": {"reject_unknown_reverse": True}}, nameserver=ns, timeout="1s")
+        with harness.Mxscreen(cfg) as mx:
+            with harness.raw_connect(mx.port, source=HANG_C) as sock:
+                read_final_220(sock)
+                self.assertEqual(harness.command(sock, f"EHLO {harness.CLIENT_HELO}").code, 250)
+                self.assertEqual(harness.command(sock, f"MAIL FROM:<{SENDER}>").code, 250)
+                reply = harness.command(sock, f"RCPT TO:<{RCPT}>")
+                self.assertEqual(reply.raw, f"450 4.7.25 Client host rejected: cannot find your "
+                                            f"reverse hostname, [{HANG_C}]\r\n".encode())
+                harness.command(sock, "QUIT")
+            self.assertIsNone(mx.metric("mxscreen_handoffs_total"))
+
+
+class LatencyTest(unittest.TestCase):
+    """Measured, not asserted: the lead quotes these figures."""
+
+    def _final_220_ms(self, mx, source):
+        with harness.raw_connect(mx.port, source=source) as sock:
+            start = time.monotonic()
+            read_final_220(sock, timeout=10)
+            elapsed = time.monotonic() - start
+            harness.command(sock, "QUIT")
+        return elapsed * 1000
+
+    def _series(self, cfg, sources):
+        with harness.Mxscreen(cfg) as mx:
+            return [self._final_220_ms(mx, s) for s in sources]
+
+    def test_added_latency_of_three_dnsbl_sites(self):
+        wait = "0s"
+        if harness.check_config(harness.to_toml({"greet": {"wait": "0s"}}))[0] != 0:
+            wait = "1ms"
+        clean = [f"127.0.1.{k}" for k in range(1, LATENCY_RUNS + 1)]  # fresh: no cache hits
+        listed_wl = [f"127.0.2.{k}" for k in range(1, LATENCY_RUNS + 1)]
+        base = dns(spine({"greet": {"wait": wait}}))
+        none = self._series(base, clean)
+        three = self._series(dns(spine({"greet": {"wait": wait},
+                                         "dnsbl": {"sites": THREE_SITES}})), clean)
+        # A DNSWL client is handed off as soon as every DNSBL answer is in (greet.wait 5s is
+        # never reached): connect -> final 220 is the time to resolve all sites + handoff.
+        wl_sites = ["wl.test=127.0.[0..255].[1..3]*-5"] + THREE_SITES[:2]
+        dnswl = self._series(dns(spine({"greet": {"wait": "5s"}, "dnsbl": {"sites": wl_sites}})),
+                             listed_wl)
+        med = statistics.median
+        print(f"\n  latency connect -> final 220 (median of {LATENCY_RUNS}, greet.wait={wait}, "
+              f"unbound on loopback, no DNS cache hits):\n"
+              f"    no DNSBL sites:            {med(none):7.2f} ms\n"
+              f"    3 DNSBL sites:             {med(three):7.2f} ms  "
+              f"(added {med(three) - med(none):+.2f} ms)\n"
+              f"    3 sites incl. DNSWL, wait 5s (handoff when all answers are in): "
+              f"{med(dnswl):7.2f} ms  (added {med(dnswl) - med(none):+.2f} ms)",
+              file=sys.stderr)
+        self.assertTrue(max(dnswl) < 5000)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
