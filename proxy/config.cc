@@ -404,6 +404,7 @@ void read_greylist(Section& s, GreylistConfig& c) {
   s.check(c.reply_text.find_first_of("\r\n") == std::string::npos, "reply_text",
           "must be a single line");
   s.read("strip_sender_tags", c.strip_sender_tags);
+  s.read("skip_on_nolisting_pass", c.skip_on_nolisting_pass);
   s.check(c.retry_window > c.delay, "retry_window", "must be longer than delay");
 }
 
@@ -416,6 +417,9 @@ void read_fake_mx_and_ban(Section& fake_mx, Section& ban, Config& c) {
   ban.read_duration("max_ban_time", c.ban.max_ban_time, Ms(1));
   ban.read("max_retry", c.ban.max_retry, 1);
   ban.read_duration("find_time", c.ban.find_time, Ms(1));
+  ban.read("on_fake_mx", c.ban.on_fake_mx);
+  ban.read("on_strikes", c.ban.on_strikes);
+  ban.read("reply", c.ban.reply);
   ban.check(c.ban.max_ban_time >= c.ban.ban_time, "max_ban_time", "must be at least ban_time");
 }
 

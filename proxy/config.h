@@ -128,6 +128,7 @@ struct GreylistConfig {
   int auto_allowlist_clients = 5;
   std::string reply_text = "Greylisted, please try again later";  // after "450 4.2.0"
   bool strip_sender_tags = true;  // SRS, BATV, +tag and VERP numbers: one sender, one triplet
+  bool skip_on_nolisting_pass = false;  // fake MX first, then the real one: no greylisting
 };
 
 struct CacheConfig {
@@ -148,6 +149,9 @@ struct BanConfig {
   std::chrono::milliseconds max_ban_time = std::chrono::days(7);
   int max_retry = 3;
   std::chrono::milliseconds find_time = std::chrono::minutes(10);
+  bool on_fake_mx = true;  // ban clients that only ever come to the fake MX
+  bool on_strikes = true;  // ban after max_retry drop verdicts / hard limits / AUTH in find_time
+  bool reply = false;      // true: 554 5.7.1 to a banned client; false: close without a word
 };
 
 struct LimitsConfig {

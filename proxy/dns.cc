@@ -47,11 +47,8 @@ void observe_latency(double seconds) {
   for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
     if (seconds <= kLatencyBuckets[i]) {
       ++h.buckets[i];
-      metrics().inc("mxscreen_dns_query_seconds_bucket", le_label(kLatencyBuckets[i]));
     }
   }
-  metrics().inc("mxscreen_dns_query_seconds_bucket", "le=\"+Inf\"");
-  metrics().inc("mxscreen_dns_query_seconds_count");
   ++h.count;
   h.sum += seconds;
 }

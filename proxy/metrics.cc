@@ -67,6 +67,7 @@ std::string Metrics::render() const {
       out += " " + std::to_string(value) + "\n";
     }
   }
+  for (const auto& renderer : renderers_) out += renderer();
   return out;
 }
 

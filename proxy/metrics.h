@@ -6,6 +6,8 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <functional>
+#include <vector>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,6 +26,10 @@ class Metrics {
   void describe(std::string_view name, std::string_view type, std::string_view help);
   uint64_t value(std::string_view name, std::string_view labels = {}) const;
   std::string render() const;
+  // Families the registry cannot hold (histograms with float sums) render themselves.
+  void add_renderer(std::function<std::string()> renderer) {
+    renderers_.push_back(std::move(renderer));
+  }
 
  private:
   struct Family {
@@ -32,6 +38,7 @@ class Metrics {
     std::map<std::string, int64_t, std::less<>> series;  // labels -> value
   };
   std::map<std::string, Family, std::less<>> families_;
+  std::vector<std::function<std::string()>> renderers_;
 };
 
 // The process-wide registry (one loop thread).

@@ -188,6 +188,7 @@ bool Server::start() {
   options.retries = config.dns.retries;
   options.max_queries = static_cast<size_t>(config.dns.max_queries);
   resolver_ = std::make_unique<Resolver>(loop_, config.dns, options);
+  metrics().add_renderer(render_dns_query_histogram);
   if (!resolver_->ok()) {
     Log::warning("DNS resolver unavailable: " + resolver_->error() +
                  "; DNSBL and reverse DNS tests are skipped");

@@ -114,13 +114,26 @@ void Session::connect_decision() {
                     "denylisted");
     return;
   }
-  if (decision != checks::AccessDecision::kPermit && !within_client_limits()) return;
+  if (decision == checks::AccessDecision::kPermit && listener_.config.role == ListenRole::kMx) {
+    Log::event(LogLevel::kInfo, "ALLOWLISTED", "ALLOWLISTED " + who(), {{"client", client_labels()}});
+    client_gets_backend_banner_ = true;
+    client_conn_.start_reading();  // anything early is held and replayed after the banner
+    start_handoff();
+    return;
+  }
+  permitted_ = decision == checks::AccessDecision::kPermit;
+  check_ban();  // then after_ban_check()
+}
+
+void Session::after_ban_check() {
+  if (!permitted_ && !within_client_limits()) return;
   if (listener_.config.role == ListenRole::kFakeMx) {
     auto action = config().fake_mx.action;
     std::string name(to_string(action));
     Log::event(LogLevel::kInfo, "FAKE-MX", "FAKE-MX " + who() + " action=" + name,
                {{"client", client_labels()}, {"action", name}});
     metrics().inc("mxscreen_fake_mx_hits_total", "action=\"" + name + "\"");
+    if (!permitted_) record_fake_mx_hit();
     if (action == FakeMxAction::kReset) {
       // Looks like a closed port: every real MTA goes on to the next MX.
       client_conn_.reset();
@@ -132,13 +145,7 @@ void Session::connect_decision() {
     }
     return;
   }
-  if (decision == checks::AccessDecision::kPermit) {
-    Log::event(LogLevel::kInfo, "ALLOWLISTED", "ALLOWLISTED " + who(), {{"client", client_labels()}});
-    client_gets_backend_banner_ = true;
-    client_conn_.start_reading();  // anything early is held and replayed after the banner
-    start_handoff();
-    return;
-  }
+  record_mx_visit();
   lookup_pass_cache();
 }
 
@@ -236,7 +243,8 @@ void Session::greet_done() {
     return;
   }
   bool fake_mx = listener_.config.role == ListenRole::kFakeMx;
-  if (!runtime_->dialogue_needed && !fake_mx && verdict.outcome != checks::Outcome::kEnforce) {
+  bool enforced = verdict.outcome == checks::Outcome::kEnforce || !dnsbl_enforce_reply_.empty();
+  if (!runtime_->dialogue_needed && !fake_mx && !enforced) {
     // Only connection tests are on: hand off now; our final 220 goes out with the splice.
     pass_new("");
     start_handoff();
@@ -358,6 +366,7 @@ void Session::apply_step(checks::Step step) {
                {{"client", client_labels()}, {"test", e.test}, {"outcome", e.outcome}});
     metrics().inc("mxscreen_test_results_total",
                   "test=\"" + e.test + "\",outcome=\"" + e.outcome + "\"");
+    if (e.test == "auth") strike("AUTH on an MX port");
   }
   if (step.delay.count() > 0) {
     // Postfix's error sleep, as a timer: the session costs memory only while it waits.
@@ -563,6 +572,11 @@ void Session::finish(const std::string& outcome) {
                  " out=" + std::to_string(bytes_out_),
              {{"client", client_labels()}, {"outcome", outcome}});
   metrics().inc("mxscreen_sessions_total", "outcome=\"" + outcome + "\"");
+  static const char* const kStrikes[] = {"pregreet", "non_smtp", "pipelining", "bare_newline",
+                                         "dnsbl", "errors"};
+  for (const char* s : kStrikes) {
+    if (outcome == s) strike(outcome);
+  }
   if (bytes_in_ || bytes_out_) {
     metrics().inc("mxscreen_spliced_bytes_total", "direction=\"in\"", bytes_in_);
     metrics().inc("mxscreen_spliced_bytes_total", "direction=\"out\"", bytes_out_);

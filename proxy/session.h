@@ -56,6 +56,13 @@ class Session : public ConnHandler {
   void greylist_decided(const std::string& key, StoreStatus status, const std::string& record);
   void resume_dialogue();
 
+  // session_abuse.cc: bans, fake-MX (nolisting) records, strikes.
+  void check_ban();
+  void after_ban_check();
+  void record_fake_mx_hit();
+  void record_mx_visit();
+  void strike(const std::string& why);
+
   void start_client_dns();
   void on_client_dns(ClientDnsEvent event);
   // The DNSBL score at the end of the greet wait: false when the session ended (drop).
@@ -116,7 +123,9 @@ class Session : public ConnHandler {
   std::optional<protocol::LineReader> lines_;
   std::optional<checks::Dialogue> dialogue_;
   std::optional<checks::Step> sleeping_;  // an error reply waiting out its delay
-  bool store_wait_ = false;               // a greylist lookup is out: the dialogue waits
+  bool store_wait_ = false;
+  bool permitted_ = false;       // access list permit (exempt from limits and bans)
+  bool nolisting_pass_ = false;  // came to the fake MX first, within fake_mx.pair_window               // a greylist lookup is out: the dialogue waits
   // Store callbacks (Redis answers later) check this before touching the session.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Client bytes held before the splice (PROXY header, ignored pregreet, input that arrived

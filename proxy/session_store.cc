@@ -59,6 +59,10 @@ void Session::pass_new(const std::string& how) {
 }
 
 void Session::greylist_rcpt() {
+  if (nolisting_pass_ && config().greylist.skip_on_nolisting_pass) {
+    greylist_decided("", StoreStatus::kOk, "nolisting");
+    return;
+  }
   store_wait_ = true;
   client_conn_.stop_reading();
   auto policy = greylist_policy(config().greylist);
@@ -98,8 +102,8 @@ void Session::greylist_decided(const std::string& key, StoreStatus status,
     uv_timer_stop(command_timer_.get());
     start_handoff();
   };
-  if (key.empty()) {  // auto-allowlisted client
-    log("allowlisted");
+  if (key.empty()) {  // auto-allowlisted client, or the nolisting pass
+    log(record);
     hand_off();
     return;
   }

@@ -316,6 +316,10 @@ class DnsblTest(unittest.TestCase):
         # Default dialogue tests on (HELO, envelope, stream): mxscreen holds the dialogue.
         self._enforce(dns({"dnsbl": {"sites": THREE_SITES, "action": "enforce"}}), LISTED_ENF)
 
+    # BUG: with only connection tests on, Session::greet_done() hands off right after the
+    # greet wait whenever the *pregreet* verdict is not enforce; the DNSBL enforce verdict
+    # (dnsbl_enforce_reply_) is ignored there, so a listed client reaches Postfix and its RCPT
+    # gets "250 2.1.5 Ok" (log: "DNSBL rank 3 ..." followed by "PASS NEW").
     def test_listed_client_enforce_gets_550_with_connection_tests_only(self):
         # Only connection tests on: a clean client would be handed off right after the greet
         # wait, but a DNSBL-enforced one must stay in mxscreen's dialogue to get its 550.
@@ -376,6 +380,22 @@ class DnsblTest(unittest.TestCase):
             self.assertEqual(mx.metric("mxscreen_dnsbl_zone_healthy", {"zone": "err.test"}), 0)
             self.assertIsNone(mx.metric("mxscreen_test_results_total",
                                         {"test": "dnsbl", "outcome": "drop"}))
+
+
+class DnsMetricsTest(unittest.TestCase):
+    # BUG: the query latency histogram is exposed as two plain counter families
+    # ("# TYPE mxscreen_dns_query_seconds_bucket counter", "..._count counter"), without
+    # "_sum" and without "# TYPE mxscreen_dns_query_seconds histogram":
+    # render_dns_query_histogram() in proxy/dns.cc is never called.
+    def test_query_latency_is_a_prometheus_histogram(self):
+        cfg = dns(spine({"dnsbl": {"sites": THREE_SITES}}))
+        with harness.Mxscreen(cfg) as mx:
+            deliver_smtplib(self, mx.port, CLEAN, harness.unique_marker("dns-histogram"))
+            text = mx.metrics()
+            self.assertIn("# TYPE mxscreen_dns_query_seconds histogram\n", text)
+            self.assertRegex(text, r"(?m)^mxscreen_dns_query_seconds_sum \d")
+            self.assertRegex(text, r'(?m)^mxscreen_dns_query_seconds_bucket\{le="\+Inf"\} [4-9]')
+            self.assertGreaterEqual(metric_sum(mx, "mxscreen_dns_query_seconds_count"), 4)
 
 
 class ReverseDnsTest(unittest.TestCase):
@@ -481,7 +501,14 @@ class LatencyTest(unittest.TestCase):
 
     def _series(self, cfg, sources):
         with harness.Mxscreen(cfg) as mx:
-            return [self._final_220_ms(mx, s) for s in sources]
+            times = [self._final_220_ms(mx, s) for s in sources]
+            text = mx.metrics()
+            count = metric_sum(mx, "mxscreen_dns_query_seconds_count")
+            total = metric_sum(mx, "mxscreen_dns_query_seconds_sum")
+            has_sum = re.search(r"^mxscreen_dns_query_seconds_sum ", text, re.M)
+            self.dns_mean = (f"{total / count * 1000:.3f} ms over {count:.0f} queries"
+                             if count and has_sum else "n/a (no _sum on /metrics)")
+            return times
 
     def test_added_latency_of_three_dnsbl_sites(self):
         wait = "0s"
@@ -498,6 +525,7 @@ class LatencyTest(unittest.TestCase):
         wl_sites = ["wl.test=127.0.[0..255].[1..3]*-5"] + THREE_SITES[:2]
         dnswl = self._series(dns(spine({"greet": {"wait": "5s"}, "dnsbl": {"sites": wl_sites}})),
                              listed_wl)
+        dns_mean = self.dns_mean
         med = statistics.median
         print(f"\n  latency connect -> final 220 (median of {LATENCY_RUNS}, greet.wait={wait}, "
               f"unbound on loopback, no DNS cache hits):\n"
@@ -505,7 +533,8 @@ class LatencyTest(unittest.TestCase):
               f"    3 DNSBL sites:             {med(three):7.2f} ms  "
               f"(added {med(three) - med(none):+.2f} ms)\n"
               f"    3 sites incl. DNSWL, wait 5s (handoff when all answers are in): "
-              f"{med(dnswl):7.2f} ms  (added {med(dnswl) - med(none):+.2f} ms)",
+              f"{med(dnswl):7.2f} ms  (added {med(dnswl) - med(none):+.2f} ms)\n"
+              f"    mean DNS query latency (mxscreen_dns_query_seconds): {dns_mean}",
               file=sys.stderr)
         self.assertTrue(max(dnswl) < 5000)
 

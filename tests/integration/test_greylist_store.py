@@ -1,0 +1,308 @@
+"""Greylisting, the verdict cache and the state store, end to end (issue 5).
+
+What the user notices, with the real binary, the real Postfix backend and a real redis-server:
+- LMDB: a client greylisted at RCPT (450 4.2.0), mxscreen killed with SIGKILL and restarted on
+  the same state_dir: the triplet is still known (the retry is "early retry" or "passed", never
+  "new"), the retry after the delay passes and the mail reaches the Maildir.
+- Verdict cache on LMDB: a client that passed is PASS OLD next time and gets Postfix's own
+  banner at once; still so after kill -9 and restart.
+- Redis shared by two mxscreen instances: greylisted on A, passes on B after the delay (and is
+  then PASS OLD on A); Redis stopped: mail keeps flowing with greylisting failing open, the
+  outage is logged and counted; Redis restarted: sharing resumes without restarting mxscreen.
+- Subnet grouping: a client of the same /24 completes another client's greylisting, a client of
+  another /24 is new.
+
+greylist.delay is 2 s. Retries are polled with a deadline; the test asserts that nothing passed
+before the delay (the stored times are whole seconds, hence the 1 s tolerance).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+RCPT = "user@example.test"
+DELAY = 2.0
+GREYLIST_450 = (f"4.2.0 <{RCPT}>: Recipient address rejected: "
+                "Greylisted, please try again later")
+
+
+def unique_sender():
+    """A fresh sender (a fresh triplet): letters first in every word, so that greylisting's
+    VERP rule (number-only words become '#') cannot merge two of them."""
+    return f"gl.x{uuid.uuid4().hex}@example.org"
+
+
+def message(marker, sender):
+    return (f"From: <{sender}>\r\nTo: <{RCPT}>\r\nMessage-ID: <{marker}@example.org>\r\n"
+            f"Subject: {marker}\r\n\r\nbody {marker}\r\n").encode()
+
+
+def attempt(port, source, sender, marker):
+    """One SMTP session: EHLO, MAIL, RCPT; on 250 also DATA. Returns (code, text) of RCPT."""
+    s = harness.smtp_client(port, source=source)
+    try:
+        s.ehlo()
+        code, text = s.mail(sender)
+        if code != 250:
+            raise AssertionError(f"MAIL FROM refused: {code} {text!r}")
+        code, text = s.rcpt(RCPT)
+        text = text.decode("utf-8", "replace")
+        if code == 250:
+            dcode, dtext = s.data(message(marker, sender))
+            if dcode != 250:
+                raise AssertionError(f"DATA refused: {dcode} {dtext!r}")
+        s.quit()
+        return code, text
+    finally:
+        s.close()
+
+
+def ml(pattern):
+    """pattern compiled with re.MULTILINE, for assertRegex on a whole log ($ = end of line)."""
+    return re.compile(pattern, re.MULTILINE)
+
+
+def greylist_line(outcome, source, sender):
+    return (rf"GREYLIST {re.escape(outcome)} \[{re.escape(source)}\]:\d+ "
+            rf"from=<{re.escape(sender)}> to=<{re.escape(RCPT)}>")
+
+
+def restart(mx):
+    """SIGKILL mxscreen and start it again with the same config, state_dir and ports.
+    Returns the log of the killed run (the new run's log starts empty)."""
+    mx.kill()
+    old_log = mx.log_text()
+    mx.proc = None
+    mx.start()
+    return old_log
+
+
+class _Base(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.ensure_postfix()
+
+    def greylisted_first(self, mx, port, source, sender):
+        """First sight: 450 4.2.0 Greylisted and the GREYLIST new line. Returns its time."""
+        t0 = time.monotonic()
+        since = mx.log_offset()
+        code, text = attempt(port, source, sender, "unused")
+        self.assertEqual((code, text), (450, GREYLIST_450))
+        mx.wait_log(greylist_line("new", source, sender) + r" retry in [12]s$", since=since)
+        return t0
+
+    def retry_until_passed(self, port, source, sender, marker, t0, timeout=10.0):
+        """Retries every 0.3 s until RCPT is accepted; asserts every earlier try was the
+        greylisting 450 and that the pass came no earlier than the delay. Returns the codes."""
+        codes = []
+
+        def passed():
+            code, text = attempt(port, source, sender, marker)
+            codes.append(code)
+            if code == 250:
+                return True
+            self.assertEqual((code, text), (450, GREYLIST_450))
+            time.sleep(0.3)  # pacing between retries, not synchronisation
+            return False
+
+        harness.wait_until(passed, timeout, interval=0, what=f"RCPT from {source} to pass")
+        elapsed = time.monotonic() - t0
+        self.assertGreaterEqual(elapsed, DELAY - 1.0, f"passed too early ({elapsed:.2f}s): {codes}")
+        harness.wait_delivered(marker)
+        return codes
+
+
+def lmdb_config(**cache):
+    return {"greylist": {"enabled": True, "delay": "2s"},
+            "cache": {"pass_ttl": cache.get("pass_ttl", "0s")},
+            "store": {"backend": "lmdb"}}
+
+
+class LmdbGreylistTest(_Base):
+    def test_greylist_record_survives_sigkill_and_retry_passes(self):
+        with harness.Mxscreen(lmdb_config()) as mx:
+            src, sender, marker = "127.0.0.21", unique_sender(), harness.unique_marker("gl-lmdb")
+            t0 = self.greylisted_first(mx, mx.port, src, sender)
+            self.assertEqual(mx.metric("mxscreen_greylist_total", {"outcome": "new"}), 1)
+            self.assertTrue((mx.state_dir / "mxscreen.lmdb").exists(),
+                            list(mx.state_dir.iterdir()))
+
+            old_log = restart(mx)  # kill -9 right after the 450: no clean shutdown
+            self.assertNotRegex(old_log, r"GREYLIST (passed|early retry)")
+
+            codes = self.retry_until_passed(mx.port, src, sender, marker, t0)
+            log = mx.log_text()
+            # The triplet survived: after the restart it is never "new" again.
+            self.assertNotRegex(log, r"GREYLIST new ", log)
+            self.assertRegex(log, ml(greylist_line("passed", src, sender) + r"$"))
+            self.assertRegex(log, rf"PASS NEW \[{re.escape(src)}\]:\d+")
+            self.assertEqual(mx.metric("mxscreen_greylist_total", {"outcome": "passed"}), 1)
+            self.assertIsNone(mx.metric("mxscreen_greylist_total", {"outcome": "new"}))
+            early = len(re.findall(greylist_line("early retry", src, sender), log))
+            self.assertEqual(early, len(codes) - 1, log)
+
+
+class LmdbVerdictCacheTest(_Base):
+    def pass_old_session(self, mx, src, sender):
+        """A new connection: PASS OLD and Postfix's own banner at once; delivers a message."""
+        marker = harness.unique_marker("cache-old")
+        since = mx.log_offset()
+        sock = harness.raw_connect(mx.port, source=src)
+        try:
+            banner = harness.read_reply(sock, timeout=5)
+            self.assertEqual(banner.code, 220, banner)
+            self.assertTrue(banner.raw.startswith(b"220 "), banner.raw)  # none of our "220-"
+            self.assertRegex(banner.raw, rb"^220 \S+ ESMTP Postfix[^\r\n]*\r\n$")
+            self.assertEqual(harness.command(sock, f"EHLO {harness.CLIENT_HELO}").code, 250)
+            self.assertEqual(harness.command(sock, f"MAIL FROM:<{sender}>").code, 250)
+            self.assertEqual(harness.command(sock, f"RCPT TO:<{RCPT}>").code, 250)
+            self.assertEqual(harness.command(sock, "DATA").code, 354)
+            sock.sendall(message(marker, sender) + b".\r\n")
+            self.assertEqual(harness.read_reply(sock).code, 250)
+            harness.command(sock, "QUIT")
+        finally:
+            sock.close()
+        mx.wait_log(rf"PASS OLD \[{re.escape(src)}\]:\d+$", since=since)
+        harness.wait_delivered(marker)
+        self.assertNotRegex(mx.log_text()[since:], r"GREYLIST|PASS NEW")
+
+    def test_pass_old_after_pass_and_after_sigkill(self):
+        with harness.Mxscreen(lmdb_config(pass_ttl="1h")) as mx:
+            src, sender = "127.0.0.22", unique_sender()
+            t0 = self.greylisted_first(mx, mx.port, src, sender)
+            self.retry_until_passed(mx.port, src, sender, harness.unique_marker("cache-new"), t0)
+            mx.wait_log(rf"PASS NEW \[{re.escape(src)}\]:\d+$")
+
+            self.pass_old_session(mx, src, unique_sender())
+            self.assertEqual(mx.metric("mxscreen_cache_total", {"result": "hit"}), 1)
+
+            restart(mx)
+            self.pass_old_session(mx, src, unique_sender())
+            self.assertEqual(mx.metric("mxscreen_cache_total", {"result": "hit"}), 1)
+            self.assertIsNone(mx.metric("mxscreen_cache_total", {"result": "miss"}))
+
+
+class RedisServer:
+    def __init__(self):
+        self.binary = shutil.which("redis-server")
+        self.port = harness.free_port()
+        self.dir = tempfile.mkdtemp(prefix="mxscreen-redis-")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
+            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        harness.wait_listening([self.port], 10, proc=self.proc)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@unittest.skipUnless(shutil.which("redis-server"), "redis-server not installed")
+class RedisSharedTest(_Base):
+    def test_two_instances_share_redis_and_survive_its_outage(self):
+        redis = RedisServer().start()
+        self.addCleanup(redis.cleanup)
+        config = {"greylist": {"enabled": True, "delay": "2s"},
+                  "cache": {"pass_ttl": "1h"},
+                  "store": {"backend": "redis",
+                            "redis_url": f"redis://127.0.0.1:{redis.port}/0"}}
+        with harness.Mxscreen(config) as a, harness.Mxscreen(config) as b:
+            self.assertNotEqual(a.port, b.port)
+            for mx in (a, b):
+                mx.wait_log(rf"redis 127\.0\.0\.1:{redis.port} connected")
+
+            # 1. Greylisted on A, passes on B after the delay; the verdict is shared too.
+            src1, sender1 = "127.0.0.41", unique_sender()
+            t0 = self.greylisted_first(a, a.port, src1, sender1)
+            self.retry_until_passed(b.port, src1, sender1, harness.unique_marker("redis-b"), t0)
+            b.wait_log(greylist_line("passed", src1, sender1) + r"$")
+            self.assertNotRegex(b.log_text(), r"GREYLIST new ")
+            self.assertRegex(b.log_text(), greylist_line("early retry", src1, sender1))
+            since = a.log_offset()
+            marker = harness.unique_marker("redis-a-old")
+            self.assertEqual(attempt(a.port, src1, unique_sender(), marker)[0], 250)
+            a.wait_log(rf"PASS OLD \[{re.escape(src1)}\]:\d+$", since=since)
+            harness.wait_delivered(marker)
+
+            # 2. Redis stopped: mail keeps flowing through A, greylisting and cache fail open.
+            redis.stop()
+            for mx in (a, b):
+                mx.wait_log(rf"redis 127\.0\.0\.1:{redis.port} unreachable: .*; failing open$")
+            src2, sender2 = "127.0.0.51", unique_sender()
+            marker = harness.unique_marker("redis-down")
+            since = a.log_offset()
+            self.assertEqual(attempt(a.port, src2, sender2, marker), (250, "2.1.5 Ok"))
+            harness.wait_delivered(marker)
+            a.wait_log(rf"GREYLIST skipped for \[{re.escape(src2)}\]:\d+: state store "
+                       r"unavailable; failing open$", since=since)
+            a.wait_log(rf"PASS NEW \[{re.escape(src2)}\]:\d+$", since=since)
+            self.assertGreaterEqual(
+                a.metric("mxscreen_greylist_total", {"outcome": "store_unavailable"}, 0), 1)
+            self.assertGreaterEqual(a.metric("mxscreen_cache_total", {"result": "unavailable"}, 0),
+                                    1)
+            self.assertGreaterEqual(
+                a.metric("mxscreen_store_errors_total", {"engine": "redis"}, 0), 1)
+            self.assertGreaterEqual(
+                b.metric("mxscreen_store_errors_total", {"engine": "redis"}, 0), 1)
+
+            # 3. Redis back on the same port (empty): both reconnect by themselves and share.
+            redis.start()
+            for mx in (a, b):
+                mx.wait_log(rf"redis 127\.0\.0\.1:{redis.port} reachable again after [\d.]+s",
+                            timeout=20)
+            self.assertTrue(a.running() and b.running())
+            src3, sender3 = "127.0.0.61", unique_sender()
+            t0 = self.greylisted_first(b, b.port, src3, sender3)
+            codes = self.retry_until_passed(a.port, src3, sender3,
+                                            harness.unique_marker("redis-back"), t0)
+            self.assertGreaterEqual(len(codes), 2, "expected an early retry on A first")
+            log = a.log_text()
+            self.assertRegex(log, greylist_line("early retry", src3, sender3))
+            self.assertRegex(log, ml(greylist_line("passed", src3, sender3) + r"$"))
+            self.assertNotRegex(log, greylist_line("new", src3, sender3))
+
+
+class SubnetGroupingTest(_Base):
+    def test_same_slash24_shares_the_triplet(self):
+        with harness.Mxscreen({"greylist": {"enabled": True, "delay": "2s"}}) as mx:
+            sender = unique_sender()
+            t0 = self.greylisted_first(mx, mx.port, "127.0.0.31", sender)
+            # Another /24, same sender and recipient: a triplet of its own.
+            self.greylisted_first(mx, mx.port, "127.0.1.31", sender)
+            codes = self.retry_until_passed(mx.port, "127.0.0.32", sender,
+                                            harness.unique_marker("subnet"), t0)
+            self.assertGreaterEqual(len(codes), 2, "expected an early retry from .32 first")
+            log = mx.log_text()
+            self.assertRegex(log, greylist_line("early retry", "127.0.0.32", sender))
+            self.assertRegex(log, ml(greylist_line("passed", "127.0.0.32", sender) + r"$"))
+            self.assertNotRegex(log, greylist_line("new", "127.0.0.32", sender))
+            self.assertEqual(mx.metric("mxscreen_greylist_total", {"outcome": "new"}), 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
