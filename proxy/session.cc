@@ -517,6 +517,7 @@ void Session::on_eof(Conn& conn) {
   }
   backend_eof_ = true;
   if (state_ == State::kSplice) {
+    client_close_notify();
     client_conn_.shutdown_write();
     if (client_eof_) finish("spliced");
     return;
@@ -527,7 +528,11 @@ void Session::on_eof(Conn& conn) {
 void Session::on_error(Conn& conn, int status) {
   if (&conn == &client_conn_) {
     client_conn_.close();
-    finish(state_ == State::kSplice ? "client_reset" : "client_error");
+    // A reset after the backend closed (a client that drops the socket on 221 with our
+    // close_notify unread) ends a complete session, not a broken one.
+    finish(state_ != State::kSplice ? "client_error"
+           : backend_eof_           ? "spliced"
+                                    : "client_reset");
     return;
   }
   if (state_ == State::kSplice) {
@@ -565,7 +570,10 @@ void Session::finish(const std::string& outcome) {
   uv_timer_stop(timer_.get());
   uv_timer_stop(command_timer_.get());
   if (backend_conn_) backend_conn_->close_after_flush();
-  if (client_conn_.open()) client_conn_.close_after_flush();
+  if (client_conn_.open()) {
+    client_close_notify();
+    client_conn_.close_after_flush();
+  }
   Log::event(LogLevel::kInfo, "DISCONNECT",
              "DISCONNECT " + who() + " outcome=" + outcome + " duration=" +
                  format_seconds(seconds_since(started_)) + "s in=" + std::to_string(bytes_in_) +
@@ -655,6 +663,15 @@ void Session::client_write(std::string_view plaintext) {
   if (tls_->write(plaintext, &out)) client_conn_.write(out);
 }
 
+void Session::client_close_notify() {
+  // A TLS client told of the end by a bare FIN reports "unexpected eof" and answers with a
+  // decode_error alert; close_notify first is the orderly close (RFC 8446 6.1).
+  if (!tls_) return;
+  std::string out;
+  tls_->shutdown(&out);
+  if (!out.empty()) client_conn_.write(out);
+}
+
 void Session::client_ciphertext(std::string_view bytes) {
   std::string plain;
   std::string out;
@@ -662,6 +679,13 @@ void Session::client_ciphertext(std::string_view bytes) {
   if (!out.empty()) client_conn_.write(out);
   switch (result) {
     case TlsSession::Result::kError:
+      if (state_ == State::kSplice && backend_eof_) {
+        // The backend has said goodbye and we sent close_notify: whatever the client answers
+        // now (an alert, a reset) ends a session that is already complete.
+        client_conn_.close();
+        finish("spliced");
+        return;
+      }
       tls_failed(tls_->error());
       return;
     case TlsSession::Result::kClosed:
@@ -707,8 +731,8 @@ void Session::start_tls() {
 
 void Session::tls_failed(const std::string& reason) {
   Log::event(LogLevel::kInfo, "TLS",
-             "TLS handshake failed for " + who() + ": " + protocol::printable(reason) +
-                 "; closing",
+             std::string(tls_->handshake_done() ? "TLS error" : "TLS handshake failed") +
+                 " for " + who() + ": " + protocol::printable(reason) + "; closing",
              {{"client", client_labels()}, {"reason", reason}});
   metrics().inc("mxscreen_tls_handshakes_total",
                 "result=\"error\",reason=\"" + label_value(reason) + "\"");

@@ -88,6 +88,7 @@ class Session : public ConnHandler {
   // Client I/O through TLS once STARTTLS has run (tls.cc-free: TlsSession does the work).
   void client_write(std::string_view plaintext);
   void client_ciphertext(std::string_view bytes);
+  void client_close_notify();
   void on_client_bytes(std::string_view bytes);
   void start_tls();
   void tls_failed(const std::string& reason);
