@@ -1,22 +1,59 @@
-// proxy/abuse.h: bans in the state store, for sessions (session_abuse.cc) and the admin
-// socket alike.
+// proxy/abuse.h: bans in the state store, shared by the sessions (session_abuse.cc) and the
+// admin socket (control.cc). Keys: "ban:<addr>" holds "until:reason" with the ban's TTL,
+// "banc:<addr>" counts bans for the escalation. ban.command / ban.unban_command run on each
+// ban and unban made here.
 #pragma once
 
+#include <uv.h>
+
 #include <chrono>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "checks/ban.h"
 #include "protocol/address.h"
+#include "proxy/command_runner.h"
 #include "proxy/config.h"
 #include "proxy/store.h"
 
 namespace mxscreen::proxy {
 
 checks::BanPolicy ban_policy(const BanConfig& config);
-// Bans `client` for the escalated ban time, or for `fixed` when it is given.
-void ban_client(Store& store, const protocol::IpAddress& client, const std::string& reason,
-                const checks::BanPolicy& policy,
-                std::chrono::seconds fixed = std::chrono::seconds(0));
-void unban_client(Store& store, const protocol::IpAddress& client);
+// A store TTL from a config duration: whole seconds, at least one.
+std::chrono::seconds ttl_seconds(std::chrono::milliseconds ms);
+
+// "prefix" + the address as text: the store key of one client.
+std::string client_key(const char* prefix, const protocol::IpAddress& client);
+
+struct BanEntry {
+  std::string address;
+  checks::BanRecord record;
+};
+
+class Bans {
+ public:
+  using ConfigSource = std::function<const Config&()>;  // the current config (reloads)
+  using BannedCallback = std::function<void(StoreStatus, std::chrono::seconds length)>;
+  using ListCallback = std::function<void(StoreStatus, std::vector<BanEntry>)>;
+
+  static constexpr std::size_t kMaxListed = 10000;
+
+  Bans(uv_loop_t* loop, Store& store, ConfigSource config);
+
+  // Bans `client` for the escalated ban time, or for `fixed` when it is given. Logs BANNED
+  // with `reason`; counts mxscreen_bans_total{trigger} ("fake_mx", "strikes", "admin").
+  void ban(const protocol::IpAddress& client, std::string_view trigger, const std::string& reason,
+           std::chrono::seconds fixed = std::chrono::seconds(0), BannedCallback done = {});
+  // Lifts the ban and forgets the client's strikes and fake-MX hits. Logs UNBAN.
+  void unban(const protocol::IpAddress& client, Store::StatusCallback done = {});
+  // Live bans, soonest to end first, at most kMaxListed.
+  void list(ListCallback cb);
+
+ private:
+  Store& store_;
+  ConfigSource config_;
+  CommandRunner commands_;
+};
 
 }  // namespace mxscreen::proxy

@@ -421,6 +421,14 @@ void read_fake_mx_and_ban(Section& fake_mx, Section& ban, Config& c) {
   ban.read("on_strikes", c.ban.on_strikes);
   ban.read("reply", c.ban.reply);
   ban.check(c.ban.max_ban_time >= c.ban.ban_time, "max_ban_time", "must be at least ban_time");
+  ban.read("command", c.ban.command);
+  ban.read("unban_command", c.ban.unban_command);
+  // An argv run without a shell: the program by absolute path, so PATH cannot change it.
+  ban.check(c.ban.command.empty() || c.ban.command.front().starts_with("/"), "command",
+            "must start with the absolute path of a program, e.g. [\"/usr/sbin/nft\", ...]");
+  ban.check(c.ban.unban_command.empty() || c.ban.unban_command.front().starts_with("/"),
+            "unban_command",
+            "must start with the absolute path of a program, e.g. [\"/usr/sbin/nft\", ...]");
 }
 
 void read_access_and_tls(Section& access, Section& tls, Config& c) {

@@ -152,6 +152,10 @@ struct BanConfig {
   bool on_fake_mx = true;  // ban clients that only ever come to the fake MX
   bool on_strikes = true;  // ban after max_retry drop verdicts / hard limits / AUTH in find_time
   bool reply = false;      // true: 554 5.7.1 to a banned client; false: close without a word
+  // argv (no shell) run on each ban / unban; "{address}" is replaced by the client address,
+  // which is appended when no argument names it. Empty: nothing is run.
+  std::vector<std::string> command;
+  std::vector<std::string> unban_command;
 };
 
 struct LimitsConfig {

@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "proxy/config.h"
+#include "proxy/control.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "version.h"
@@ -28,6 +30,7 @@ void usage(FILE* out) {
   std::fprintf(out,
                "usage: mxscreen --config FILE         run in the foreground\n"
                "       mxscreen --check-config --config FILE\n"
+               "       mxscreen ctl --config FILE bans | unban ADDR | ban ADDR DURATION | stats\n"
                "       mxscreen --version\n");
 }
 
@@ -45,7 +48,10 @@ void raise_open_files(int max_sessions, int backend_sessions) {
   if (rl.rlim_cur < needed) {
     Log::warning("open files limit " + std::to_string(rl.rlim_cur) + " cannot fit " +
                  "server.max_sessions = " + std::to_string(max_sessions) + " (needs about " +
-                 std::to_string(needed) + "); about " + std::to_string(rl.rlim_cur > needed - max_sessions ? rl.rlim_cur - (needed - max_sessions) : 0) +
+                 std::to_string(needed) + "); about " +
+                 std::to_string(rl.rlim_cur > needed - max_sessions
+                                    ? rl.rlim_cur - (needed - max_sessions)
+                                    : 0) +
                  " sessions fit; new connections past that wait in the listen backlog");
   }
 }
@@ -76,7 +82,34 @@ bool drop_privileges(const Config& config) {
   return true;
 }
 
+// `mxscreen ctl --config FILE request...`: the admin socket's client (control.h).
+int run_ctl_command(int argc, char** argv) {
+  std::string config_path;
+  std::vector<std::string> request;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(9);
+    } else {
+      request.push_back(arg);
+    }
+  }
+  if (config_path.empty() || request.empty()) {
+    usage(stderr);
+    return kExitUsage;
+  }
+  auto loaded = load_config(config_path);
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    return kExitUsage;
+  }
+  return run_ctl(loaded.config->server.state_dir, request);
+}
+
 int run(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "ctl") return run_ctl_command(argc, argv);
   std::string config_path;
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {

@@ -95,8 +95,8 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
                       smtp.non_smtp_command != checks::Action::kOff ||
                       smtp.bare_newline != checks::Action::kOff;
   bool envelope_tests = config.sender.reject_non_fqdn || config.recipient.reject_non_fqdn ||
-                        config.greylist.enabled ||
-                        config.client.reject_unknown_reverse || config.client.reject_unknown;
+                        config.greylist.enabled || config.client.reject_unknown_reverse ||
+                        config.client.reject_unknown;
   bool helo_tests = config.helo.reject_invalid || config.helo.reject_non_fqdn;
   rt->dialogue_needed = stream_tests || envelope_tests || helo_tests;
   rt->handoff_after_helo = helo_tests && !stream_tests && !envelope_tests;
@@ -178,6 +178,14 @@ bool Server::start() {
     Log::error("cannot open the " + std::string(to_string(config.store.backend)) +
                " state store: " + store_error);
     return false;
+  }
+  bans_ = std::make_unique<Bans>(loop_, *store_,
+                                 [this]() -> const Config& { return *runtime_->config; });
+  control_ = std::make_unique<ControlServer>(loop_, *this);
+  const std::string control_path = control_socket_path(config.server.state_dir);
+  if (int rc = control_->start(control_path); rc != 0) {
+    // Not fatal: mail flows without it; the admin learns why ctl cannot connect.
+    Log::warning("admin socket " + control_path + " unavailable: " + uv_error(rc));
   }
   DnsOptions options;
   using Sec = std::chrono::seconds;
@@ -274,8 +282,8 @@ void Server::update_gauges() {
     stressed_ = stressed;
     // postscreen's words: limits tighten (hard limit 1, no error sleep) while it lasts.
     Log::event(stressed ? LogLevel::kWarning : LogLevel::kInfo, "STRESS",
-               std::string(stressed ? "entering" : "leaving") + " stress mode: " +
-                   std::to_string(sessions_.size()) + " sessions, threshold " +
+               std::string(stressed ? "entering" : "leaving") +
+                   " stress mode: " + std::to_string(sessions_.size()) + " sessions, threshold " +
                    std::to_string(static_cast<int>(server.stress_threshold * server.max_sessions)));
     metrics().inc("mxscreen_stress_transitions_total",
                   std::string("to=\"") + (stressed ? "on" : "off") + "\"");
@@ -320,10 +328,11 @@ void Server::drain() {
   if (draining_) return;
   draining_ = true;
   Log::info("stopping: no new connections; waiting up to " +
-            std::to_string(runtime_->config->server.drain_timeout.count() / 1000) +
-            "s for " + std::to_string(backend_sessions_) + " sessions at the backend");
+            std::to_string(runtime_->config->server.drain_timeout.count() / 1000) + "s for " +
+            std::to_string(backend_sessions_) + " sessions at the backend");
   for (auto& l : listeners_) l->tcp.close();
   metrics_server_.stop();
+  control_.reset();
   probe_.reset();
   probe_timer_.close();
   ticket_timer_.close();
@@ -353,6 +362,7 @@ void Server::maybe_finish_drain() {
   if (!draining_ || !sessions_.empty() || !dead_.empty()) return;
   drain_timer_.close();
   resolver_.reset();
+  bans_.reset();
   store_.reset();
   sighup_.close();
   sigterm_.close();

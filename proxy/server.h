@@ -12,10 +12,12 @@
 
 #include "checks/access.h"
 #include "checks/limits.h"
+#include "proxy/abuse.h"
 #include "proxy/backend_probe.h"
 #include "proxy/client_dns.h"
 #include "proxy/dns.h"
 #include "proxy/config.h"
+#include "proxy/control.h"
 #include "proxy/metrics.h"
 #include "proxy/store.h"
 #include "proxy/tls.h"
@@ -88,6 +90,7 @@ class Server {
   Resolver* resolver() { return resolver_ && resolver_->ok() ? resolver_.get() : nullptr; }
   DnsblZoneHealth& dnsbl_health() { return dnsbl_health_; }
   Store& store() { return *store_; }
+  Bans& bans() { return *bans_; }
 
   // The backend's EHLO reply lines as last probed (greeting line first); empty until known.
   const std::vector<std::string>& backend_ehlo() const { return backend_ehlo_; }
@@ -107,6 +110,8 @@ class Server {
   std::unique_ptr<Resolver> resolver_;
   DnsblZoneHealth dnsbl_health_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<Bans> bans_;  // after the store it writes to
+  std::unique_ptr<ControlServer> control_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> dead_;

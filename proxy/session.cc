@@ -58,11 +58,11 @@ bool Session::within_client_limits() {
                                  std::to_string(limits.client_connection_rate) + ")";
   Log::event(LogLevel::kInfo, "LIMIT", "NOQUEUE: reject: CONNECT from " + who() + ": " + what,
              {{"client", client_labels()}});
-  metrics().inc("mxscreen_limit_hits_total", count ? "limit=\"client_connection_count\""
-                                                   : "limit=\"client_connection_rate\"");
-  reply_and_close("421 4.7.0 Error: too many connections from [" + client_.address.to_string() +
-                      "]\r\n",
-                  "client_limit");
+  metrics().inc("mxscreen_limit_hits_total",
+                count ? "limit=\"client_connection_count\"" : "limit=\"client_connection_rate\"");
+  reply_and_close(
+      "421 4.7.0 Error: too many connections from [" + client_.address.to_string() + "]\r\n",
+      "client_limit");
   return false;
 }
 
@@ -115,7 +115,8 @@ void Session::connect_decision() {
     return;
   }
   if (decision == checks::AccessDecision::kPermit && listener_.config.role == ListenRole::kMx) {
-    Log::event(LogLevel::kInfo, "ALLOWLISTED", "ALLOWLISTED " + who(), {{"client", client_labels()}});
+    Log::event(LogLevel::kInfo, "ALLOWLISTED", "ALLOWLISTED " + who(),
+               {{"client", client_labels()}});
     client_gets_backend_banner_ = true;
     client_conn_.start_reading();  // anything early is held and replayed after the banner
     start_handoff();
@@ -205,8 +206,8 @@ bool Session::apply_dnsbl(bool* allowlisted) {
       weight = hit.weight;
     }
   }
-  std::string text = "Service unavailable; client [" + client_.address.to_string() +
-                     "] blocked using " + zone;
+  std::string text =
+      "Service unavailable; client [" + client_.address.to_string() + "] blocked using " + zone;
   if (!snap.reply_text.empty()) text += "; " + protocol::printable(snap.reply_text, 200);
   auto verdict = checks::verdict_for(dnsbl.action, true, "DNSBL");
   metrics().inc("mxscreen_test_results_total",
@@ -361,8 +362,7 @@ void Session::run_dialogue() {
 
 void Session::apply_step(checks::Step step) {
   for (const auto& e : step.events) {
-    Log::event(LogLevel::kInfo,
-               e.word.empty() ? e.test : e.word, e.message,
+    Log::event(LogLevel::kInfo, e.word.empty() ? e.test : e.word, e.message,
                {{"client", client_labels()}, {"test", e.test}, {"outcome", e.outcome}});
     metrics().inc("mxscreen_test_results_total",
                   "test=\"" + e.test + "\",outcome=\"" + e.outcome + "\"");
@@ -530,9 +530,7 @@ void Session::on_error(Conn& conn, int status) {
     client_conn_.close();
     // A reset after the backend closed (a client that drops the socket on 221 with our
     // close_notify unread) ends a complete session, not a broken one.
-    finish(state_ != State::kSplice ? "client_error"
-           : backend_eof_           ? "spliced"
-                                    : "client_reset");
+    finish(state_ != State::kSplice ? "client_error" : backend_eof_ ? "spliced" : "client_reset");
     return;
   }
   if (state_ == State::kSplice) {
@@ -575,13 +573,13 @@ void Session::finish(const std::string& outcome) {
     client_conn_.close_after_flush();
   }
   Log::event(LogLevel::kInfo, "DISCONNECT",
-             "DISCONNECT " + who() + " outcome=" + outcome + " duration=" +
-                 format_seconds(seconds_since(started_)) + "s in=" + std::to_string(bytes_in_) +
-                 " out=" + std::to_string(bytes_out_),
+             "DISCONNECT " + who() + " outcome=" + outcome +
+                 " duration=" + format_seconds(seconds_since(started_)) +
+                 "s in=" + std::to_string(bytes_in_) + " out=" + std::to_string(bytes_out_),
              {{"client", client_labels()}, {"outcome", outcome}});
   metrics().inc("mxscreen_sessions_total", "outcome=\"" + outcome + "\"");
-  static const char* const kStrikes[] = {"pregreet", "non_smtp", "pipelining", "bare_newline",
-                                         "dnsbl", "errors"};
+  static const char* const kStrikes[] = {"pregreet",     "non_smtp", "pipelining",
+                                         "bare_newline", "dnsbl",    "errors"};
   for (const char* s : kStrikes) {
     if (outcome == s) strike(outcome);
   }
@@ -731,8 +729,8 @@ void Session::start_tls() {
 
 void Session::tls_failed(const std::string& reason) {
   Log::event(LogLevel::kInfo, "TLS",
-             std::string(tls_->handshake_done() ? "TLS error" : "TLS handshake failed") +
-                 " for " + who() + ": " + protocol::printable(reason) + "; closing",
+             std::string(tls_->handshake_done() ? "TLS error" : "TLS handshake failed") + " for " +
+                 who() + ": " + protocol::printable(reason) + "; closing",
              {{"client", client_labels()}, {"reason", reason}});
   metrics().inc("mxscreen_tls_handshakes_total",
                 "result=\"error\",reason=\"" + label_value(reason) + "\"");

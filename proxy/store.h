@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proxy/config.h"
 
@@ -47,6 +48,11 @@ class Store {
   using GetCallback = std::function<void(StoreStatus, std::string value)>;
   using StatusCallback = std::function<void(StoreStatus)>;
   using IncrementCallback = std::function<void(StoreStatus, int64_t value)>;
+  struct Item {
+    std::string key;
+    std::string value;
+  };
+  using ScanCallback = std::function<void(StoreStatus, std::vector<Item> items)>;
 
   virtual ~Store();
 
@@ -62,6 +68,9 @@ class Store {
                          IncrementCallback cb = {}) = 0;
   // kOk whether or not the key existed.
   virtual void remove(const std::string& key, StatusCallback cb = {}) = 0;
+  // Live keys that start with `prefix` and their values, at most `max` of them, in no set
+  // order: kOk (maybe with none) or kUnavailable. For the admin socket, not the hot path.
+  virtual void scan(const std::string& prefix, std::size_t max, ScanCallback cb) = 0;
   // "memory", "lmdb", "redis": the engine label on metrics and log lines.
   virtual std::string_view engine() const = 0;
 };

@@ -315,6 +315,33 @@ void LmdbStore::remove(const std::string& key, StatusCallback cb) {
   if (cb) cb(status);
 }
 
+void LmdbStore::scan(const std::string& prefix, std::size_t max, ScanCallback cb) {
+  count_store_operation(engine(), "scan");
+  StoreStatus status = StoreStatus::kOk;
+  std::vector<Item> items;
+  {  // the read ends before the callback, which may write
+    Txn txn(env_->env, MDB_RDONLY);
+    MDB_cursor* cursor = nullptr;
+    int rc = txn.begin_rc() != 0 ? txn.begin_rc() : mdb_cursor_open(txn.get(), env_->dbi, &cursor);
+    if (rc == 0) {
+      int64_t now = clock_();
+      MDB_val k{prefix.size(), const_cast<char*>(prefix.data())};
+      MDB_val v{};
+      // Keys sort bytewise: those with the prefix follow the first one at or after it.
+      for (rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0 && items.size() < max;
+           rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+        std::string_view key(static_cast<const char*>(k.mv_data), k.mv_size);
+        if (!key.starts_with(prefix)) break;
+        if (live(v, now)) items.push_back({std::string(key), std::string(payload(v))});
+      }
+      mdb_cursor_close(cursor);
+      if (rc == MDB_NOTFOUND) rc = 0;
+    }
+    if (rc != 0) status = failed("scan", rc);
+  }
+  if (cb) cb(status, status == StoreStatus::kOk ? std::move(items) : std::vector<Item>{});
+}
+
 bool LmdbStore::sweep_step() {
   int64_t now = clock_();
   Txn txn(env_->env, 0);

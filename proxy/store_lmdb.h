@@ -34,6 +34,7 @@ class LmdbStore : public Store {
   void increment(const std::string& key, int64_t by, std::chrono::seconds ttl,
                  IncrementCallback cb = {}) override;
   void remove(const std::string& key, StatusCallback cb = {}) override;
+  void scan(const std::string& prefix, std::size_t max, ScanCallback cb) override;
   std::string_view engine() const override { return "lmdb"; }
 
   // One sweep batch (at most StoreLimits::sweep_batch keys); true when the pass reached the

@@ -106,4 +106,15 @@ void MemoryStore::remove(const std::string& key, StatusCallback cb) {
   if (cb) cb(StoreStatus::kOk);
 }
 
+void MemoryStore::scan(const std::string& prefix, std::size_t max, ScanCallback cb) {
+  count_store_operation(engine(), "scan");
+  int64_t now = clock_();
+  std::vector<Item> items;
+  for (const auto& [key, entry] : entries_) {
+    if (items.size() >= max) break;
+    if (key.starts_with(prefix) && !expired(entry, now)) items.push_back({key, entry.value});
+  }
+  if (cb) cb(StoreStatus::kOk, std::move(items));
+}
+
 }  // namespace mxscreen::proxy

@@ -20,6 +20,7 @@ class MemoryStore : public Store {
   void increment(const std::string& key, int64_t by, std::chrono::seconds ttl,
                  IncrementCallback cb = {}) override;
   void remove(const std::string& key, StatusCallback cb = {}) override;
+  void scan(const std::string& prefix, std::size_t max, ScanCallback cb) override;
   std::string_view engine() const override { return "memory"; }
 
   std::size_t size() const { return entries_.size(); }

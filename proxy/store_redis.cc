@@ -376,4 +376,73 @@ void RedisStore::remove(const std::string& key, StatusCallback cb) {
   if (!sent && cb) cb(StoreStatus::kUnavailable);
 }
 
+namespace {
+
+// A MATCH pattern for keys starting with `prefix`: glob characters are escaped.
+std::string match_prefix(const std::string& prefix) {
+  std::string pattern;
+  for (char c : prefix) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') pattern += '\\';
+    pattern += c;
+  }
+  return pattern + "*";
+}
+
+}  // namespace
+
+struct RedisStore::ScanWalk {
+  std::string pattern;
+  std::size_t max = 0;
+  ScanCallback cb;
+  std::vector<std::string> keys;
+  std::vector<Item> items;
+  std::size_t waiting = 0;
+  bool failed = false;
+};
+
+// SCAN walks the key space in steps (never blocking Redis like KEYS), then one GET per key
+// found; a key that expired in between is left out.
+void RedisStore::scan(const std::string& prefix, std::size_t max, ScanCallback cb) {
+  auto walk = std::make_shared<ScanWalk>();
+  walk->pattern = match_prefix(prefix);
+  walk->max = max;
+  walk->cb = std::move(cb);
+  scan_step(walk, "0");
+}
+
+void RedisStore::scan_step(const std::shared_ptr<ScanWalk>& walk, const std::string& cursor) {
+  bool sent =
+      send("scan", {"SCAN", cursor, "MATCH", walk->pattern, "COUNT", "1000"},
+           [this, walk](redisReply* reply) {
+             if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+                 reply->element[0]->type != REDIS_REPLY_STRING ||
+                 reply->element[1]->type != REDIS_REPLY_ARRAY) {
+               if (reply) reply_error("scan", reply);
+               return walk->cb(StoreStatus::kUnavailable, {});
+             }
+             const redisReply* keys = reply->element[1];
+             for (std::size_t i = 0; i < keys->elements && walk->keys.size() < walk->max; ++i) {
+               walk->keys.emplace_back(keys->element[i]->str, keys->element[i]->len);
+             }
+             std::string next(reply->element[0]->str, reply->element[0]->len);
+             if (next == "0" || walk->keys.size() >= walk->max) return scan_fetch(walk);
+             scan_step(walk, next);
+           });
+  if (!sent) walk->cb(StoreStatus::kUnavailable, {});
+}
+
+void RedisStore::scan_fetch(const std::shared_ptr<ScanWalk>& walk) {
+  if (walk->keys.empty()) return walk->cb(StoreStatus::kOk, {});
+  walk->waiting = walk->keys.size();
+  for (const auto& key : walk->keys) {
+    get(key, [walk, key](StoreStatus status, std::string value) {
+      if (status == StoreStatus::kOk) walk->items.push_back({key, std::move(value)});
+      if (status == StoreStatus::kUnavailable) walk->failed = true;
+      if (--walk->waiting > 0) return;
+      if (walk->failed) return walk->cb(StoreStatus::kUnavailable, {});
+      walk->cb(StoreStatus::kOk, std::move(walk->items));
+    });
+  }
+}
+
 }  // namespace mxscreen::proxy

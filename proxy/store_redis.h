@@ -49,6 +49,7 @@ class RedisStore : public Store {
   void increment(const std::string& key, int64_t by, std::chrono::seconds ttl,
                  IncrementCallback cb = {}) override;
   void remove(const std::string& key, StatusCallback cb = {}) override;
+  void scan(const std::string& prefix, std::size_t max, ScanCallback cb) override;
   std::string_view engine() const override { return "redis"; }
 
   // Connected, authenticated and the database selected.
@@ -75,6 +76,9 @@ class RedisStore : public Store {
   bool send(std::string_view op, std::initializer_list<std::string_view> args, ReplyHandler handler,
             bool handshake = false);
   void reply_error(std::string_view op, redisReply* reply);
+  struct ScanWalk;
+  void scan_step(const std::shared_ptr<ScanWalk>& walk, const std::string& cursor);
+  void scan_fetch(const std::shared_ptr<ScanWalk>& walk);
 
   static void on_connect(const redisAsyncContext* ac, int status);
   static void on_disconnect(const redisAsyncContext* ac, int status);

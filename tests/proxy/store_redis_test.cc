@@ -229,6 +229,49 @@ TEST_F(StoreRedis, PutGetIncrementTtlRemove) {
   EXPECT_TRUE(run_until([&] { return get("short-counter") == StoreStatus::kNotFound; }, 5s));
 }
 
+TEST_F(StoreRedis, ScanWalksTheKeySpaceForAPrefix) {
+  start_redis();
+  StoreLimits limits;
+  limits.redis_backoff_min = 50ms;
+  limits.redis_backoff_max = 200ms;
+  store_ = make(url(), limits);
+  ASSERT_TRUE(wait_ready(10s));
+  // More keys than one SCAN step (COUNT 1000) returns, so the cursor is followed.
+  for (int i = 0; i < 1500; ++i) {
+    store_->put("ban:10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256), "v", 60s);
+    store_->put("other:" + std::to_string(i), "v", 60s);
+  }
+  EXPECT_EQ(put("ban:*literal", "glob", 60s), StoreStatus::kOk);
+  auto scan = [&](const std::string& prefix, std::size_t max) {
+    std::vector<Store::Item> got;
+    StoreStatus status = StoreStatus::kUnavailable;
+    bool done = false;
+    store_->scan(prefix, max, [&](StoreStatus s, std::vector<Store::Item> items) {
+      status = s;
+      got = std::move(items);
+      done = true;
+    });
+    EXPECT_TRUE(run_until([&] { return done; }, 5s));
+    EXPECT_EQ(status, StoreStatus::kOk);
+    return got;
+  };
+  EXPECT_EQ(scan("ban:", 10000).size(), 1501u);
+  EXPECT_EQ(scan("ban:", 10).size(), 10u);
+  auto literal = scan("ban:*", 10000);  // the star is a character here, not a glob
+  ASSERT_EQ(literal.size(), 1u);
+  EXPECT_EQ(literal[0].value, "glob");
+  EXPECT_TRUE(scan("none:", 10).empty());
+  // Down: kUnavailable at once, not a hang.
+  stop_redis(SIGKILL);
+  ASSERT_TRUE(run_until([&] { return !store_->ready(); }, 5s));
+  bool answered = false;
+  store_->scan("ban:", 10, [&](StoreStatus s, std::vector<Store::Item>) {
+    EXPECT_EQ(s, StoreStatus::kUnavailable);
+    answered = true;
+  });
+  EXPECT_TRUE(run_until([&] { return answered; }, 3s));
+}
+
 TEST_F(StoreRedis, FailsOpenWhileDownAndReconnectsByItself) {
   start_redis();
   StoreLimits limits;

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "proxy/metrics.h"
 #include "proxy/store_lmdb.h"
@@ -99,6 +100,42 @@ void check_remove(Store& store) {
   EXPECT_EQ(remove(store, "r"), StoreStatus::kOk);
 }
 
+// scan: live keys with the prefix only, bounded by max.
+std::map<std::string, std::string> scan(Store& store, const std::string& prefix,
+                                        std::size_t max = 100) {
+  std::map<std::string, std::string> out;
+  bool called = false;
+  store.scan(prefix, max, [&](StoreStatus s, std::vector<Store::Item> items) {
+    EXPECT_EQ(s, StoreStatus::kOk);
+    for (auto& i : items) out[i.key] = i.value;
+    called = true;
+  });
+  EXPECT_TRUE(called);
+  return out;
+}
+
+void check_scan(Store& store, int64_t& now) {
+  EXPECT_TRUE(scan(store, "ban:").empty());
+  EXPECT_EQ(put(store, "ban:192.0.2.1", "a", 10s), StoreStatus::kOk);
+  EXPECT_EQ(put(store, "ban:2001:db8::1", "b", 100s), StoreStatus::kOk);
+  EXPECT_EQ(put(store, "banc:192.0.2.1", "1", 100s), StoreStatus::kOk);
+  EXPECT_EQ(put(store, "bam", "x", 100s), StoreStatus::kOk);
+  EXPECT_EQ(put(store, "zzz", "x", 100s), StoreStatus::kOk);
+  auto bans = scan(store, "ban:");
+  EXPECT_EQ(bans, (std::map<std::string, std::string>{{"ban:192.0.2.1", "a"},
+                                                      {"ban:2001:db8::1", "b"}}));
+  EXPECT_EQ(scan(store, "ban:", 1).size(), 1u);
+  now += 10;  // the first ban expired
+  EXPECT_EQ(scan(store, "ban:"),
+            (std::map<std::string, std::string>{{"ban:2001:db8::1", "b"}}));
+}
+
+TEST(StoreMemory, ScanListsLiveKeysWithThePrefix) {
+  int64_t now = kT0;
+  MemoryStore store({}, [&] { return now; });
+  check_scan(store, now);
+}
+
 TEST(StoreMemory, PutGetAndTtlExpiry) {
   int64_t now = kT0;
   MemoryStore store({}, [&] { return now; });
@@ -181,6 +218,12 @@ TEST_F(StoreLmdb, Remove) {
   auto store = open();
   ASSERT_TRUE(store);
   check_remove(*store);
+}
+
+TEST_F(StoreLmdb, ScanListsLiveKeysWithThePrefix) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  check_scan(*store, now_);
 }
 
 TEST_F(StoreLmdb, LongKeysAreStoredUnderAHash) {

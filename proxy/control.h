@@ -1,0 +1,58 @@
+// proxy/control.h: the admin socket (issue 6). The running process listens on a Unix socket,
+// server.state_dir/mxscreen.ctl, mode 0600 (its own user and root only). One request per
+// connection, one line: "bans", "unban ADDR", "ban ADDR DURATION", "stats". The answer is zero
+// or more lines of text, then "OK <summary>" or "ERR <message>", then the server closes.
+// `mxscreen ctl` (run_ctl) is the client.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/uv_handle.h"
+
+namespace mxscreen::proxy {
+
+inline constexpr const char* kControlSocketName = "mxscreen.ctl";
+std::string control_socket_path(const std::string& state_dir);
+
+class Server;
+
+class ControlServer {
+ public:
+  static constexpr std::size_t kMaxRequest = 1024;  // bytes of the request line
+  static constexpr std::size_t kMaxClients = 16;    // admin connections at once
+
+  ControlServer(uv_loop_t* loop, Server& server);
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Binds and listens at `path` (a stale socket file left by a crash is replaced). Returns 0
+  // or a libuv error.
+  int start(const std::string& path);
+  void stop();
+
+  struct Client;
+
+ private:
+  static void on_connection(uv_stream_t* listener, int status);
+  void handle(Client* client, const std::string& line);
+  void answer(Client* client, const std::string& text);
+  void drop(Client* client);
+
+  uv_loop_t* loop_;
+  Server& server_;
+  std::string path_;
+  UvHandle<uv_pipe_t> listener_;
+  std::vector<std::unique_ptr<Client>> clients_;
+};
+
+// `mxscreen ctl --config FILE <request...>`: sends the request to the running process, prints
+// the answer. Returns the exit code: 0 OK, 1 ERR or not running, 2 bad request.
+int run_ctl(const std::string& state_dir, const std::vector<std::string>& request);
+
+}  // namespace mxscreen::proxy
