@@ -77,9 +77,10 @@ int ControlServer::start(const std::string& path) {
   if (rc != 0) return rc;
   listener_.initialized();
   listener_->data = this;
-  mode_t old = umask(077);  // created 0600: the service user and root
+  mode_t old = umask(077);  // never a moment open to others
   rc = uv_pipe_bind(listener_.get(), path.c_str());
   umask(old);
+  if (rc == 0 && chmod(path.c_str(), 0600) != 0) rc = uv_translate_sys_error(errno);
   if (rc == 0) rc = uv_listen(listener_.stream(), 16, &ControlServer::on_connection);
   if (rc != 0) {
     listener_.close();
