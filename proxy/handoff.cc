@@ -116,6 +116,11 @@ void Session::backend_step_done() {
       }
       protocol::XclientAttrs attrs;
       attrs.client = client_;
+      // NAME= only for a hostname that forward-confirms (Postfix's "verified" name); else
+      // [UNAVAILABLE] and Postfix logs unknown[addr], as it does for its own lookups.
+      if (dns_ && dns_->snapshot().fcrdns == FcrdnsState::kConfirmed) {
+        attrs.name = dns_->snapshot().ptr_name;
+      }
       if (dialogue) {
         attrs.helo = dialogue_->helo();
         attrs.proto = dialogue_->esmtp() ? "ESMTP" : "SMTP";

@@ -82,8 +82,11 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
   for (const auto& e : site_errors) errors->push_back("[dnsbl] sites: " + e);
   if (!sites) return nullptr;
   rt->dnsbl_sites = std::make_shared<const std::vector<checks::DnsblSite>>(std::move(*sites));
+  // XCLIENT carries the verified name (NAME=): without it Postfix sees every client as
+  // unknown[addr], so its reject_unknown_client_hostname and name-based rules would misfire.
   rt->client_dns = !rt->dnsbl_sites->empty() || config.client.reject_unknown_reverse ||
-                   config.client.reject_unknown;
+                   config.client.reject_unknown ||
+                   config.backend.handoff == HandoffMode::kXclient;
   rt->access = checks::AccessList(std::move(file_rules), config.access.deny, config.access.allow);
   if (config.server.hostname.empty()) {
     char buf[256] = {};

@@ -19,6 +19,9 @@ using Ms = std::chrono::milliseconds;
 
 // How long an upstream balancer may take to send its PROXY header.
 constexpr Ms kProxyHeaderTimeout{10000};
+// Stress mode (server.stress_threshold): Postfix's stress-dependent defaults.
+constexpr Ms kStressGreetWait{2000};
+constexpr Ms kStressCommandTime{10000};
 
 const char* role_name(ListenRole role) { return role == ListenRole::kFakeMx ? "fake_mx" : "mx"; }
 
@@ -226,7 +229,8 @@ void Session::start_greet() {
   client_write("220-" + runtime_->banner + "\r\n");
   pregreet_.emplace(greet.action, std::chrono::steady_clock::now());
   client_conn_.start_reading();
-  arm_timer(greet.wait);
+  // Postfix's stress mode: postscreen_greet_wait = ${stress?{2}:{6}}s.
+  arm_timer(server_.under_stress() ? std::min(greet.wait, kStressGreetWait) : greet.wait);
 }
 
 void Session::greet_done() {
@@ -319,7 +323,12 @@ void Session::start_dialogue() {
           self->apply_step(self->dialogue_->on_time_limit());
         }
       },
-      static_cast<uint64_t>(config().smtp.command_time_limit.count()), 0);
+      // postscreen_command_time_limit = ${stress?{10}:{300}}s.
+      static_cast<uint64_t>((server_.under_stress()
+                                 ? std::min(config().smtp.command_time_limit, kStressCommandTime)
+                                 : config().smtp.command_time_limit)
+                                .count()),
+      0);
   client_conn_.start_reading();
   // What an ignored early talker already sent is the start of its dialogue.
   std::string early = std::move(held_);

@@ -418,6 +418,19 @@ class ReverseDnsTest(unittest.TestCase):
             deliver_smtplib(self, mx.port, FCRDNS_OK, marker)
             self.assertNotIn("NOQUEUE", mx.log_text())
 
+    def test_xclient_tells_postfix_the_verified_name_only(self):
+        # Postfix logs client=<name>[addr] with the name mxscreen verified (PTR + matching A),
+        # and unknown[addr] for a PTR that does not forward-confirm.
+        cfg = dns({"backend": {"address": harness.BACKEND_XCLIENT, "handoff": "xclient"}})
+        with harness.Mxscreen(cfg) as mx:
+            for source, name in ((FCRDNS_OK, "mail205.good.test"), (FCRDNS_BAD, "unknown")):
+                marker, offset = harness.unique_marker("xclient-name"), harness.postfix_log_offset()
+                deliver_smtplib(self, mx.port, source, marker)
+                m = harness.wait_for_log(
+                    rf"postfix/cleanup\[\d+\]: (\w+): message-id=<{marker}@example\.org>", offset)
+                harness.wait_for_log(rf"postfix/\S+\[\d+\]: {m.group(1)}: "
+                                     rf"client={re.escape(name)}\[{re.escape(source)}\]$", offset)
+
     def test_ptr_whose_a_differs_is_rejected_by_reject_unknown(self):
         offset = harness.postfix_log_offset()
         log, reply, handoffs = self._rcpt(dns({"client": {"reject_unknown": True}}), FCRDNS_BAD)
