@@ -26,7 +26,7 @@ struct dns_query;  // udns
 
 namespace mxscreen::proxy {
 
-// Keys the [dns] section does not have yet (see the report of issue 4).
+// The resolver's tuning, filled from the [dns] section by the server.
 struct DnsOptions {
   std::chrono::seconds ttl_min{60};       // dns.ttl_min
   std::chrono::seconds ttl_max{3600};     // dns.ttl_max
