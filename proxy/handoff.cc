@@ -17,20 +17,25 @@ bool positive(int code) { return code >= 200 && code < 400; }
 
 }  // namespace
 
+bool Session::refuse_if_backend_full() {
+  const auto& backend = config().backend;
+  if (server_.backend_sessions() < static_cast<size_t>(backend.max_sessions)) return false;
+  // Postfix is never flooded: the client retries later, as from a busy postscreen.
+  Log::event(LogLevel::kWarning, "LIMIT",
+             "NOQUEUE: reject: CONNECT from " + who() + ": backend.max_sessions (" +
+                 std::to_string(backend.max_sessions) + ") reached",
+             {{"client", client_labels()}});
+  metrics().inc("mxscreen_limit_hits_total", "limit=\"backend_max_sessions\"");
+  reply_and_close("421 4.3.2 All server ports are busy\r\n", "backend_busy");
+  return true;
+}
+
 void Session::start_handoff() {
   state_ = State::kHandoff;
   step_ = Step::kConnecting;
   const auto& backend = config().backend;
-  if (server_.backend_sessions() >= static_cast<size_t>(backend.max_sessions)) {
-    // Postfix is never flooded: the client retries later, as from a busy postscreen.
-    Log::event(LogLevel::kWarning, "LIMIT",
-               "NOQUEUE: reject: CONNECT from " + who() + ": backend.max_sessions (" +
-                   std::to_string(backend.max_sessions) + ") reached",
-               {{"client", client_labels()}});
-    metrics().inc("mxscreen_limit_hits_total", "limit=\"backend_max_sessions\"");
-    reply_and_close("421 4.3.2 All server ports are busy\r\n", "backend_busy");
-    return;
-  }
+  // Checked at connect too; slots may have filled while this client was screened.
+  if (refuse_if_backend_full()) return;
   backend_conn_ = std::make_unique<Conn>(server_.loop(), *this);
   server_.backend_session(true);
   int rc = backend_conn_->init();

@@ -109,6 +109,8 @@ void Session::connect_decision() {
     reply_and_close("421 4.3.2 All server ports are busy\r\n", "busy");
     return;
   }
+  // Before any test (no DNS, no store, no greet wait) when Postfix has no room anyway.
+  if (listener_.config.role == ListenRole::kMx && refuse_if_backend_full()) return;
   auto decision = runtime_->access.decide(client_.address);
   if (decision == checks::AccessDecision::kReject) {
     Log::event(LogLevel::kInfo, "DENYLISTED", "DENYLISTED " + who(), {{"client", client_labels()}});

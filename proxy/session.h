@@ -89,6 +89,8 @@ class Session : public ConnHandler {
   void client_write(std::string_view plaintext);
   void client_ciphertext(std::string_view bytes);
   void client_close_notify();
+  // backend.max_sessions reached: 421 4.3.2, logged and counted, and true.
+  bool refuse_if_backend_full();
   void on_client_bytes(std::string_view bytes);
   void start_tls();
   void tls_failed(const std::string& reason);

@@ -49,12 +49,16 @@ void Session::record_fake_mx_hit() {
   auto client = client_.address;
   Bans* bans = &server_.bans();
   int ban_after = c.fake_mx.ban_after;
+  // Only the hit that reaches ban_after bans, and the ban starts the count again: a burst of
+  // hits that all passed the ban check before the ban was stored (Redis answers later) earns
+  // one ban, not one escalating ban per hit.
   store.increment(client_key("fmx:", client), 1, ttl_seconds(c.fake_mx.window),
                   [&store, bans, client, ban_after](StoreStatus st, int64_t hits) {
-                    if (st != StoreStatus::kOk || hits < ban_after) return;
-                    store.get(client_key("mx:", client), [bans, client, hits, ban_after](
+                    if (st != StoreStatus::kOk || hits != ban_after) return;
+                    store.get(client_key("mx:", client), [&store, bans, client, hits, ban_after](
                                                              StoreStatus seen, const std::string&) {
                       if (checks::fake_mx_ban_due(hits, seen == StoreStatus::kOk, ban_after)) {
+                        store.remove(client_key("fmx:", client));
                         bans->ban(
                             client, "fake_mx",
                             "fake MX only (" + std::to_string(hits) + " hits, never the real MX)");
@@ -88,7 +92,8 @@ void Session::strike(const std::string& why) {
   Bans* bans = &server_.bans();
   store.increment(client_key("strike:", client), 1, policy.find_time,
                   [&store, bans, client, policy, why](StoreStatus st, int64_t strikes) {
-                    if (st == StoreStatus::kOk && strikes >= policy.max_retry) {
+                    // As for fake-MX hits: the strike that reaches max_retry bans, once.
+                    if (st == StoreStatus::kOk && strikes == policy.max_retry) {
                       store.remove(client_key("strike:", client));
                       bans->ban(client, "strikes",
                                 std::to_string(strikes) + " strikes, last: " + why);
