@@ -84,7 +84,6 @@ bool Dialogue::apply(const Verdict& verdict, const std::string& test, const std:
   return false;
 }
 
-
 Step Dialogue::on_line(const protocol::Line& line, std::string_view early_input) {
   Step step;
   if (++commands_ > policy_.command_count_limit) {
@@ -138,10 +137,14 @@ Step Dialogue::on_line(const protocol::Line& line, std::string_view early_input)
 
 Step Dialogue::on_command(const protocol::Command& cmd, const std::string& raw) {
   switch (cmd.verb) {
-    case Verb::kEhlo: return on_helo(cmd, true);
-    case Verb::kHelo: return on_helo(cmd, false);
-    case Verb::kMail: return on_mail(cmd, raw);
-    case Verb::kRcpt: return on_rcpt(cmd, raw);
+    case Verb::kEhlo:
+      return on_helo(cmd, true);
+    case Verb::kHelo:
+      return on_helo(cmd, false);
+    case Verb::kMail:
+      return on_mail(cmd, raw);
+    case Verb::kRcpt:
+      return on_rcpt(cmd, raw);
     case Verb::kData:
     case Verb::kBdat:
       if (!in_mail_) return error("503 5.5.1 Error: need RCPT command");
@@ -151,16 +154,20 @@ Step Dialogue::on_command(const protocol::Command& cmd, const std::string& raw) 
       sender_ = {};
       mail_line_.clear();
       return junk("250 2.0.0 Ok");
-    case Verb::kNoop: return junk("250 2.0.0 Ok");
-    case Verb::kHelp: return junk("214 2.0.0 Ok");
-    case Verb::kEtrn: return junk("458 4.3.0 Unable to queue messages");
+    case Verb::kNoop:
+      return junk("250 2.0.0 Ok");
+    case Verb::kHelp:
+      return junk("214 2.0.0 Ok");
+    case Verb::kEtrn:
+      return junk("458 4.3.0 Unable to queue messages");
     case Verb::kVrfy:
       if (policy_.disable_vrfy) {
         errors_.on_junk_command();
         return error("502 5.5.1 VRFY command is disabled");
       }
       return junk("252 2.0.0 Send mail to find out");
-    case Verb::kExpn: return error("502 5.5.1 EXPN command is disabled");
+    case Verb::kExpn:
+      return error("502 5.5.1 EXPN command is disabled");
     case Verb::kQuit: {
       Step step;
       step.reply = crlf("221 2.0.0 Bye");
@@ -169,8 +176,8 @@ Step Dialogue::on_command(const protocol::Command& cmd, const std::string& raw) 
     }
     case Verb::kAuth: {
       Step step = error("503 5.5.1 Error: authentication not enabled");
-      step.events.push_back({"AUTH", "AUTH attempt on an MX port from " + policy_.client, "auth",
-                             "reject"});
+      step.events.push_back(
+          {"AUTH", "AUTH attempt on an MX port from " + policy_.client, "auth", "reject"});
       return step;
     }
     case Verb::kStarttls: {
@@ -183,7 +190,8 @@ Step Dialogue::on_command(const protocol::Command& cmd, const std::string& raw) 
       step.then = Step::Then::kStartTls;
       return step;
     }
-    case Verb::kUnknown: break;
+    case Verb::kUnknown:
+      break;
   }
   return error("500 5.5.2 Error: command not recognized");
 }
@@ -260,16 +268,7 @@ Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
   } else if ((reject = recipient_reject_reply(args->path, policy_.recipient_reject_non_fqdn))) {
     test = "recipient";
   }
-  if (reject) {
-    Step step = error(*reject);
-    std::string log = "NOQUEUE: reject: RCPT from " + policy_.client + ": " + *reject +
-                      "; from=<" + protocol::printable(sender_.address, 255) + "> to=<" +
-                      protocol::printable(args->path.address, 255) + "> proto=" +
-                      (esmtp_ ? "ESMTP" : "SMTP") + " helo=<" + protocol::printable(helo_, 255) +
-                      ">";
-    step.events.insert(step.events.begin(), {"NOQUEUE", log, test, "reject"});
-    return step;
-  }
+  if (reject) return rcpt_rejected(*reject, args->path.address, test);
   rcpt_line_ = raw;
   recipient_ = args->path;
   Step step;
@@ -277,10 +276,28 @@ Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
   return step;
 }
 
+Step Dialogue::rcpt_rejected(const std::string& reply, const std::string& rcpt,
+                             const std::string& test) {
+  Step step = error(reply);
+  std::string log = "NOQUEUE: reject: RCPT from " + policy_.client + ": " + reply + "; from=<" +
+                    protocol::printable(sender_.address, 255) + "> to=<" +
+                    protocol::printable(rcpt, 255) + "> proto=" + (esmtp_ ? "ESMTP" : "SMTP") +
+                    " helo=<" + protocol::printable(helo_, 255) + ">";
+  step.events.insert(step.events.begin(), {"NOQUEUE", log, test, "reject"});
+  return step;
+}
+
 Step Dialogue::refuse_handoff(std::string reply) {
   rcpt_line_.clear();
   recipient_ = {};
   return error(std::move(reply));
+}
+
+Step Dialogue::reject_held_rcpt(const std::string& reply, const std::string& test) {
+  std::string rcpt = recipient_.address;
+  rcpt_line_.clear();
+  recipient_ = {};
+  return rcpt_rejected(reply, rcpt, test);
 }
 
 Step Dialogue::on_time_limit() {

@@ -89,10 +89,14 @@ class Dialogue {
   // The session held the handoff back (greylisting): the RCPT got `reply` instead, counted
   // as an error reply as Postfix counts its 450.
   Step refuse_handoff(std::string reply);
+  // The session's own test of the held RCPT failed (the DNS tests of names, domain.h): the
+  // reply, an error, and a NOQUEUE line naming `test`, as for the dialogue's own rejects.
+  Step reject_held_rcpt(const std::string& reply, const std::string& test);
   const std::string& enforced_by() const { return policy_.enforced_by; }
   int errors() const { return errors_.errors(); }
 
  private:
+  Step rcpt_rejected(const std::string& reply, const std::string& rcpt, const std::string& test);
   Step on_command(const protocol::Command& cmd, const std::string& raw);
   Step on_helo(const protocol::Command& cmd, bool esmtp);
   Step on_mail(const protocol::Command& cmd, const std::string& raw);

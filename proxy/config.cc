@@ -17,6 +17,8 @@
 #include <sstream>
 #include <utility>
 
+#include "checks/dnsbl.h"
+
 namespace mxscreen::proxy {
 namespace {
 
@@ -335,39 +337,33 @@ void read_errors(Section& s, ErrorsConfig& c) {
               std::to_string(c.hard_limit));
 }
 
+// postscreen_dnsbl_sites syntax, "domain[=filter][*weight]", for DNSBL and RHSBL lists alike:
+// each entry is parsed as the checks will use it, so a bad filter is reported with its place.
+void read_sites(Section& s, std::string_view key, std::vector<std::string>& out) {
+  s.read_list(key, out, "site (expected zone, zone=filter, zone*weight or zone=filter*weight)",
+              [](const std::string& v) -> std::optional<std::string> {
+                std::string why;
+                if (!checks::parse_dnsbl_site(v, &why)) return std::nullopt;
+                return v;
+              });
+}
+
 void read_checks(Section& helo, Section& client, Section& sender, Section& recipient, Config& c) {
   helo.read("reject_invalid", c.helo.reject_invalid);
   helo.read("reject_non_fqdn", c.helo.reject_non_fqdn);
   helo.read("reject_unknown", c.helo.reject_unknown);
-  helo.read("rhsbl", c.helo.rhsbl);
+  read_sites(helo, "rhsbl", c.helo.rhsbl);
   client.read("reject_unknown_reverse", c.client.reject_unknown_reverse);
   client.read("reject_unknown", c.client.reject_unknown);
-  client.read("rhsbl_reverse", c.client.rhsbl_reverse);
+  read_sites(client, "rhsbl_reverse", c.client.rhsbl_reverse);
   sender.read("reject_non_fqdn", c.sender.reject_non_fqdn);
   sender.read("reject_unknown_domain", c.sender.reject_unknown_domain);
-  sender.read("rhsbl", c.sender.rhsbl);
+  read_sites(sender, "rhsbl", c.sender.rhsbl);
   recipient.read("reject_non_fqdn", c.recipient.reject_non_fqdn);
 }
 
-// postscreen_dnsbl_sites: "domain[=filter][*weight]". Only the shape is checked here; the
-// filter's ranges are the DNSBL check's business.
-bool plausible_dnsbl_site(const std::string& site) {
-  if (site.empty() || site.find_first_of("=*") == 0) return false;
-  if (site.find_first_of(" \t") != std::string::npos) return false;
-  const std::size_t star = site.rfind('*');  // filters never contain '*'
-  if (star == std::string::npos) return true;
-  std::string_view weight = std::string_view(site).substr(star + 1);
-  if (!weight.empty() && weight.front() == '-') weight.remove_prefix(1);
-  return !weight.empty() && weight.size() <= 9 &&
-         std::all_of(weight.begin(), weight.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-}
-
 void read_dnsbl(Section& s, DnsblConfig& c) {
-  s.read_list("sites", c.sites, "site (expected name=filter*weight)",
-              [](const std::string& v) -> std::optional<std::string> {
-                if (!plausible_dnsbl_site(v)) return std::nullopt;
-                return v;
-              });
+  read_sites(s, "sites", c.sites);
   s.read("threshold", c.threshold, 1);
   s.read("allowlist_threshold", c.allowlist_threshold, -kIntMax);
   s.read("action", c.action);

@@ -82,10 +82,24 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
   for (const auto& e : site_errors) errors->push_back("[dnsbl] sites: " + e);
   if (!sites) return nullptr;
   rt->dnsbl_sites = std::make_shared<const std::vector<checks::DnsblSite>>(std::move(*sites));
+  auto rhsbl = [&](const std::vector<std::string>& texts, const std::string& where) {
+    std::vector<std::string> list_errors;
+    auto parsed = checks::parse_dnsbl_sites(texts, &list_errors);
+    for (const auto& e : list_errors) errors->push_back(where + ": " + e);
+    return parsed ? std::make_shared<const std::vector<checks::DnsblSite>>(std::move(*parsed))
+                  : nullptr;
+  };
+  rt->helo_rhsbl = rhsbl(config.helo.rhsbl, "[helo] rhsbl");
+  rt->sender_rhsbl = rhsbl(config.sender.rhsbl, "[sender] rhsbl");
+  rt->reverse_rhsbl = rhsbl(config.client.rhsbl_reverse, "[client] rhsbl_reverse");
+  if (!rt->helo_rhsbl || !rt->sender_rhsbl || !rt->reverse_rhsbl) return nullptr;
+  rt->domain_tests = config.helo.reject_unknown || config.sender.reject_unknown_domain ||
+                     !rt->helo_rhsbl->empty() || !rt->sender_rhsbl->empty() ||
+                     !rt->reverse_rhsbl->empty();
   // XCLIENT carries the verified name (NAME=): without it Postfix sees every client as
   // unknown[addr], so its reject_unknown_client_hostname and name-based rules would misfire.
   rt->client_dns = !rt->dnsbl_sites->empty() || config.client.reject_unknown_reverse ||
-                   config.client.reject_unknown ||
+                   config.client.reject_unknown || !config.client.rhsbl_reverse.empty() ||
                    config.backend.handoff == HandoffMode::kXclient;
   rt->access = checks::AccessList(std::move(file_rules), config.access.deny, config.access.allow);
   if (config.server.hostname.empty()) {
@@ -99,7 +113,7 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
                       smtp.bare_newline != checks::Action::kOff;
   bool envelope_tests = config.sender.reject_non_fqdn || config.recipient.reject_non_fqdn ||
                         config.greylist.enabled || config.client.reject_unknown_reverse ||
-                        config.client.reject_unknown;
+                        config.client.reject_unknown || rt->domain_tests;
   bool helo_tests = config.helo.reject_invalid || config.helo.reject_non_fqdn;
   rt->dialogue_needed = stream_tests || envelope_tests || helo_tests;
   rt->handoff_after_helo = helo_tests && !stream_tests && !envelope_tests;

@@ -15,9 +15,9 @@
 #include "proxy/abuse.h"
 #include "proxy/backend_probe.h"
 #include "proxy/client_dns.h"
-#include "proxy/dns.h"
 #include "proxy/config.h"
 #include "proxy/control.h"
+#include "proxy/dns.h"
 #include "proxy/metrics.h"
 #include "proxy/store.h"
 #include "proxy/tls.h"
@@ -42,6 +42,10 @@ struct Runtime {
   // dnsbl.sites parsed; lookups for a client start at connect when any DNS test is on.
   std::shared_ptr<const std::vector<checks::DnsblSite>> dnsbl_sites;
   bool client_dns = false;
+  // RHSBL lists (same syntax) and whether any test of the HELO name, the sender domain or the
+  // reverse name asks DNS at RCPT (domain_dns.h).
+  std::shared_ptr<const std::vector<checks::DnsblSite>> helo_rhsbl, sender_rhsbl, reverse_rhsbl;
+  bool domain_tests = false;
 };
 
 // Builds the runtime from a loaded config (reads access.file). On failure returns nullptr and

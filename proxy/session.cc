@@ -10,6 +10,7 @@
 #include "protocol/ehlo.h"
 #include "protocol/escape.h"
 #include "protocol/proxy_header.h"
+#include "proxy/domain_dns.h"
 #include "proxy/log.h"
 
 namespace mxscreen::proxy {
@@ -405,18 +406,66 @@ void Session::apply_step(checks::Step step) {
       return;
     }
     case checks::Step::Then::kHandoff:
-      if (config().greylist.enabled && !dialogue_->rcpt_line().empty()) {
-        greylist_rcpt();
-        return;
-      }
-      pass_new("");
-      uv_timer_stop(command_timer_.get());
-      start_handoff();
+      if (!dialogue_->rcpt_line().empty() && check_domains()) return;  // then rcpt_passed()
+      rcpt_passed();
       return;
     case checks::Step::Then::kStartTls:
       start_tls();
       return;
   }
+}
+
+void Session::rcpt_passed() {
+  if (config().greylist.enabled && !dialogue_->rcpt_line().empty()) {
+    greylist_rcpt();
+    return;
+  }
+  pass_new("");
+  uv_timer_stop(command_timer_.get());
+  start_handoff();
+}
+
+bool Session::check_domains() {
+  Resolver* resolver = server_.resolver();
+  if (!runtime_->domain_tests || !resolver) return false;
+  const auto& c = config();
+  const std::string helo = checks::helo_lookup_name(dialogue_->helo());
+  const std::string domain = checks::sender_lookup_domain(dialogue_->sender().address);
+  DomainLookupPlan plan;
+  if (c.helo.reject_unknown) plan.helo = helo;
+  if (c.sender.reject_unknown_domain) plan.sender_domain = domain;
+  plan.helo_rhsbl_name = helo;
+  plan.helo_rhsbl = runtime_->helo_rhsbl;
+  plan.sender_rhsbl_name = domain;
+  plan.sender_rhsbl = runtime_->sender_rhsbl;
+  // Postfix's reject_rhsbl_reverse_client: the PTR name, verified or not.
+  std::string reverse;
+  if (dns_ && dns_->snapshot().ptr == PtrState::kFound) reverse = dns_->snapshot().ptr_name;
+  plan.reverse_rhsbl_name = reverse;
+  plan.reverse_rhsbl = runtime_->reverse_rhsbl;
+  if (plan.empty()) return false;
+  store_wait_ = true;  // commands behind the RCPT wait for its answer
+  client_conn_.stop_reading();
+  checks::DomainNames names{client_.address.to_string(), reverse, dialogue_->helo(),
+                            dialogue_->sender().address};
+  auto alive = alive_;
+  domain_dns_ = std::make_unique<DomainLookups>(
+      *resolver, std::move(plan), [this, alive, names](const checks::DomainFacts& facts) {
+        if (!*alive || state_ != State::kDialogue) return;
+        store_wait_ = false;
+        auto reject = checks::domain_reject_reply(facts, names);
+        metrics().inc(
+            "mxscreen_test_results_total",
+            "test=\"domain\",outcome=\"" + std::string(reject ? reject->test : "pass") + "\"");
+        if (!reject) {
+          rcpt_passed();
+        } else {
+          apply_step(dialogue_->reject_held_rcpt(reject->reply, reject->test));
+          resume_dialogue();
+        }
+        // Not reset here: this object is running the callback.
+      });
+  return true;
 }
 
 void Session::hold(std::string_view bytes) {

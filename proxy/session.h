@@ -17,6 +17,7 @@
 #include "protocol/line_reader.h"
 #include "protocol/reply.h"
 #include "proxy/conn.h"
+#include "proxy/domain_dns.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
 
@@ -91,6 +92,11 @@ class Session : public ConnHandler {
   void client_close_notify();
   // backend.max_sessions reached: 421 4.3.2, logged and counted, and true.
   bool refuse_if_backend_full();
+  // The held RCPT passed the dialogue: greylisting, then the handoff.
+  void rcpt_passed();
+  // Starts the DNS tests of the HELO name, sender domain and reverse name (domain_dns.h) when
+  // any is on; true when they run (rcpt_passed or a reject follows).
+  bool check_domains();
   void on_client_bytes(std::string_view bytes);
   void start_tls();
   void tls_failed(const std::string& reason);
@@ -111,11 +117,12 @@ class Session : public ConnHandler {
   std::shared_ptr<const Runtime> runtime_;
   Conn client_conn_;
   std::unique_ptr<Conn> backend_conn_;
-  std::unique_ptr<TlsSession> tls_;  // after STARTTLS
-  std::unique_ptr<ClientLookups> dns_;  // DNSBL, PTR and FCrDNS, from connect on
-  std::string dnsbl_enforce_reply_;     // DNSBL said enforce: every RCPT gets this
-  UvHandle<uv_timer_t> timer_;         // the current phase's deadline, or an error sleep
-  UvHandle<uv_timer_t> command_timer_;  // smtp.command_time_limit for the whole dialogue
+  std::unique_ptr<TlsSession> tls_;            // after STARTTLS
+  std::unique_ptr<ClientLookups> dns_;         // DNSBL, PTR and FCrDNS, from connect on
+  std::unique_ptr<DomainLookups> domain_dns_;  // names the client gave, at RCPT
+  std::string dnsbl_enforce_reply_;            // DNSBL said enforce: every RCPT gets this
+  UvHandle<uv_timer_t> timer_;                 // the current phase's deadline, or an error sleep
+  UvHandle<uv_timer_t> command_timer_;         // smtp.command_time_limit for the whole dialogue
   State state_ = State::kProxyHeader;
   Step step_ = Step::kConnecting;
 
@@ -128,7 +135,8 @@ class Session : public ConnHandler {
   std::optional<checks::Step> sleeping_;  // an error reply waiting out its delay
   bool store_wait_ = false;
   bool permitted_ = false;       // access list permit (exempt from limits and bans)
-  bool nolisting_pass_ = false;  // came to the fake MX first, within fake_mx.pair_window               // a greylist lookup is out: the dialogue waits
+  bool nolisting_pass_ = false;  // came to the fake MX first, within fake_mx.pair_window // a
+                                 // greylist lookup is out: the dialogue waits
   // Store callbacks (Redis answers later) check this before touching the session.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Client bytes held before the splice (PROXY header, ignored pregreet, input that arrived
@@ -136,7 +144,7 @@ class Session : public ConnHandler {
   std::string held_;
   protocol::ReplyReader backend_reader_;
   bool client_gets_backend_banner_ = false;  // allowlisted: no banner of ours was sent
-  bool counted_ = false;  // in the server's per-client limits table
+  bool counted_ = false;                     // in the server's per-client limits table
   bool client_eof_ = false;
   bool backend_eof_ = false;
   uint64_t last_activity_ = 0;  // uv_now() of the last spliced byte

@@ -539,6 +539,54 @@ class Mxscreen:
 
 
 # ---------------------------------------------------------------------------------------------
+# Mail attempts and metrics shared by the test files
+
+MAILBOX = "user@example.test"  # the backend Postfix delivers it to the Maildir
+
+
+def marked_message(marker, sender, rcpt=MAILBOX):
+    """A small message whose Message-ID and Subject carry marker (see wait_delivered)."""
+    return (f"From: <{sender}>\r\nTo: <{rcpt}>\r\nMessage-ID: <{marker}@example.org>\r\n"
+            f"Subject: {marker}\r\n\r\nbody {marker}\r\n").encode()
+
+
+def rcpt_attempt(port, source, sender, marker, host="127.0.0.1", rcpt=MAILBOX):
+    """One SMTP session: EHLO, MAIL, RCPT; on 250 also DATA of marked_message. Returns
+    (code, text) of the RCPT reply."""
+    s = smtp_client(port, source=source, host=host)
+    try:
+        code, text = s.ehlo()
+        if code != 250:
+            raise AssertionError(f"EHLO refused: {code} {text!r}")
+        code, text = s.mail(sender)
+        if code != 250:
+            raise AssertionError(f"MAIL FROM refused: {code} {text!r}")
+        code, text = s.rcpt(rcpt)
+        text = text.decode("utf-8", "replace")
+        if code == 250:
+            dcode, dtext = s.data(marked_message(marker, sender, rcpt))
+            if dcode != 250:
+                raise AssertionError(f"DATA refused: {dcode} {dtext!r}")
+        s.quit()
+        return code, text
+    finally:
+        s.close()
+
+
+def metric_sum(mx, name, labels=None):
+    """Sum over every sample of name whose labels include labels (dict); 0 when none."""
+    total = 0.0
+    for line in mx.metrics().splitlines():
+        m = re.match(r"^([A-Za-z_:][\w:]*)(\{(.*)\})?\s+(\S+)", line)
+        if not m or m.group(1) != name:
+            continue
+        have = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        if all(have.get(k) == str(v) for k, v in (labels or {}).items()):
+            total += float(m.group(4))
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
 # smtp-sink
 
 def smtp_sink_binary():

@@ -57,36 +57,12 @@ def unique_sender():
     return f"abuse.x{uuid.uuid4().hex}@example.org"
 
 
-def message(marker, sender):
-    return (f"From: <{sender}>\r\nTo: <{RCPT}>\r\nMessage-ID: <{marker}@example.org>\r\n"
-            f"Subject: {marker}\r\n\r\nbody {marker}\r\n").encode()
-
-
 def esc(ip):
     return re.escape(ip)
 
 
 def attempt(port, source, marker, host="127.0.0.1", sender=None):
-    """One SMTP session: EHLO, MAIL, RCPT; on 250 also DATA. Returns (code, text) of RCPT."""
-    sender = sender or unique_sender()
-    s = harness.smtp_client(port, source=source, host=host)
-    try:
-        code, text = s.ehlo()
-        if code != 250:
-            raise AssertionError(f"EHLO refused: {code} {text!r}")
-        code, text = s.mail(sender)
-        if code != 250:
-            raise AssertionError(f"MAIL FROM refused: {code} {text!r}")
-        code, text = s.rcpt(RCPT)
-        text = text.decode("utf-8", "replace")
-        if code == 250:
-            dcode, dtext = s.data(message(marker, sender))
-            if dcode != 250:
-                raise AssertionError(f"DATA refused: {dcode} {dtext!r}")
-        s.quit()
-        return code, text
-    finally:
-        s.close()
+    return harness.rcpt_attempt(port, source, sender or unique_sender(), marker, host=host)
 
 
 def assert_delivered_from(testcase, marker, source):
@@ -156,16 +132,6 @@ def connect_and_read_all(port, source, host="127.0.0.1"):
         sock.close()
 
 
-def metric_sum(mx, name):
-    """Sum of every sample of a metric (whatever its labels); 0 when it has none."""
-    total = 0.0
-    for line in mx.metrics().splitlines():
-        m = re.match(rf"^{re.escape(name)}(\{{.*\}})?\s+(\S+)$", line)
-        if m:
-            total += float(m.group(2))
-    return total
-
-
 def served(port, source, host="127.0.0.1"):
     """A connection from source gets mxscreen's 220- teaser (it is not refused)."""
     sock = harness.raw_connect(port, source=source, host=host)
@@ -210,13 +176,13 @@ class NolistingTest(_Base):
             self.assertEqual(len(re.findall(rf"FAKE-MX \[{esc(BANNED_7)}\]:\d+ action=reset$",
                                             mx.log_text(), re.MULTILINE)), 2)
             self.assertNotIn("BANNED", mx.log_text())  # 2 hits < ban_after
-            self.assertEqual(metric_sum(mx, "mxscreen_bans_total"), 0)
+            self.assertEqual(harness.metric_sum(mx, "mxscreen_bans_total"), 0)
 
             since = mx.log_offset()
             self.assertTrue(fake_mx_reset_hit(fake_port, BANNED_7))
             mx.wait_log(rf"BANNED \[{esc(BANNED_7)}\] for 3600s: fake MX only \(3 hits, never "
                         r"the real MX\)$", since=since)
-            self.assertEqual(metric_sum(mx, "mxscreen_bans_total"), 1)
+            self.assertEqual(harness.metric_sum(mx, "mxscreen_bans_total"), 1)
             self.assertEqual(mx.metric("mxscreen_fake_mx_hits_total", {"action": "reset"}), 3)
 
             # Now refused on the real MX too: closed without a word, before any test.
@@ -248,7 +214,7 @@ class NolistingTest(_Base):
             assert_delivered_from(self, marker, PAIR_8)
             self.assertEqual(mx.metric("mxscreen_nolisting_pass_total"), 1)
             self.assertNotRegex(mx.log_text(), rf"BANNED \[{esc(PAIR_8)}\]")
-            self.assertEqual(metric_sum(mx, "mxscreen_bans_total"), 1)
+            self.assertEqual(harness.metric_sum(mx, "mxscreen_bans_total"), 1)
 
     def test_tempfail_rcpt_and_nolisting_pass_skips_greylisting(self):
         config, mx_port, fake_port = nolisting_listeners({
@@ -350,7 +316,7 @@ class StrikesTest(_Base):
             self.pregreet(mx, src)
             mx.wait_log(rf"BANNED \[{esc(src)}\] for 7200s: 3 strikes, last: pregreet$",
                         since=since)
-            self.assertEqual(metric_sum(mx, "mxscreen_bans_total"), 1)
+            self.assertEqual(harness.metric_sum(mx, "mxscreen_bans_total"), 1)
 
             since = mx.log_offset()
             data, _ = connect_and_read_all(mx.port, src)
@@ -753,7 +719,7 @@ class BurstBanTest(_Base):
 
             def one_ban():
                 self.assertEqual(self.ban_lines(mx, BANNED_7), ["3600"])
-                self.assertEqual(metric_sum(mx, "mxscreen_bans_total"), 2)  # burst + sentinel
+                self.assertEqual(harness.metric_sum(mx, "mxscreen_bans_total"), 2)  # burst + sentinel
             one_ban()
 
     def strikes_burst(self, store):
@@ -787,7 +753,7 @@ class BurstBanTest(_Base):
 
             def one_ban():
                 self.assertEqual(self.ban_lines(mx, src), ["3600"])
-                self.assertEqual(metric_sum(mx, "mxscreen_bans_total"), 2)
+                self.assertEqual(harness.metric_sum(mx, "mxscreen_bans_total"), 2)
             one_ban()
 
     def test_fake_mx_burst_lmdb(self):

@@ -68,6 +68,17 @@ def zones():
   local-zone: "good.test." static
   local-data: "mail205.good.test. 300 IN A {FCRDNS_OK}"
   local-data: "liar206.good.test. 300 IN A 127.0.0.99"
+  local-zone: "domains.test." static
+  local-data: "mail.domains.test. 300 IN A 127.0.0.9"
+  local-data: "v6.domains.test. 300 IN AAAA 2001:db8::9"
+  local-data: "mx-only.domains.test. 300 IN MX 10 mail205.good.test."
+  local-data: "listed.domains.test. 300 IN MX 10 mail205.good.test."
+  local-zone: "dbl.test." static
+  local-data: "listed.domains.test.dbl.test. 300 IN A 127.0.1.2"
+  local-data: "spamhelo.domains.test.dbl.test. 300 IN A 127.0.1.2"
+  local-data: "liar206.good.test.dbl.test. 300 IN A 127.0.1.2"
+  local-data: "mx-only.domains.test.dbl.test. 300 IN A 127.255.255.254"
+  local-data: "spamhelo.domains.test. 300 IN A 127.0.0.9"
   local-zone: "0.0.127.in-addr.arpa." static
   local-data-ptr: "{FCRDNS_OK} mail205.good.test"
   local-data-ptr: "{FCRDNS_BAD} liar206.good.test"
@@ -257,19 +268,6 @@ def deliver_smtplib(test, port, source, marker):
     harness.wait_delivered(marker)
 
 
-def metric_sum(mx, name, labels=None):
-    """Sum over every sample of name whose labels include labels."""
-    total = 0.0
-    for line in mx.metrics().splitlines():
-        m = re.match(r"^([A-Za-z_:][\w:]*)(\{(.*)\})?\s+(\S+)", line)
-        if not m or m.group(1) != name:
-            continue
-        have = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        if all(have.get(k) == str(v) for k, v in (labels or {}).items()):
-            total += float(m.group(4))
-    return total
-
-
 def postfix_saw(client, since):
     return f"[{client}]" in harness.postfix_log_since(since)
 
@@ -336,14 +334,14 @@ class DnsblTest(unittest.TestCase):
             mx.wait_log(rf"PASS NEW \[{CLEAN}\]:\d+$")
             self.assertNotIn("DNSBL rank", mx.log_text())
             # 3 DNSBL queries + PTR were sent and answered (NXDOMAIN from the static zones).
-            self.assertGreaterEqual(metric_sum(mx, "mxscreen_dns_queries_total"), 4)
-            self.assertGreaterEqual(metric_sum(mx, "mxscreen_dns_cache_total", {"result": "miss"}),
+            self.assertGreaterEqual(harness.metric_sum(mx, "mxscreen_dns_queries_total"), 4)
+            self.assertGreaterEqual(harness.metric_sum(mx, "mxscreen_dns_cache_total", {"result": "miss"}),
                                     4)
             # The same client again: every lookup is answered from the cache.
             marker2 = harness.unique_marker("dnsbl-clean-again")
             deliver_smtplib(self, mx.port, CLEAN, marker2)
             self.assertEqual(len(re.findall(rf"PASS NEW \[{CLEAN}\]", mx.log_text())), 2)
-            self.assertGreaterEqual(metric_sum(mx, "mxscreen_dns_cache_total", {"result": "hit"}),
+            self.assertGreaterEqual(harness.metric_sum(mx, "mxscreen_dns_cache_total", {"result": "hit"}),
                                     4)
             self.assertIsNone(mx.metric("mxscreen_test_results_total",
                                         {"test": "dnsbl", "outcome": "drop"}))
@@ -366,7 +364,7 @@ class DnsblTest(unittest.TestCase):
             harness.wait_delivered(marker)
             self.assertEqual(mx.metric("mxscreen_test_results_total",
                                        {"test": "dnsbl", "outcome": "allowlist"}), 1)
-            self.assertEqual(metric_sum(mx, "mxscreen_handoffs_total"), 1)
+            self.assertEqual(harness.metric_sum(mx, "mxscreen_handoffs_total"), 1)
 
     def test_error_code_zone_is_not_a_listing_and_unhealthy(self):
         # No filter and a weight at the threshold: any real answer would be a listing.
@@ -395,7 +393,7 @@ class DnsMetricsTest(unittest.TestCase):
             self.assertIn("# TYPE mxscreen_dns_query_seconds histogram\n", text)
             self.assertRegex(text, r"(?m)^mxscreen_dns_query_seconds_sum \d")
             self.assertRegex(text, r'(?m)^mxscreen_dns_query_seconds_bucket\{le="\+Inf"\} [4-9]')
-            self.assertGreaterEqual(metric_sum(mx, "mxscreen_dns_query_seconds_count"), 4)
+            self.assertGreaterEqual(harness.metric_sum(mx, "mxscreen_dns_query_seconds_count"), 4)
 
 
 class ReverseDnsTest(unittest.TestCase):
@@ -454,6 +452,91 @@ class ReverseDnsTest(unittest.TestCase):
         self.assertIsNone(handoffs)
 
 
+class DomainTest(unittest.TestCase):
+    """HELO name and sender domain existence, and RHSBL lists for the HELO name, the sender
+    domain and the client's reverse name, answered at RCPT with Postfix's texts."""
+
+    @staticmethod
+    def text(reply):
+        return reply.raw.decode().rstrip("\r\n")
+
+    def rcpt(self, mx, source, helo, sender):
+        """EHLO helo, MAIL FROM sender, RCPT: the RCPT reply; a passing RCPT is delivered."""
+        with harness.raw_connect(mx.port, source=source) as sock:
+            read_final_220(sock)
+            self.assertEqual(harness.command(sock, f"EHLO {helo}").code, 250)
+            self.assertEqual(harness.command(sock, f"MAIL FROM:<{sender}>").code, 250)
+            reply = harness.command(sock, f"RCPT TO:<{RCPT}>")
+            if reply.code == 250:
+                marker = harness.unique_marker("domain")
+                self.assertEqual(harness.command(sock, "DATA").code, 354)
+                done = harness.command(sock, f"Message-ID: <{marker}@example.org>\r\n"
+                                             f"Subject: {marker}\r\n\r\nbody\r\n.")
+                self.assertEqual(done.code, 250, done.raw)
+                harness.wait_delivered(marker)
+            harness.command(sock, "QUIT")
+        return reply
+
+    def test_helo_without_a_aaaa_or_mx_is_rejected(self):
+        with harness.Mxscreen(dns({"helo": {"reject_unknown": True}})) as mx:
+            reply = self.rcpt(mx, CLEAN, "ghost.domains.test", SENDER)
+            self.assertEqual(self.text(reply), "550 5.7.1 <ghost.domains.test>: Helo command rejected: "
+                                        "Host not found")
+            mx.wait_log(rf"NOQUEUE: reject: RCPT from \[{CLEAN}\]:\d+: 550 5\.7\.1 "
+                        r"<ghost\.domains\.test>: Helo command rejected: Host not found; "
+                        rf"from=<{SENDER}> to=<{RCPT}> proto=ESMTP helo=<ghost\.domains\.test>")
+            # An A record, an AAAA record: both are enough, and the mail is delivered.
+            self.assertEqual(self.rcpt(mx, CLEAN, "mail.domains.test", SENDER).code, 250)
+            self.assertEqual(self.rcpt(mx, CLEAN, "v6.domains.test", SENDER).code, 250)
+            self.assertEqual(harness.metric_sum(mx, "mxscreen_test_results_total",
+                                                {"test": "domain", "outcome": "helo_unknown"}), 1)
+
+    def test_sender_domain_without_mx_a_or_aaaa_is_rejected(self):
+        with harness.Mxscreen(dns({"sender": {"reject_unknown_domain": True}})) as mx:
+            reply = self.rcpt(mx, CLEAN, harness.CLIENT_HELO, "user@nowhere.domains.test")
+            self.assertEqual(self.text(reply), "550 5.1.8 <user@nowhere.domains.test>: Sender address "
+                                        "rejected: Domain not found")
+            # An MX alone is enough; the null sender is never looked up.
+            self.assertEqual(
+                self.rcpt(mx, CLEAN, harness.CLIENT_HELO, "user@mx-only.domains.test").code, 250)
+            self.assertEqual(self.rcpt(mx, CLEAN, harness.CLIENT_HELO, "").code, 250)
+
+    def test_rhsbl_lists_for_sender_helo_and_reverse_name(self):
+        site = "dbl.test=127.0.1.[2..99]"
+        cfg = dns({"sender": {"rhsbl": [site]}, "helo": {"rhsbl": [site]},
+                   "client": {"rhsbl_reverse": [site]}})
+        with harness.Mxscreen(cfg) as mx:
+            reply = self.rcpt(mx, CLEAN, harness.CLIENT_HELO, "user@listed.domains.test")
+            self.assertEqual(self.text(reply), "554 5.7.1 Service unavailable; Sender address "
+                                        "[user@listed.domains.test] blocked using dbl.test")
+            reply = self.rcpt(mx, CLEAN, "spamhelo.domains.test", SENDER)
+            self.assertEqual(self.text(reply), "554 5.7.1 Service unavailable; Helo command "
+                                        "[spamhelo.domains.test] blocked using dbl.test")
+            # The reverse name (PTR, verified or not) is asked about too.
+            reply = self.rcpt(mx, FCRDNS_BAD, harness.CLIENT_HELO, SENDER)
+            self.assertEqual(self.text(reply), "554 5.7.1 Service unavailable; Client host "
+                                        "[liar206.good.test] blocked using dbl.test")
+            # A zone's error code (127.255.255.254) is not a listing; unlisted names pass.
+            self.assertEqual(
+                self.rcpt(mx, CLEAN, harness.CLIENT_HELO, "user@mx-only.domains.test").code, 250)
+            self.assertEqual(self.rcpt(mx, FCRDNS_OK, harness.CLIENT_HELO, SENDER).code, 250)
+            self.assertEqual(harness.metric_sum(mx, "mxscreen_rhsbl_hits_total",
+                                                {"zone": "dbl.test"}), 3)
+
+    def test_dns_failure_gives_450_not_550(self):
+        cfg = dns({"sender": {"reject_unknown_domain": True}, "helo": {"reject_unknown": True}},
+                  nameserver=f"127.0.0.1:{BLACKHOLE.getsockname()[1]}", timeout="1s")
+        with harness.Mxscreen(cfg) as mx:
+            reply = self.rcpt(mx, CLEAN, "mail.domains.test", "user@mx-only.domains.test")
+            self.assertEqual(self.text(reply), "450 4.7.1 <mail.domains.test>: Helo command rejected: "
+                                        "Host not found")
+        cfg["helo"] = {"reject_unknown": False}
+        with harness.Mxscreen(cfg) as mx:
+            reply = self.rcpt(mx, CLEAN, "mail.domains.test", "user@mx-only.domains.test")
+            self.assertEqual(self.text(reply), "450 4.1.8 <user@mx-only.domains.test>: Sender address "
+                                        "rejected: Domain not found")
+
+
 class DeadNameserverTest(unittest.TestCase):
     def test_clients_are_served_while_lookups_hang(self):
         ns = f"127.0.0.1:{BLACKHOLE.getsockname()[1]}"
@@ -478,10 +561,10 @@ class DeadNameserverTest(unittest.TestCase):
             mx.wait_log(rf"PASS NEW \[{HANG_A}\]:\d+$")
             self.assertNotIn("DNSBL rank", mx.log_text())
             # The queries (3 DNSBL + PTR) time out in the end, and are counted as such.
-            harness.wait_until(lambda: metric_sum(mx, "mxscreen_dns_queries_total",
+            harness.wait_until(lambda: harness.metric_sum(mx, "mxscreen_dns_queries_total",
                                                   {"status": "tempfail"}) >= 4,
                                timeout=10, what="the DNS queries to time out")
-            self.assertEqual(metric_sum(mx, "mxscreen_dns_queries_total", {"status": "ok"}), 0)
+            self.assertEqual(harness.metric_sum(mx, "mxscreen_dns_queries_total", {"status": "ok"}), 0)
             print(f"\n  dead nameserver: final 220 after {waited * 1000:.0f} ms (greet.wait "
                   f"300ms, dns.timeout 1s)", file=sys.stderr)
             self.assertTrue(mx.running())
@@ -516,8 +599,8 @@ class LatencyTest(unittest.TestCase):
         with harness.Mxscreen(cfg) as mx:
             times = [self._final_220_ms(mx, s) for s in sources]
             text = mx.metrics()
-            count = metric_sum(mx, "mxscreen_dns_query_seconds_count")
-            total = metric_sum(mx, "mxscreen_dns_query_seconds_sum")
+            count = harness.metric_sum(mx, "mxscreen_dns_query_seconds_count")
+            total = harness.metric_sum(mx, "mxscreen_dns_query_seconds_sum")
             has_sum = re.search(r"^mxscreen_dns_query_seconds_sum ", text, re.M)
             self.dns_mean = (f"{total / count * 1000:.3f} ms over {count:.0f} queries"
                              if count and has_sum else "n/a (no _sum on /metrics)")

@@ -41,29 +41,8 @@ def unique_sender():
     return f"gl.x{uuid.uuid4().hex}@example.org"
 
 
-def message(marker, sender):
-    return (f"From: <{sender}>\r\nTo: <{RCPT}>\r\nMessage-ID: <{marker}@example.org>\r\n"
-            f"Subject: {marker}\r\n\r\nbody {marker}\r\n").encode()
-
-
 def attempt(port, source, sender, marker):
-    """One SMTP session: EHLO, MAIL, RCPT; on 250 also DATA. Returns (code, text) of RCPT."""
-    s = harness.smtp_client(port, source=source)
-    try:
-        s.ehlo()
-        code, text = s.mail(sender)
-        if code != 250:
-            raise AssertionError(f"MAIL FROM refused: {code} {text!r}")
-        code, text = s.rcpt(RCPT)
-        text = text.decode("utf-8", "replace")
-        if code == 250:
-            dcode, dtext = s.data(message(marker, sender))
-            if dcode != 250:
-                raise AssertionError(f"DATA refused: {dcode} {dtext!r}")
-        s.quit()
-        return code, text
-    finally:
-        s.close()
+    return harness.rcpt_attempt(port, source, sender, marker)
 
 
 def ml(pattern):
@@ -166,7 +145,7 @@ class LmdbVerdictCacheTest(_Base):
             self.assertEqual(harness.command(sock, f"MAIL FROM:<{sender}>").code, 250)
             self.assertEqual(harness.command(sock, f"RCPT TO:<{RCPT}>").code, 250)
             self.assertEqual(harness.command(sock, "DATA").code, 354)
-            sock.sendall(message(marker, sender) + b".\r\n")
+            sock.sendall(harness.marked_message(marker, sender) + b".\r\n")
             self.assertEqual(harness.read_reply(sock).code, 250)
             harness.command(sock, "QUIT")
         finally:

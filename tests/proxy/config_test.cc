@@ -344,10 +344,20 @@ TEST(ConfigErrors, CrossFieldChecks) {
 
 TEST(ConfigErrors, DnsblSiteShape) {
   EXPECT_EQ(only_error("[dnsbl]\nsites = [\"b.example=127.0.0.2*x\"]\n"),
-            "t.toml:2:10: 'sites' in [dnsbl]: invalid site (expected name=filter*weight) "
-            "\"b.example=127.0.0.2*x\"");
+            "t.toml:2:10: 'sites' in [dnsbl]: invalid site (expected zone, zone=filter, "
+            "zone*weight or zone=filter*weight) \"b.example=127.0.0.2*x\"");
+  // The filter is parsed too, not only the shape.
+  EXPECT_EQ(only_error("[dnsbl]\nsites = [\"a.example\", \"b.example=127.0.0.[9..2]\"]\n"),
+            "t.toml:2:23: 'sites' in [dnsbl]: invalid site (expected zone, zone=filter, "
+            "zone*weight or zone=filter*weight) \"b.example=127.0.0.[9..2]\"");
+  // RHSBL lists take the same syntax, with the same checks.
+  EXPECT_EQ(only_error("[sender]\nrhsbl = [\"dbl.example=127.0.1.[2..99]*x\"]\n"),
+            "t.toml:2:10: 'rhsbl' in [sender]: invalid site (expected zone, zone=filter, "
+            "zone*weight or zone=filter*weight) \"dbl.example=127.0.1.[2..99]*x\"");
   ConfigResult r =
-      parse("[dnsbl]\nsites = [\"a.example\", \"b.example*2\", \"c.example=127.0.0.2\"]");
+      parse("[dnsbl]\nsites = [\"a.example\", \"b.example*2\", \"c.example=127.0.0.2\"]\n"
+            "[helo]\nrhsbl = [\"dbl.example=127.0.1.[2..99]\"]\n"
+            "[client]\nrhsbl_reverse = [\"dbl.example\"]\n");
   EXPECT_TRUE(r.config.has_value());
 }
 

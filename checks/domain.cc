@@ -1,0 +1,75 @@
+// checks/domain.cc: see domain.h.
+#include "checks/domain.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "protocol/escape.h"
+
+namespace mxscreen::checks {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string dns_name(std::string_view name) {
+  while (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  if (name.empty() || name.front() == '[' || name.find('.') == std::string_view::npos) return "";
+  return lower(name);
+}
+
+std::string shown(std::string_view text) { return protocol::printable(text, 255); }
+
+}  // namespace
+
+NameFact combine_name_answers(bool any_record, bool any_tempfail) {
+  if (any_record) return NameFact::kExists;
+  return any_tempfail ? NameFact::kTempFail : NameFact::kNone;
+}
+
+std::string helo_lookup_name(std::string_view helo) { return dns_name(helo); }
+
+std::string sender_lookup_domain(std::string_view address) {
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos) return "";
+  return dns_name(address.substr(at + 1));
+}
+
+std::optional<DomainReject> domain_reject_reply(const DomainFacts& facts,
+                                                const DomainNames& names) {
+  const std::string blocked = "554 5.7.1 Service unavailable; ";
+  if (facts.reverse_listed) {
+    return DomainReject{blocked + "Client host [" + shown(names.reverse_name) + "] blocked using " +
+                            facts.reverse_listed->zone,
+                        "reverse_rhsbl"};
+  }
+  if (facts.helo && *facts.helo != NameFact::kExists) {
+    bool temporary = *facts.helo == NameFact::kTempFail;
+    return DomainReject{std::string(temporary ? "450 4.7.1" : "550 5.7.1") + " <" +
+                            shown(names.helo) + ">: Helo command rejected: Host not found",
+                        "helo_unknown"};
+  }
+  if (facts.helo_listed) {
+    return DomainReject{blocked + "Helo command [" + shown(names.helo) + "] blocked using " +
+                            facts.helo_listed->zone,
+                        "helo_rhsbl"};
+  }
+  if (facts.sender && *facts.sender != NameFact::kExists) {
+    bool temporary = *facts.sender == NameFact::kTempFail;
+    return DomainReject{std::string(temporary ? "450 4.1.8" : "550 5.1.8") + " <" +
+                            shown(names.sender) + ">: Sender address rejected: Domain not found",
+                        "sender_unknown"};
+  }
+  if (facts.sender_listed) {
+    return DomainReject{blocked + "Sender address [" + shown(names.sender) + "] blocked using " +
+                            facts.sender_listed->zone,
+                        "sender_rhsbl"};
+  }
+  return std::nullopt;
+}
+
+}  // namespace mxscreen::checks
