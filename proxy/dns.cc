@@ -21,37 +21,9 @@
 namespace mxscreen::proxy {
 namespace {
 
-constexpr std::array<double, 11> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                    0.5,   1.0,  2.5,   5.0,  10.0};
 constexpr char kHistogram[] = "mxscreen_dns_query_seconds";
 
-struct LatencyHistogram {
-  std::array<uint64_t, kLatencyBuckets.size()> buckets{};  // cumulative
-  uint64_t count = 0;
-  double sum = 0;
-};
-
-LatencyHistogram& histogram() {
-  static LatencyHistogram h;
-  return h;
-}
-
-std::string le_label(double le) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "le=\"%g\"", le);
-  return buf;
-}
-
-void observe_latency(double seconds) {
-  auto& h = histogram();
-  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
-    if (seconds <= kLatencyBuckets[i]) {
-      ++h.buckets[i];
-    }
-  }
-  ++h.count;
-  h.sum += seconds;
-}
+void observe_latency(double seconds) { metrics().observe(kHistogram, "", seconds); }
 
 int udns_type(DnsType type) {
   switch (type) {
@@ -181,6 +153,8 @@ Resolver::Resolver(uv_loop_t* loop, const DnsConfig& config, const DnsOptions& o
                             options.cache_size}) {
   metrics().describe("mxscreen_dns_queries_total", "counter",
                      "DNS queries sent, by type and outcome");
+  metrics().describe(kHistogram, "histogram",
+                     "DNS query latency on the wire (cache hits excluded).");
   metrics().describe("mxscreen_dns_cache_total", "counter",
                      "DNS lookups by cache result (hit, miss, shared = joined a query in flight)");
   uv_timer_init(loop_, udns_timer_.get());
@@ -402,22 +376,6 @@ void Resolver::on_readable(uv_poll_t* poll, int status, int /*events*/) {
   auto* self = static_cast<Resolver*>(poll->data);
   if (!self || !self->ctx_ || status < 0) return;
   dns_ioevent(self->ctx_, time(nullptr));
-}
-
-std::string render_dns_query_histogram() {
-  const auto& h = histogram();
-  std::string out = std::string("# HELP ") + kHistogram + " DNS query latency\n";
-  out += std::string("# TYPE ") + kHistogram + " histogram\n";
-  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
-    out += std::string(kHistogram) + "_bucket{" + le_label(kLatencyBuckets[i]) + "} " +
-           std::to_string(h.buckets[i]) + "\n";
-  }
-  out += std::string(kHistogram) + "_bucket{le=\"+Inf\"} " + std::to_string(h.count) + "\n";
-  char sum[64];
-  std::snprintf(sum, sizeof sum, "%.6f", h.sum);
-  out += std::string(kHistogram) + "_sum " + sum + "\n";
-  out += std::string(kHistogram) + "_count " + std::to_string(h.count) + "\n";
-  return out;
 }
 
 }  // namespace mxscreen::proxy

@@ -119,8 +119,4 @@ class Resolver {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-// The query latency histogram (mxscreen_dns_query_seconds) in Prometheus text format. Its
-// buckets and count are also kept as counters in metrics(); this adds the float _sum.
-std::string render_dns_query_histogram();
-
 }  // namespace mxscreen::proxy

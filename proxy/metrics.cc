@@ -1,6 +1,8 @@
 // proxy/metrics.cc: see metrics.h.
 #include "proxy/metrics.h"
 
+#include <cstdio>
+
 #include "proxy/conn.h"
 
 namespace mxscreen::proxy {
@@ -56,9 +58,31 @@ uint64_t Metrics::value(std::string_view name, std::string_view labels) const {
   return it == fam->second.series.end() ? 0 : static_cast<uint64_t>(it->second);
 }
 
+void Metrics::observe(std::string_view name, std::string_view labels, double seconds) {
+  auto fam = histograms_.find(name);
+  if (fam == histograms_.end())
+    fam = histograms_.emplace(std::string(name), decltype(fam->second){}).first;
+  auto it = fam->second.find(labels);
+  if (it == fam->second.end()) it = fam->second.emplace(std::string(labels), Histogram{}).first;
+  Histogram& h = it->second;
+  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+    if (seconds <= kLatencyBuckets[i]) ++h.buckets[i];
+  }
+  ++h.count;
+  h.sum += seconds;
+}
+
+uint64_t Metrics::observations(std::string_view name, std::string_view labels) const {
+  auto fam = histograms_.find(name);
+  if (fam == histograms_.end()) return 0;
+  auto it = fam->second.find(labels);
+  return it == fam->second.end() ? 0 : it->second.count;
+}
+
 std::string Metrics::render() const {
   std::string out;
   for (const auto& [name, fam] : families_) {
+    if (fam.type == "histogram") continue;  // described only; rendered with its samples below
     if (!fam.help.empty()) out += "# HELP " + name + " " + fam.help + "\n";
     out += "# TYPE " + name + " " + fam.type + "\n";
     for (const auto& [labels, value] : fam.series) {
@@ -67,7 +91,28 @@ std::string Metrics::render() const {
       out += " " + std::to_string(value) + "\n";
     }
   }
-  for (const auto& renderer : renderers_) out += renderer();
+  for (const auto& [name, series] : histograms_) {
+    auto fam = families_.find(name);
+    if (fam != families_.end() && !fam->second.help.empty()) {
+      out += "# HELP " + name + " " + fam->second.help + "\n";
+    }
+    out += "# TYPE " + name + " histogram\n";
+    for (const auto& [labels, h] : series) {
+      const std::string prefix = labels.empty() ? "" : labels + ",";
+      for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+        char le[32];
+        std::snprintf(le, sizeof le, "%g", kLatencyBuckets[i]);
+        out += name + "_bucket{" + prefix + "le=\"" + le + "\"} " + std::to_string(h.buckets[i]) +
+               "\n";
+      }
+      out += name + "_bucket{" + prefix + "le=\"+Inf\"} " + std::to_string(h.count) + "\n";
+      char sum[64];
+      std::snprintf(sum, sizeof sum, "%.6f", h.sum);
+      const std::string braces = labels.empty() ? "" : "{" + labels + "}";
+      out += name + "_sum" + braces + " " + sum + "\n";
+      out += name + "_count" + braces + " " + std::to_string(h.count) + "\n";
+    }
+  }
   return out;
 }
 
@@ -81,7 +126,8 @@ class HttpExchange : public ConnHandler {
 
   void on_read(Conn&, std::string_view bytes) override {
     request_.append(bytes);
-    if (request_.find("\r\n\r\n") == std::string::npos && request_.find("\n\n") == std::string::npos) {
+    if (request_.find("\r\n\r\n") == std::string::npos &&
+        request_.find("\n\n") == std::string::npos) {
       if (request_.size() > kMaxRequest) finish("431 Request Header Fields Too Large", "");
       return;
     }

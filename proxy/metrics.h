@@ -5,13 +5,14 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
-#include <vector>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/address.h"
 #include "proxy/uv_handle.h"
@@ -25,11 +26,14 @@ class Metrics {
   void set(std::string_view name, std::string_view labels, int64_t value);
   void describe(std::string_view name, std::string_view type, std::string_view help);
   uint64_t value(std::string_view name, std::string_view labels = {}) const;
+  // A latency sample in seconds for the histogram `name` (buckets 1 ms .. 10 s).
+  void observe(std::string_view name, std::string_view labels, double seconds);
+  // How many samples the histogram series holds.
+  uint64_t observations(std::string_view name, std::string_view labels = {}) const;
   std::string render() const;
-  // Families the registry cannot hold (histograms with float sums) render themselves.
-  void add_renderer(std::function<std::string()> renderer) {
-    renderers_.push_back(std::move(renderer));
-  }
+
+  static constexpr std::array<double, 12> kLatencyBuckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                             0.25,  0.5,   1.0,  2.5,   5.0,  10.0};
 
  private:
   struct Family {
@@ -37,8 +41,14 @@ class Metrics {
     std::string help;
     std::map<std::string, int64_t, std::less<>> series;  // labels -> value
   };
+  struct Histogram {
+    std::array<uint64_t, kLatencyBuckets.size()> buckets{};  // cumulative
+    uint64_t count = 0;
+    double sum = 0;
+  };
   std::map<std::string, Family, std::less<>> families_;
-  std::vector<std::function<std::string()>> renderers_;
+  // name -> labels -> histogram
+  std::map<std::string, std::map<std::string, Histogram, std::less<>>, std::less<>> histograms_;
 };
 
 // The process-wide registry (one loop thread).

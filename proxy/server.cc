@@ -190,7 +190,8 @@ bool Server::start() {
   std::string store_error;
   StoreLimits store_limits;
   store_limits.map_size = config.store.map_size;
-  store_ = make_store(loop_, config.store, config.server, &store_error, store_limits);
+  store_ = with_latency_metrics(
+      make_store(loop_, config.store, config.server, &store_error, store_limits));
   if (!store_) {
     Log::error("cannot open the " + std::string(to_string(config.store.backend)) +
                " state store: " + store_error);
@@ -213,7 +214,6 @@ bool Server::start() {
   options.retries = config.dns.retries;
   options.max_queries = static_cast<size_t>(config.dns.max_queries);
   resolver_ = std::make_unique<Resolver>(loop_, config.dns, options);
-  metrics().add_renderer(render_dns_query_histogram);
   if (!resolver_->ok()) {
     Log::warning("DNS resolver unavailable: " + resolver_->error() +
                  "; DNSBL and reverse DNS tests are skipped");

@@ -37,7 +37,66 @@ void describe_store_metrics() {
                      "State store operations by engine and operation.");
   metrics().describe("mxscreen_store_errors_total", "counter",
                      "State store failures by engine and reason (the proxy failed open).");
+  metrics().describe("mxscreen_store_operation_seconds", "histogram",
+                     "State store latency, from the call to its answer, by engine and operation.");
 }
+
+// Times every operation from the call to its callback (Redis: the round trip) into
+// mxscreen_store_operation_seconds{engine,op}. Everything else is the engine's.
+class TimedStore : public Store {
+ public:
+  explicit TimedStore(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
+
+  void get(const std::string& key, GetCallback cb) override {
+    inner_->get(key, [t = timer("get"), cb = std::move(cb)](StoreStatus s, std::string v) {
+      t();
+      if (cb) cb(s, std::move(v));
+    });
+  }
+  void put(const std::string& key, const std::string& value, std::chrono::seconds ttl,
+           StatusCallback cb) override {
+    inner_->put(key, value, ttl, [t = timer("put"), cb = std::move(cb)](StoreStatus s) {
+      t();
+      if (cb) cb(s);
+    });
+  }
+  void increment(const std::string& key, int64_t by, std::chrono::seconds ttl,
+                 IncrementCallback cb) override {
+    inner_->increment(key, by, ttl,
+                      [t = timer("increment"), cb = std::move(cb)](StoreStatus s, int64_t v) {
+                        t();
+                        if (cb) cb(s, v);
+                      });
+  }
+  void remove(const std::string& key, StatusCallback cb) override {
+    inner_->remove(key, [t = timer("remove"), cb = std::move(cb)](StoreStatus s) {
+      t();
+      if (cb) cb(s);
+    });
+  }
+  void scan(const std::string& prefix, std::size_t max, ScanCallback cb) override {
+    inner_->scan(prefix, max,
+                 [t = timer("scan"), cb = std::move(cb)](StoreStatus s, std::vector<Item> items) {
+                   t();
+                   if (cb) cb(s, std::move(items));
+                 });
+  }
+  std::string_view engine() const override { return inner_->engine(); }
+
+ private:
+  // A callable that, when called, records the time since it was made.
+  std::function<void()> timer(std::string_view op) const {
+    std::string labels = "engine=\"" + std::string(engine()) + "\",op=\"" + std::string(op) + "\"";
+    auto start = std::chrono::steady_clock::now();
+    return [labels = std::move(labels), start] {
+      metrics().observe(
+          "mxscreen_store_operation_seconds", labels,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    };
+  }
+
+  std::unique_ptr<Store> inner_;
+};
 
 void count(std::string_view name, std::string_view engine, std::string_view key,
            std::string_view value) {
@@ -56,6 +115,11 @@ void count_store_operation(std::string_view engine, std::string_view op) {
 
 void count_store_error(std::string_view engine, std::string_view reason) {
   count("mxscreen_store_errors_total", engine, "reason", reason);
+}
+
+std::unique_ptr<Store> with_latency_metrics(std::unique_ptr<Store> store) {
+  if (!store) return store;
+  return std::make_unique<TimedStore>(std::move(store));
 }
 
 std::unique_ptr<Store> make_store(uv_loop_t* loop, const StoreConfig& store,

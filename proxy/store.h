@@ -84,6 +84,10 @@ std::unique_ptr<Store> make_store(uv_loop_t* loop, const StoreConfig& store,
                                   const StoreLimits& limits = {},
                                   StoreClock clock = wall_clock_seconds);
 
+// The store with every operation's latency recorded in mxscreen_store_operation_seconds
+// {engine,op} (the server wraps the engine it opens).
+std::unique_ptr<Store> with_latency_metrics(std::unique_ptr<Store> store);
+
 // Metrics shared by the engines: mxscreen_store_operations_total{engine,op} and
 // mxscreen_store_errors_total{engine,reason}.
 void count_store_operation(std::string_view engine, std::string_view op);

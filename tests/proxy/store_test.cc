@@ -122,18 +122,38 @@ void check_scan(Store& store, int64_t& now) {
   EXPECT_EQ(put(store, "bam", "x", 100s), StoreStatus::kOk);
   EXPECT_EQ(put(store, "zzz", "x", 100s), StoreStatus::kOk);
   auto bans = scan(store, "ban:");
-  EXPECT_EQ(bans, (std::map<std::string, std::string>{{"ban:192.0.2.1", "a"},
-                                                      {"ban:2001:db8::1", "b"}}));
+  EXPECT_EQ(bans,
+            (std::map<std::string, std::string>{{"ban:192.0.2.1", "a"}, {"ban:2001:db8::1", "b"}}));
   EXPECT_EQ(scan(store, "ban:", 1).size(), 1u);
   now += 10;  // the first ban expired
-  EXPECT_EQ(scan(store, "ban:"),
-            (std::map<std::string, std::string>{{"ban:2001:db8::1", "b"}}));
+  EXPECT_EQ(scan(store, "ban:"), (std::map<std::string, std::string>{{"ban:2001:db8::1", "b"}}));
 }
 
 TEST(StoreMemory, ScanListsLiveKeysWithThePrefix) {
   int64_t now = kT0;
   MemoryStore store({}, [&] { return now; });
   check_scan(store, now);
+}
+
+TEST(StoreLatency, EveryOperationIsTimedByEngineAndOp) {
+  auto store =
+      with_latency_metrics(std::make_unique<MemoryStore>(StoreLimits{}, [] { return kT0; }));
+  const std::string get_labels = "engine=\"memory\",op=\"get\"";
+  const std::string put_labels = "engine=\"memory\",op=\"put\"";
+  uint64_t gets = metrics().observations("mxscreen_store_operation_seconds", get_labels);
+  uint64_t puts = metrics().observations("mxscreen_store_operation_seconds", put_labels);
+  EXPECT_EQ(store->engine(), "memory");
+  EXPECT_EQ(put(*store, "k", "v", 10s), StoreStatus::kOk);
+  EXPECT_EQ(get(*store, "k").value, "v");
+  EXPECT_EQ(get(*store, "nothing").status, StoreStatus::kNotFound);
+  EXPECT_EQ(metrics().observations("mxscreen_store_operation_seconds", get_labels), gets + 2);
+  EXPECT_EQ(metrics().observations("mxscreen_store_operation_seconds", put_labels), puts + 1);
+  const std::string text = metrics().render();
+  EXPECT_NE(text.find("# TYPE mxscreen_store_operation_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(text.find("mxscreen_store_operation_seconds_bucket{" + get_labels + ",le=\"+Inf\"} "),
+            std::string::npos);
+  EXPECT_NE(text.find("mxscreen_store_operation_seconds_count{" + get_labels + "} "),
+            std::string::npos);
 }
 
 TEST(StoreMemory, PutGetAndTtlExpiry) {
