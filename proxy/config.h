@@ -113,9 +113,9 @@ struct DnsConfig {
   std::chrono::milliseconds ttl_min = std::chrono::seconds(60);  // postscreen_dnsbl_min_ttl
   std::chrono::milliseconds ttl_max = std::chrono::hours(1);     // postscreen_dnsbl_max_ttl
   std::chrono::milliseconds negative_ttl = std::chrono::seconds(60);
-  int cache_size = 50000;    // entries, least recently used evicted; 0 = no cache
-  int retries = 2;           // resends within timeout
-  int max_queries = 10000;   // in flight; beyond that lookups answer tempfail
+  int cache_size = 50000;   // entries, least recently used evicted; 0 = no cache
+  int retries = 2;          // resends within timeout
+  int max_queries = 10000;  // in flight; beyond that lookups answer tempfail
 };
 
 struct GreylistConfig {
@@ -127,8 +127,12 @@ struct GreylistConfig {
   int ipv6_prefix = 64;
   int auto_allowlist_clients = 5;
   std::string reply_text = "Greylisted, please try again later";  // after "450 4.2.0"
-  bool strip_sender_tags = true;  // SRS, BATV, +tag and VERP numbers: one sender, one triplet
+  bool strip_sender_tags = true;        // SRS, BATV, +tag and VERP numbers: one sender, one triplet
   bool skip_on_nolisting_pass = false;  // fake MX first, then the real one: no greylisting
+  // postgrey's whitelist_clients / whitelist_recipients (checks/greylist_allowlist.h); read at
+  // start and on SIGHUP. "" = none.
+  std::string client_allowlist_file;
+  std::string recipient_allowlist_file;
 };
 
 struct CacheConfig {

@@ -40,23 +40,38 @@ void start_signal(uv_loop_t* loop, UvHandle<uv_signal_t>& handle, int signum, vo
 
 std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::string>* errors) {
   auto rt = std::make_shared<Runtime>();
-  std::vector<checks::AccessRule> file_rules;
-  if (!config.access.file.empty()) {
-    std::ifstream in(config.access.file);
+  // A rule file (access list, greylist allowlists): read, parsed by `parse`, every bad line
+  // reported as file:line:col. False when it cannot be read or has errors.
+  auto load = [errors](const std::string& path, const char* what, auto parse, auto* out) {
+    if (path.empty()) return true;
+    std::ifstream in(path);
     if (!in) {
-      errors->push_back(config.access.file + ":0:0: cannot read access file");
-      return nullptr;
+      errors->push_back(path + ":0:0: cannot read " + what);
+      return false;
     }
     std::stringstream text;
     text << in.rdbuf();
     std::vector<checks::AccessFileError> file_errors;
-    file_rules = checks::parse_access_file(text.str(), &file_errors);
+    *out = parse(text.str(), &file_errors);
     for (const auto& e : file_errors) {
-      errors->push_back(config.access.file + ":" + std::to_string(e.line) + ":" +
-                        std::to_string(e.column) + ": " + e.message);
+      errors->push_back(path + ":" + std::to_string(e.line) + ":" + std::to_string(e.column) +
+                        ": " + e.message);
     }
-    if (!file_errors.empty()) return nullptr;
+    return file_errors.empty();
+  };
+  std::vector<checks::AccessRule> file_rules;
+  checks::ClientAllowlist grey_clients;
+  checks::RecipientAllowlist grey_recipients;
+  if (!load(config.access.file, "access file", checks::parse_access_file, &file_rules) ||
+      !load(config.greylist.client_allowlist_file, "greylist client allowlist",
+            checks::ClientAllowlist::parse, &grey_clients) ||
+      !load(config.greylist.recipient_allowlist_file, "greylist recipient allowlist",
+            checks::RecipientAllowlist::parse, &grey_recipients)) {
+    return nullptr;
   }
+  rt->greylist_clients = std::make_shared<const checks::ClientAllowlist>(std::move(grey_clients));
+  rt->greylist_recipients =
+      std::make_shared<const checks::RecipientAllowlist>(std::move(grey_recipients));
   if (!config.tls.cert_file.empty()) {
     TlsSettings settings;
     settings.cert_key_files.emplace_back(config.tls.cert_file, config.tls.key_file);
@@ -100,6 +115,7 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
   // unknown[addr], so its reject_unknown_client_hostname and name-based rules would misfire.
   rt->client_dns = !rt->dnsbl_sites->empty() || config.client.reject_unknown_reverse ||
                    config.client.reject_unknown || !config.client.rhsbl_reverse.empty() ||
+                   (config.greylist.enabled && rt->greylist_clients->needs_name()) ||
                    config.backend.handoff == HandoffMode::kXclient;
   rt->access = checks::AccessList(std::move(file_rules), config.access.deny, config.access.allow);
   if (config.server.hostname.empty()) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "checks/access.h"
+#include "checks/greylist_allowlist.h"
 #include "checks/limits.h"
 #include "proxy/abuse.h"
 #include "proxy/backend_probe.h"
@@ -46,6 +47,9 @@ struct Runtime {
   // reverse name asks DNS at RCPT (domain_dns.h).
   std::shared_ptr<const std::vector<checks::DnsblSite>> helo_rhsbl, sender_rhsbl, reverse_rhsbl;
   bool domain_tests = false;
+  // greylist.client_allowlist_file / recipient_allowlist_file (empty lists when unset).
+  std::shared_ptr<const checks::ClientAllowlist> greylist_clients;
+  std::shared_ptr<const checks::RecipientAllowlist> greylist_recipients;
 };
 
 // Builds the runtime from a loaded config (reads access.file). On failure returns nullptr and

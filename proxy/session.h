@@ -54,7 +54,8 @@ class Session : public ConnHandler {
   void continue_after_cache();
   void pass_new(const std::string& how);
   void greylist_rcpt();
-  void greylist_decided(const std::string& key, StoreStatus status, const std::string& record);
+  void greylist_decided(const std::string& key, StoreStatus status, const std::string& record,
+                        const std::string& detail = "");
   void resume_dialogue();
 
   // session_abuse.cc: bans, fake-MX (nolisting) records, strikes.

@@ -35,7 +35,7 @@ void Session::lookup_pass_cache() {
   }
   auto alive = alive_;
   server_.store().get(cache_key(client_.address), [this, alive](StoreStatus status,
-                                                               const std::string&) {
+                                                                const std::string&) {
     if (!*alive || state_ == State::kDone) return;
     if (status == StoreStatus::kOk) {
       metrics().inc("mxscreen_cache_total", "result=\"hit\"");
@@ -45,9 +45,8 @@ void Session::lookup_pass_cache() {
       start_handoff();
       return;
     }
-    metrics().inc("mxscreen_cache_total", status == StoreStatus::kNotFound
-                                              ? "result=\"miss\""
-                                              : "result=\"unavailable\"");
+    metrics().inc("mxscreen_cache_total",
+                  status == StoreStatus::kNotFound ? "result=\"miss\"" : "result=\"unavailable\"");
     continue_after_cache();
   });
 }
@@ -61,6 +60,20 @@ void Session::pass_new(const std::string& how) {
 void Session::greylist_rcpt() {
   if (nolisting_pass_ && config().greylist.skip_on_nolisting_pass) {
     greylist_decided("", StoreStatus::kOk, "nolisting");
+    return;
+  }
+  // The allowlist files: the client (address, or its forward-confirmed name) or the recipient.
+  std::string why;
+  std::string verified;
+  if (dns_ && dns_->snapshot().fcrdns == FcrdnsState::kConfirmed) {
+    verified = dns_->snapshot().ptr_name;
+  }
+  if (runtime_->greylist_clients->matches(client_.address, verified, &why)) {
+    greylist_decided("", StoreStatus::kOk, "allowlisted", " by client_allowlist_file: " + why);
+    return;
+  }
+  if (runtime_->greylist_recipients->matches(dialogue_->recipient().address, &why)) {
+    greylist_decided("", StoreStatus::kOk, "allowlisted", " by recipient_allowlist_file: " + why);
     return;
   }
   store_wait_ = true;
@@ -86,14 +99,13 @@ void Session::greylist_rcpt() {
 }
 
 void Session::greylist_decided(const std::string& key, StoreStatus status,
-                               const std::string& record) {
+                               const std::string& record, const std::string& detail) {
   store_wait_ = false;
   auto policy = greylist_policy(config().greylist);
   std::string envelope = " from=<" + protocol::printable(dialogue_->sender().address, 255) +
                          "> to=<" + protocol::printable(dialogue_->recipient().address, 255) + ">";
-  auto log = [&](const std::string& outcome, const std::string& detail = "") {
-    Log::event(LogLevel::kInfo, "GREYLIST",
-               "GREYLIST " + outcome + " " + who() + envelope + detail,
+  auto log = [&](const std::string& outcome, const std::string& extra = "") {
+    Log::event(LogLevel::kInfo, "GREYLIST", "GREYLIST " + outcome + " " + who() + envelope + extra,
                {{"client", client_labels()}, {"outcome", outcome}});
     metrics().inc("mxscreen_greylist_total", "outcome=\"" + outcome + "\"");
   };
@@ -102,8 +114,8 @@ void Session::greylist_decided(const std::string& key, StoreStatus status,
     uv_timer_stop(command_timer_.get());
     start_handoff();
   };
-  if (key.empty()) {  // auto-allowlisted client, or the nolisting pass
-    log(record);
+  if (key.empty()) {  // allowlisted client or recipient, or the nolisting pass
+    log(record, protocol::printable(detail, 300));
     hand_off();
     return;
   }
@@ -116,9 +128,9 @@ void Session::greylist_decided(const std::string& key, StoreStatus status,
     return;
   }
   int64_t now = wall_clock_seconds();
-  auto result = checks::decide(status == StoreStatus::kOk ? std::optional<std::string_view>(record)
-                                                          : std::nullopt,
-                               now, policy);
+  auto result = checks::decide(
+      status == StoreStatus::kOk ? std::optional<std::string_view>(record) : std::nullopt, now,
+      policy);
   Store& store = server_.store();
   store.put(key, result.new_record, result.ttl);
   std::string outcome(checks::to_string(result.outcome));
@@ -135,10 +147,9 @@ void Session::greylist_decided(const std::string& key, StoreStatus status,
     return;
   }
   log(outcome, " retry in " + std::to_string(result.wait.count()) + "s");
-  apply_step(dialogue_->refuse_handoff("450 4.2.0 <" +
-                                       protocol::printable(dialogue_->recipient().address, 255) +
-                                       ">: Recipient address rejected: " +
-                                       config().greylist.reply_text));
+  apply_step(dialogue_->refuse_handoff(
+      "450 4.2.0 <" + protocol::printable(dialogue_->recipient().address, 255) +
+      ">: Recipient address rejected: " + config().greylist.reply_text));
   resume_dialogue();
 }
 

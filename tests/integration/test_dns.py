@@ -523,6 +523,21 @@ class DomainTest(unittest.TestCase):
             self.assertEqual(harness.metric_sum(mx, "mxscreen_rhsbl_hits_total",
                                                 {"zone": "dbl.test"}), 3)
 
+    def test_greylist_allowlist_by_verified_name_only(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".allow", delete=False) as f:
+            f.write("good.test\n")
+        self.addCleanup(os.unlink, f.name)
+        cfg = dns({"greylist": {"enabled": True, "client_allowlist_file": f.name}})
+        with harness.Mxscreen(cfg) as mx:
+            # mail205.good.test forward-confirms: allowlisted, delivered at the first try.
+            self.assertEqual(self.rcpt(mx, FCRDNS_OK, harness.CLIENT_HELO, SENDER).code, 250)
+            mx.wait_log(rf"GREYLIST allowlisted \[{FCRDNS_OK}\]:\d+ .* "
+                        r"by client_allowlist_file: good\.test$")
+            # liar206.good.test does not (its A is another address): greylisted.
+            reply = self.rcpt(mx, FCRDNS_BAD, harness.CLIENT_HELO, SENDER)
+            self.assertEqual(reply.code, 450, reply.raw)
+            self.assertRegex(self.text(reply), r"Greylisted")
+
     def test_dns_failure_gives_450_not_550(self):
         cfg = dns({"sender": {"reject_unknown_domain": True}, "helo": {"reject_unknown": True}},
                   nameserver=f"127.0.0.1:{BLACKHOLE.getsockname()[1]}", timeout="1s")

@@ -11,6 +11,10 @@ What the user notices, with the real binary, the real Postfix backend and a real
   outage is logged and counted; Redis restarted: sharing resumes without restarting mxscreen.
 - Subnet grouping: a client of the same /24 completes another client's greylisting, a client of
   another /24 is new.
+- Allowlist files (postgrey's whitelist_clients / whitelist_recipients): a listed client network
+  or recipient is not greylisted (its first try is delivered, "GREYLIST allowlisted ... by ..."),
+  others are; an entry added to the file takes effect on SIGHUP; a bad line is refused with
+  file:line:col.
 
 greylist.delay is 2 s. Retries are polled with a deadline; the test asserts that nothing passed
 before the delay (the stored times are whole seconds, hence the 1 s tolerance).
@@ -281,6 +285,60 @@ class SubnetGroupingTest(_Base):
             self.assertRegex(log, ml(greylist_line("passed", "127.0.0.32", sender) + r"$"))
             self.assertNotRegex(log, greylist_line("new", "127.0.0.32", sender))
             self.assertEqual(mx.metric("mxscreen_greylist_total", {"outcome": "new"}), 2)
+
+
+class AllowlistFileTest(_Base):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="mxscreen-grey-allow-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_listed_clients_and_recipients_skip_greylisting_and_sighup_reloads(self):
+        clients = self.write("clients", "# our partners\n127.0.3.0/24\n")
+        cfg = {"greylist": {"enabled": True, "delay": "2s", "client_allowlist_file": clients}}
+        with harness.Mxscreen(cfg) as mx:
+            marker = harness.unique_marker("grey-allow")
+            sender = unique_sender()
+            self.assertEqual(attempt(mx.port, "127.0.3.5", sender, marker), (250, "2.1.5 Ok"))
+            harness.wait_delivered(marker)
+            mx.wait_log(greylist_line("allowlisted", "127.0.3.5", sender)
+                        + r" by client_allowlist_file: 127\.0\.3\.0/24$")
+            # Not listed: greylisted as usual.
+            self.assertEqual(attempt(mx.port, "127.0.4.5", sender, "unused"),
+                             (450, GREYLIST_450))
+            # Listed from now on: the file is read again on SIGHUP.
+            self.write("clients", "127.0.3.0/24\n127.0.4.5\n")
+            mx.reload()
+            harness.wait_until(lambda: mx.metric("mxscreen_reloads_total", {"result": "ok"}) == 1,
+                               what="the reload")
+            marker = harness.unique_marker("grey-allow-reload")
+            self.assertEqual(attempt(mx.port, "127.0.4.5", sender, marker), (250, "2.1.5 Ok"))
+            harness.wait_delivered(marker)
+
+        recipients = self.write("recipients", "postmaster@\n# every address of the domain\n"
+                                              "example.test\n")
+        cfg = {"greylist": {"enabled": True, "delay": "2s", "recipient_allowlist_file": recipients}}
+        with harness.Mxscreen(cfg) as mx:
+            marker = harness.unique_marker("grey-allow-rcpt")
+            sender = unique_sender()
+            self.assertEqual(attempt(mx.port, "127.0.5.5", sender, marker), (250, "2.1.5 Ok"))
+            harness.wait_delivered(marker)
+            mx.wait_log(greylist_line("allowlisted", "127.0.5.5", sender)
+                        + r" by recipient_allowlist_file: example\.test$")
+
+    def test_bad_line_is_refused_with_its_place(self):
+        path = self.write("clients", "127.0.3.0/24\n  not_a_network!\n/unclosed(/\n")
+        code, output, config_path = harness.check_config(
+            '[greylist]\nclient_allowlist_file = "' + path + '"\n')
+        self.assertEqual(code, 2, output)
+        self.assertIn(f"{path}:2:3: expected an address, a network, a domain or a /regex/, "
+                      f'got "not_a_network!"', output)
+        self.assertRegex(output, rf"{re.escape(path)}:3:1: invalid regex /unclosed\(/: ")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,169 @@
+// checks/greylist_allowlist.cc: see greylist_allowlist.h.
+#include "checks/greylist_allowlist.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace mxscreen::checks {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+bool ends_with_domain(std::string_view name, std::string_view domain) {
+  if (name == domain) return true;
+  return name.size() > domain.size() && name.ends_with(domain) &&
+         name[name.size() - domain.size() - 1] == '.';
+}
+
+// Calls entry(text, column) for each non-comment line's first word; a second word is an error.
+template <typename Entry>
+void for_each_entry(std::string_view text, std::vector<AccessFileError>* errors, Entry entry) {
+  int line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    auto eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
+    if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+    auto start = line.find_first_not_of(" \t\r");
+    if (start == std::string_view::npos) continue;
+    auto end = line.find_last_not_of(" \t\r");
+    std::string_view word = line.substr(start, end - start + 1);
+    // A regex may hold spaces; anything else is one word.
+    if (word.front() != '/' && word.find_first_of(" \t") != std::string_view::npos) {
+      errors->push_back({line_no, static_cast<int>(start) + 1,
+                         "one entry per line, got \"" + std::string(word) + "\""});
+      continue;
+    }
+    if (auto message = entry(word); !message.empty()) {
+      errors->push_back({line_no, static_cast<int>(start) + 1, message});
+    }
+  }
+}
+
+// "/regex/" -> the compiled regex, or an error message.
+std::string compile(std::string_view word, std::vector<std::pair<std::string, std::regex>>* out) {
+  if (word.size() < 3 || word.back() != '/') return "a regex must be written /.../";
+  try {
+    out->emplace_back(std::string(word), std::regex(std::string(word.substr(1, word.size() - 2)),
+                                                    std::regex::ECMAScript | std::regex::icase));
+  } catch (const std::regex_error& e) {
+    return "invalid regex " + std::string(word) + ": " + e.what();
+  }
+  return "";
+}
+
+bool plausible_domain(std::string_view d) {
+  if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.') return false;
+  return std::all_of(d.begin(), d.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '.' || c == '_';
+  });
+}
+
+}  // namespace
+
+ClientAllowlist ClientAllowlist::parse(std::string_view text,
+                                       std::vector<AccessFileError>* errors) {
+  ClientAllowlist list;
+  for_each_entry(text, errors, [&](std::string_view word) -> std::string {
+    if (word.front() == '/') return compile(word, &list.regexes_);
+    if (auto cidr = protocol::Cidr::parse(word)) {
+      list.networks_.push_back(*cidr);
+      return "";
+    }
+    if (auto address = protocol::IpAddress::parse(word)) {
+      list.networks_.push_back(
+          *protocol::Cidr::parse(std::string(word) + (address->is_v4() ? "/32" : "/128")));
+      return "";
+    }
+    if (word.size() > 1 && word.back() == '.') word.remove_suffix(1);  // "example.com."
+    if (plausible_domain(word)) {
+      list.suffixes_.push_back(lower(word));
+      return "";
+    }
+    return "expected an address, a network, a domain or a /regex/, got \"" + std::string(word) +
+           "\"";
+  });
+  return list;
+}
+
+bool ClientAllowlist::matches(const protocol::IpAddress& client, std::string_view verified_name,
+                              std::string* why) const {
+  for (const auto& net : networks_) {
+    if (net.contains(client)) {
+      if (why) *why = net.to_string();
+      return true;
+    }
+  }
+  if (verified_name.empty()) return false;
+  std::string name = lower(verified_name);
+  while (!name.empty() && name.back() == '.') name.pop_back();
+  for (const auto& suffix : suffixes_) {
+    if (ends_with_domain(name, suffix)) {
+      if (why) *why = suffix;
+      return true;
+    }
+  }
+  for (const auto& [text, re] : regexes_) {
+    if (std::regex_search(name, re)) {
+      if (why) *why = text;
+      return true;
+    }
+  }
+  return false;
+}
+
+RecipientAllowlist RecipientAllowlist::parse(std::string_view text,
+                                             std::vector<AccessFileError>* errors) {
+  RecipientAllowlist list;
+  for_each_entry(text, errors, [&](std::string_view word) -> std::string {
+    if (word.front() == '/') return compile(word, &list.regexes_);
+    auto at = word.rfind('@');
+    if (at == std::string_view::npos) {
+      if (word.size() > 1 && word.back() == '.') word.remove_suffix(1);
+      if (!plausible_domain(word)) return "invalid domain \"" + std::string(word) + "\"";
+      list.domains_.push_back(lower(word));
+    } else if (at == word.size() - 1) {
+      if (at == 0) return "an empty local part";
+      list.local_parts_.push_back(lower(word.substr(0, at)));
+    } else {
+      if (at == 0 || !plausible_domain(word.substr(at + 1))) {
+        return "invalid address \"" + std::string(word) + "\"";
+      }
+      list.addresses_.push_back(lower(word));
+    }
+    return "";
+  });
+  return list;
+}
+
+bool RecipientAllowlist::matches(std::string_view recipient, std::string* why) const {
+  std::string address = lower(recipient);
+  auto at = address.rfind('@');
+  std::string local = at == std::string::npos ? address : address.substr(0, at);
+  std::string domain = at == std::string::npos ? "" : address.substr(at + 1);
+  auto found = [&](const std::string& entry) {
+    if (why) *why = entry;
+    return true;
+  };
+  for (const auto& a : addresses_) {
+    if (a == address) return found(a);
+  }
+  for (const auto& l : local_parts_) {
+    if (l == local) return found(l + "@");
+  }
+  for (const auto& d : domains_) {
+    if (!domain.empty() && ends_with_domain(domain, d)) return found(d);
+  }
+  for (const auto& [text, re] : regexes_) {
+    if (std::regex_search(address, re)) return found(text);
+  }
+  return false;
+}
+
+}  // namespace mxscreen::checks
