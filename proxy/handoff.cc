@@ -36,6 +36,7 @@ void Session::start_handoff() {
   const auto& backend = config().backend;
   // Checked at connect too; slots may have filled while this client was screened.
   if (refuse_if_backend_full()) return;
+  backend_reader_ = std::make_unique<protocol::ReplyReader>();
   backend_conn_ = std::make_unique<Conn>(server_.loop(), *this);
   server_.backend_session(true);
   int rc = backend_conn_->init();
@@ -61,7 +62,7 @@ void Session::on_connect(Conn&, int status) {
     backend_conn_->write(protocol::encode_proxy_v2(client_, local_));
   }
   step_ = Step::kBanner;
-  backend_reader_.reset();
+  backend_reader_->reset();
   backend_conn_->start_reading();
   arm_timer(backend.banner_timeout);
 }
@@ -69,7 +70,7 @@ void Session::on_connect(Conn&, int status) {
 void Session::backend_reply(std::string_view bytes) {
   while (state_ == State::kHandoff && !bytes.empty()) {
     size_t consumed = 0;
-    auto status = backend_reader_.feed(bytes, &consumed);
+    auto status = backend_reader_->feed(bytes, &consumed);
     if (status == protocol::ReplyReader::Status::kNeedMore) return;  // kept by the reader
     if (status == protocol::ReplyReader::Status::kInvalid) {
       backend_failed("malformed reply from backend");
@@ -84,15 +85,15 @@ void Session::backend_reply(std::string_view bytes) {
 
 void Session::send_backend_step(Step step, const std::string& line) {
   step_ = step;
-  backend_reader_.reset();
+  backend_reader_->reset();
   backend_conn_->write(line + "\r\n");
 }
 
 void Session::backend_step_done() {
-  int code = backend_reader_.code();
+  int code = backend_reader_->code();
   std::string raw =
-      protocol::format_multiline_reply(code, "", backend_reader_.lines());
-  std::string first = backend_reader_.lines().empty() ? "" : backend_reader_.lines()[0];
+      protocol::format_multiline_reply(code, "", backend_reader_->lines());
+  std::string first = backend_reader_->lines().empty() ? "" : backend_reader_->lines()[0];
   const auto& backend = config().backend;
   bool dialogue = dialogue_ && !dialogue_->helo().empty();
   bool rcpt_held = dialogue_ && !dialogue_->rcpt_line().empty();
@@ -112,7 +113,7 @@ void Session::backend_step_done() {
       break;
     case Step::kXclientEhlo: {
       bool offers_xclient = false;
-      for (const auto& line : backend_reader_.lines()) {
+      for (const auto& line : backend_reader_->lines()) {
         if (line.size() >= 7 && strncasecmp(line.c_str(), "XCLIENT", 7) == 0) offers_xclient = true;
       }
       if (code != 250 || !offers_xclient) {
@@ -131,7 +132,7 @@ void Session::backend_step_done() {
         attrs.proto = dialogue_->esmtp() ? "ESMTP" : "SMTP";
       }
       step_ = Step::kXclient;
-      backend_reader_.reset();
+      backend_reader_->reset();
       backend_conn_->write(protocol::encode_xclient(attrs));
       return;
     }

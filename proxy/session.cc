@@ -75,11 +75,9 @@ std::string Session::client_labels() const { return client_.address.to_string();
 bool Session::accept(uv_stream_t* listener_stream) {
   if (client_conn_.init() != 0) return false;
   if (uv_accept(listener_stream, client_conn_.stream()) != 0) return false;
-  for (auto* t : {&timer_, &command_timer_}) {
-    if (uv_timer_init(server_.loop(), t->get()) != 0) return false;
-    t->initialized();
-    (*t)->data = this;
-  }
+  if (uv_timer_init(server_.loop(), timer_.get()) != 0) return false;
+  timer_.initialized();
+  timer_->data = this;
   uv_tcp_nodelay(client_conn_.tcp(), 1);
   client_ = tcp_peer(client_conn_.tcp());
   local_ = tcp_local(client_conn_.tcp());
@@ -315,10 +313,15 @@ void Session::start_dialogue() {
   state_ = State::kDialogue;
   // Queued complete lines are bounded by server.buffer_size too (a pipelining flood).
   size_t limit = static_cast<size_t>(config().smtp.line_length_limit);
-  lines_.emplace(limit, std::max<size_t>(1, config().server.buffer_size / limit));
-  dialogue_.emplace(dialogue_policy());
+  lines_ = std::make_unique<protocol::LineReader>(
+      limit, std::max<size_t>(1, config().server.buffer_size / limit));
+  dialogue_ = std::make_unique<checks::Dialogue>(dialogue_policy());
+  command_timer_ = std::make_unique<UvHandle<uv_timer_t>>();
+  uv_timer_init(server_.loop(), command_timer_->get());
+  command_timer_->initialized();
+  (*command_timer_)->data = this;
   uv_timer_start(
-      command_timer_.get(),
+      command_timer_->get(),
       [](uv_timer_t* t) {
         auto* self = static_cast<Session*>(t->data);
         if (self && self->state_ == State::kDialogue) {
@@ -421,7 +424,7 @@ void Session::rcpt_passed() {
     return;
   }
   pass_new("");
-  uv_timer_stop(command_timer_.get());
+  stop_command_timer();
   start_handoff();
 }
 
@@ -626,7 +629,7 @@ void Session::finish(const std::string& outcome) {
   if (state_ == State::kDone) return;
   state_ = State::kDone;
   uv_timer_stop(timer_.get());
-  uv_timer_stop(command_timer_.get());
+  stop_command_timer();
   if (backend_conn_) backend_conn_->close_after_flush();
   if (client_conn_.open()) {
     client_close_notify();

@@ -107,6 +107,9 @@ class Session : public ConnHandler {
   void reply_and_close(const std::string& reply, const std::string& outcome);
   void finish(const std::string& outcome);
   void arm_timer(std::chrono::milliseconds after);
+  void stop_command_timer() {
+    if (command_timer_) uv_timer_stop(command_timer_->get());
+  }
   static void on_timer(uv_timer_t* timer);
   void timer_fired();
   double seconds_since(std::chrono::steady_clock::time_point t) const;
@@ -123,7 +126,8 @@ class Session : public ConnHandler {
   std::unique_ptr<DomainLookups> domain_dns_;  // names the client gave, at RCPT
   std::string dnsbl_enforce_reply_;            // DNSBL said enforce: every RCPT gets this
   UvHandle<uv_timer_t> timer_;                 // the current phase's deadline, or an error sleep
-  UvHandle<uv_timer_t> command_timer_;         // smtp.command_time_limit for the whole dialogue
+  // smtp.command_time_limit for the whole dialogue; made when the dialogue starts.
+  std::unique_ptr<UvHandle<uv_timer_t>> command_timer_;
   State state_ = State::kProxyHeader;
   Step step_ = Step::kConnecting;
 
@@ -131,8 +135,10 @@ class Session : public ConnHandler {
   protocol::Endpoint local_;
   std::chrono::steady_clock::time_point started_;
   std::optional<checks::PregreetTest> pregreet_;
-  std::optional<protocol::LineReader> lines_;
-  std::optional<checks::Dialogue> dialogue_;
+  // On the heap, made when the dialogue starts: a held or early-handed-off session does not
+  // carry them (memory per held connection, issue 8).
+  std::unique_ptr<protocol::LineReader> lines_;
+  std::unique_ptr<checks::Dialogue> dialogue_;
   std::optional<checks::Step> sleeping_;  // an error reply waiting out its delay
   bool store_wait_ = false;
   bool permitted_ = false;       // access list permit (exempt from limits and bans)
@@ -143,7 +149,7 @@ class Session : public ConnHandler {
   // Client bytes held before the splice (PROXY header, ignored pregreet, input that arrived
   // during the handoff); bounded by server.buffer_size, past which reading the client pauses.
   std::string held_;
-  protocol::ReplyReader backend_reader_;
+  std::unique_ptr<protocol::ReplyReader> backend_reader_;  // made at the handoff
   bool client_gets_backend_banner_ = false;  // allowlisted: no banner of ours was sent
   bool counted_ = false;                     // in the server's per-client limits table
   bool client_eof_ = false;

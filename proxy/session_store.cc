@@ -111,7 +111,7 @@ void Session::greylist_decided(const std::string& key, StoreStatus status,
   };
   auto hand_off = [&]() {
     pass_new("");
-    uv_timer_stop(command_timer_.get());
+    stop_command_timer();
     start_handoff();
   };
   if (key.empty()) {  // allowlisted client or recipient, or the nolisting pass
