@@ -5,6 +5,8 @@
 #include <charconv>
 #include <vector>
 
+#include "protocol/escape.h"
+
 namespace mxscreen::checks {
 namespace {
 
@@ -102,14 +104,6 @@ bool valid_zone(std::string_view zone) {
   return label > 0;
 }
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 std::string_view strip_dot(std::string_view name) {
   while (!name.empty() && name.back() == '.') name.remove_suffix(1);
   return name;
@@ -150,7 +144,7 @@ std::optional<DnsblSite> parse_dnsbl_site(std::string_view text, std::string* er
     }
     rest = rest.substr(0, eq);
   }
-  site.zone = lower(strip_dot(rest));
+  site.zone = protocol::ascii_lower(strip_dot(rest));
   if (!valid_zone(site.zone)) {
     *error = "dnsbl site \"" + site.text + "\": bad zone name \"" + std::string(rest) + "\"";
     return std::nullopt;
@@ -202,7 +196,7 @@ std::string rhsbl_query_name(std::string_view domain, std::string_view zone) {
   domain = strip_dot(domain);
   zone = strip_dot(zone);
   if (domain.empty() || domain.size() + 1 + zone.size() > kMaxDomainName) return {};
-  std::string name = lower(domain);
+  std::string name = protocol::ascii_lower(domain);
   name += '.';
   name += zone;
   return name;

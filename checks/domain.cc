@@ -9,17 +9,10 @@
 namespace mxscreen::checks {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 std::string dns_name(std::string_view name) {
   while (!name.empty() && name.back() == '.') name.remove_suffix(1);
   if (name.empty() || name.front() == '[' || name.find('.') == std::string_view::npos) return "";
-  return lower(name);
+  return protocol::ascii_lower(name);
 }
 
 std::string shown(std::string_view text) { return protocol::printable(text, 255); }

@@ -5,18 +5,12 @@
 #include <algorithm>
 #include <charconv>
 
+#include "protocol/escape.h"
+
 namespace mxscreen::checks {
 namespace {
 
 using std::chrono::seconds;
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 bool starts_with_sep(std::string_view local, std::string_view prefix) {
   return local.size() > prefix.size() && local.substr(0, prefix.size()) == prefix &&
@@ -152,7 +146,7 @@ std::string_view to_string(GreylistOutcome outcome) {
 }
 
 std::string normalize_sender(std::string_view sender, bool strip_tags) {
-  std::string address = lower(sender);
+  std::string address = protocol::ascii_lower(sender);
   if (!strip_tags) return address;
   size_t at = address.rfind('@');
   if (at == std::string::npos || at == 0) return address;
@@ -174,7 +168,7 @@ std::string greylist_key(const protocol::IpAddress& client, std::string_view sen
   key += ':';
   append_escaped(key, normalize_sender(sender, policy.strip_sender_tags));
   key += ':';
-  append_escaped(key, lower(recipient));
+  append_escaped(key, protocol::ascii_lower(recipient));
   return key;
 }
 

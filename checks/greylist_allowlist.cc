@@ -4,15 +4,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include "protocol/escape.h"
+
 namespace mxscreen::checks {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 bool ends_with_domain(std::string_view name, std::string_view domain) {
   if (name == domain) return true;
@@ -83,7 +78,7 @@ ClientAllowlist ClientAllowlist::parse(std::string_view text,
     }
     if (word.size() > 1 && word.back() == '.') word.remove_suffix(1);  // "example.com."
     if (plausible_domain(word)) {
-      list.suffixes_.push_back(lower(word));
+      list.suffixes_.push_back(protocol::ascii_lower(word));
       return "";
     }
     return "expected an address, a network, a domain or a /regex/, got \"" + std::string(word) +
@@ -101,7 +96,7 @@ bool ClientAllowlist::matches(const protocol::IpAddress& client, std::string_vie
     }
   }
   if (verified_name.empty()) return false;
-  std::string name = lower(verified_name);
+  std::string name = protocol::ascii_lower(verified_name);
   while (!name.empty() && name.back() == '.') name.pop_back();
   for (const auto& suffix : suffixes_) {
     if (ends_with_domain(name, suffix)) {
@@ -127,15 +122,15 @@ RecipientAllowlist RecipientAllowlist::parse(std::string_view text,
     if (at == std::string_view::npos) {
       if (word.size() > 1 && word.back() == '.') word.remove_suffix(1);
       if (!plausible_domain(word)) return "invalid domain \"" + std::string(word) + "\"";
-      list.domains_.push_back(lower(word));
+      list.domains_.push_back(protocol::ascii_lower(word));
     } else if (at == word.size() - 1) {
       if (at == 0) return "an empty local part";
-      list.local_parts_.push_back(lower(word.substr(0, at)));
+      list.local_parts_.push_back(protocol::ascii_lower(word.substr(0, at)));
     } else {
       if (at == 0 || !plausible_domain(word.substr(at + 1))) {
         return "invalid address \"" + std::string(word) + "\"";
       }
-      list.addresses_.push_back(lower(word));
+      list.addresses_.push_back(protocol::ascii_lower(word));
     }
     return "";
   });
@@ -143,7 +138,7 @@ RecipientAllowlist RecipientAllowlist::parse(std::string_view text,
 }
 
 bool RecipientAllowlist::matches(std::string_view recipient, std::string* why) const {
-  std::string address = lower(recipient);
+  std::string address = protocol::ascii_lower(recipient);
   auto at = address.rfind('@');
   std::string local = at == std::string::npos ? address : address.substr(0, at);
   std::string domain = at == std::string::npos ? "" : address.substr(at + 1);

@@ -17,4 +17,7 @@ std::string printable(std::string_view text, size_t max_len = 100);
 // DEL and bytes >= 0x80 as "\u00NN", so the output is plain ASCII whatever the input was.
 std::string json_escape(std::string_view text);
 
+// ASCII A-Z to a-z, every other byte kept (DNS names, address domains; no locale).
+std::string ascii_lower(std::string_view text);
+
 }  // namespace mxscreen::protocol

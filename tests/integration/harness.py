@@ -587,6 +587,43 @@ def metric_sum(mx, name, labels=None):
 
 
 # ---------------------------------------------------------------------------------------------
+# redis-server
+
+class RedisServer:
+    """redis-server on a free loopback port, nothing saved to disk: start(), stop() (the
+    port is kept for a restart), cleanup()."""
+
+    def __init__(self):
+        self.binary = shutil.which("redis-server")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mxscreen-redis-")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
+            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        wait_listening([self.port], 10, proc=self.proc)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # smtp-sink
 
 def smtp_sink_binary():

@@ -540,34 +540,6 @@ class LimitsTest(_Base):
 # ---------------------------------------------------------------------------------------------
 # 4. Bans in the store
 
-class RedisServer:
-    """redis-server on a free loopback port, nothing saved to disk (as test_greylist_store)."""
-
-    def __init__(self):
-        self.port = harness.free_port()
-        self.dir = tempfile.mkdtemp(prefix="mxscreen-redis-")
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir],
-            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        harness.wait_listening([self.port], 10, proc=self.proc)
-        return self
-
-    def cleanup(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def restart(mx):
     """SIGKILL mxscreen and start it again with the same config, state_dir and ports."""
     mx.kill()
@@ -611,7 +583,7 @@ class StoreBansTest(_Base):
     @unittest.skipUnless(shutil.which("redis-server") and shutil.which("redis-cli"),
                          "redis-server/redis-cli not installed")
     def test_ban_shared_through_redis(self):
-        redis = RedisServer().start()
+        redis = harness.RedisServer().start()
         self.addCleanup(redis.cleanup)
         store = {"backend": "redis", "redis_url": f"redis://127.0.0.1:{redis.port}/0"}
         config_a, a_mx_port, fake_port = nolisting_listeners({
@@ -689,7 +661,7 @@ class BurstBanTest(_Base):
     def redis_store(self):
         if not (shutil.which("redis-server") and shutil.which("redis-cli")):
             self.skipTest("redis-server/redis-cli not installed")
-        redis = RedisServer().start()
+        redis = harness.RedisServer().start()
         self.addCleanup(redis.cleanup)
         return {"backend": "redis", "redis_url": f"redis://127.0.0.1:{redis.port}/0"}
 

@@ -174,41 +174,10 @@ class LmdbVerdictCacheTest(_Base):
             self.assertIsNone(mx.metric("mxscreen_cache_total", {"result": "miss"}))
 
 
-class RedisServer:
-    def __init__(self):
-        self.binary = shutil.which("redis-server")
-        self.port = harness.free_port()
-        self.dir = tempfile.mkdtemp(prefix="mxscreen-redis-")
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
-            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        harness.wait_listening([self.port], 10, proc=self.proc)
-        return self
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @unittest.skipUnless(shutil.which("redis-server"), "redis-server not installed")
 class RedisSharedTest(_Base):
     def test_two_instances_share_redis_and_survive_its_outage(self):
-        redis = RedisServer().start()
+        redis = harness.RedisServer().start()
         self.addCleanup(redis.cleanup)
         config = {"greylist": {"enabled": True, "delay": "2s"},
                   "cache": {"pass_ttl": "1h"},

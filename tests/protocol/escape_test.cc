@@ -55,5 +55,11 @@ TEST(ProtocolEscape, JsonEscapeIsAlwaysAscii) {
   }
 }
 
+TEST(ProtocolEscape, AsciiLowerTouchesOnlyAsciiLetters) {
+  EXPECT_EQ(ascii_lower("Mail.Example.ORG"), "mail.example.org");
+  EXPECT_EQ(ascii_lower(std::string("A\xc3\x89z\0Z", 6)), std::string("a\xc3\x89z\0z", 6));
+  EXPECT_EQ(ascii_lower(""), "");
+}
+
 }  // namespace
 }  // namespace mxscreen::protocol
