@@ -171,7 +171,7 @@ void Session::backend_step_done() {
 }
 
 void Session::start_splice(const std::string& to_client) {
-  uv_timer_stop(timer_.get());
+  stop_timer();
   state_ = State::kSplice;
   metrics().inc("mxscreen_handoffs_total",
                 std::string("mode=\"") +

@@ -242,6 +242,9 @@ bool Server::start() {
   probe_timer_->data = this;
   uv_unref(probe_timer_.base());
   probe_backend();
+  uv_timer_init(loop_, greet_timer_.get());
+  greet_timer_.initialized();
+  greet_timer_->data = this;
   uv_timer_init(loop_, ticket_timer_.get());
   ticket_timer_.initialized();
   ticket_timer_->data = this;
@@ -262,6 +265,43 @@ bool Server::start() {
   start_signal(loop_, sigint_, SIGINT, this,
                [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->drain(); });
   return true;
+}
+
+void Server::greet_wait(Session* session, const std::shared_ptr<bool>& alive, uint64_t deadline) {
+  greet_waits_.push(GreetWait{deadline, session, alive});
+  arm_greet_timer();
+}
+
+void Server::arm_greet_timer() {
+  // Stale entries on top (sessions that ended) are dropped here, so that an idle server's
+  // loop is not kept alive by a timer that has nobody to wake.
+  while (!greet_waits_.empty() && greet_waits_.top().alive.expired()) greet_waits_.pop();
+  if (greet_waits_.empty()) {
+    uv_timer_stop(greet_timer_.get());
+    greet_timer_due_ = 0;
+    return;
+  }
+  uint64_t due = greet_waits_.top().deadline;
+  if (greet_timer_due_ == due) return;
+  uint64_t now = uv_now(loop_);
+  uv_timer_start(
+      greet_timer_.get(),
+      [](uv_timer_t* t) {
+        if (auto* self = static_cast<Server*>(t->data)) self->greet_timer_fired();
+      },
+      due > now ? due - now : 0, 0);
+  greet_timer_due_ = due;
+}
+
+void Server::greet_timer_fired() {
+  greet_timer_due_ = 0;
+  uint64_t now = uv_now(loop_);
+  while (!greet_waits_.empty() && greet_waits_.top().deadline <= now) {
+    GreetWait due = greet_waits_.top();
+    greet_waits_.pop();
+    if (!due.alive.expired()) due.session->greet_wait_over(due.deadline);
+  }
+  arm_greet_timer();
 }
 
 void Server::on_connection(uv_stream_t* server, int status) {
@@ -394,6 +434,7 @@ void Server::drain() {
 void Server::maybe_finish_drain() {
   if (!draining_ || !sessions_.empty() || !dead_.empty()) return;
   drain_timer_.close();
+  greet_timer_.close();
   resolver_.reset();
   bans_.reset();
   store_.reset();

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <memory>
+#include <queue>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -93,6 +94,11 @@ class Server {
   void reload();
   void drain();
 
+  // One timer for every session in its greet wait (a held connection carries no uv_timer_t of
+  // its own): calls session->greet_wait_over(deadline) at `deadline` (uv_now() ms) unless the
+  // session is gone by then.
+  void greet_wait(Session* session, const std::shared_ptr<bool>& alive, uint64_t deadline);
+
   checks::ClientLimits& client_limits() { return client_limits_; }
   // nullptr when no resolver could be set up (DNS tests are then skipped, logged at start).
   Resolver* resolver() { return resolver_ && resolver_->ok() ? resolver_.get() : nullptr; }
@@ -110,6 +116,15 @@ class Server {
   void reap();
   void maybe_finish_drain();
   void probe_backend();
+  void arm_greet_timer();
+  void greet_timer_fired();
+
+  struct GreetWait {
+    uint64_t deadline;
+    Session* session;
+    std::weak_ptr<bool> alive;
+    bool operator>(const GreetWait& other) const { return deadline > other.deadline; }
+  };
 
   uv_loop_t* loop_;
   std::shared_ptr<const Runtime> runtime_;
@@ -137,6 +152,10 @@ class Server {
   std::unique_ptr<BackendProbe> dead_probe_;
   UvHandle<uv_timer_t> probe_timer_;
   UvHandle<uv_timer_t> ticket_timer_;
+  UvHandle<uv_timer_t> greet_timer_;
+  // Soonest deadline on top; a session that ended leaves a stale entry, skipped when due.
+  std::priority_queue<GreetWait, std::vector<GreetWait>, std::greater<>> greet_waits_;
+  uint64_t greet_timer_due_ = 0;  // the deadline greet_timer_ is armed for, 0 = not armed
 };
 
 }  // namespace mxscreen::proxy

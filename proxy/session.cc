@@ -75,9 +75,6 @@ std::string Session::client_labels() const { return client_.address.to_string();
 bool Session::accept(uv_stream_t* listener_stream) {
   if (client_conn_.init() != 0) return false;
   if (uv_accept(listener_stream, client_conn_.stream()) != 0) return false;
-  if (uv_timer_init(server_.loop(), timer_.get()) != 0) return false;
-  timer_.initialized();
-  timer_->data = this;
   uv_tcp_nodelay(client_conn_.tcp(), 1);
   client_ = tcp_peer(client_conn_.tcp());
   local_ = tcp_local(client_conn_.tcp());
@@ -176,7 +173,7 @@ void Session::on_client_dns(ClientDnsEvent) {
   if (state_ != State::kGreet || runtime_->dnsbl_sites->empty() || pregreet_->hit()) return;
   const auto& snap = dns_->snapshot();
   if (snap.dnsbl_done() && snap.dnsbl_rank <= config().dnsbl.allowlist_threshold) {
-    uv_timer_stop(timer_.get());
+    stop_timer();
     greet_done();
   }
 }
@@ -230,8 +227,12 @@ void Session::start_greet() {
   client_write("220-" + runtime_->banner + "\r\n");
   pregreet_.emplace(greet.action, std::chrono::steady_clock::now());
   client_conn_.start_reading();
-  // Postfix's stress mode: postscreen_greet_wait = ${stress?{2}:{6}}s.
-  arm_timer(server_.under_stress() ? std::min(greet.wait, kStressGreetWait) : greet.wait);
+  // Postfix's stress mode: postscreen_greet_wait = ${stress?{2}:{6}}s. The server keeps one
+  // timer for every greet wait (held sessions carry no timer of their own).
+  auto wait = server_.under_stress() ? std::min(greet.wait, kStressGreetWait) : greet.wait;
+  greet_deadline_ =
+      uv_now(server_.loop()) + static_cast<uint64_t>(std::max<int64_t>(1, wait.count()));
+  server_.greet_wait(this, alive_, greet_deadline_);
 }
 
 void Session::greet_done() {
@@ -388,7 +389,7 @@ void Session::apply_step(checks::Step step) {
     step.events.clear();
     auto delay = step.delay;
     step.delay = Ms{0};
-    sleeping_ = std::move(step);
+    sleeping_ = std::make_unique<checks::Step>(std::move(step));
     client_conn_.stop_reading();
     arm_timer(delay);
     return;
@@ -514,7 +515,7 @@ void Session::on_client_bytes(std::string_view bytes) {
       }
       held_.erase(0, parsed.consumed);
       client_conn_.stop_reading();
-      uv_timer_stop(timer_.get());
+      stop_timer();
       std::string rest = std::move(held_);
       held_.clear();
       connect_decision();
@@ -628,7 +629,7 @@ void Session::abort() {
 void Session::finish(const std::string& outcome) {
   if (state_ == State::kDone) return;
   state_ = State::kDone;
-  uv_timer_stop(timer_.get());
+  stop_timer();
   stop_command_timer();
   if (backend_conn_) backend_conn_->close_after_flush();
   if (client_conn_.open()) {
@@ -654,7 +655,24 @@ void Session::finish(const std::string& outcome) {
 }
 
 void Session::arm_timer(std::chrono::milliseconds after) {
-  uv_timer_start(timer_.get(), on_timer, static_cast<uint64_t>(after.count()), 0);
+  if (!timer_) {  // made on first use: a session in its greet wait needs none (greet_wait)
+    timer_ = std::make_unique<UvHandle<uv_timer_t>>();
+    uv_timer_init(server_.loop(), timer_->get());
+    timer_->initialized();
+    (*timer_)->data = this;
+  }
+  uv_timer_start(timer_->get(), on_timer, static_cast<uint64_t>(after.count()), 0);
+}
+
+void Session::stop_timer() {
+  if (timer_) uv_timer_stop(timer_->get());
+  greet_deadline_ = 0;
+}
+
+void Session::greet_wait_over(uint64_t deadline) {
+  if (state_ != State::kGreet || greet_deadline_ != deadline) return;  // stopped or moved on
+  greet_deadline_ = 0;
+  timer_fired();
 }
 
 void Session::on_timer(uv_timer_t* timer) {
@@ -754,7 +772,7 @@ void Session::client_ciphertext(std::string_view bytes) {
       if (state_ != State::kDone) on_eof(client_conn_);
       return;
     case TlsSession::Result::kHandshakeDone:
-      uv_timer_stop(timer_.get());
+      stop_timer();
       Log::event(LogLevel::kInfo, "TLS",
                  "Anonymous TLS connection established from " + who() + ": " + tls_->protocol() +
                      " with cipher " + tls_->cipher() + ", client certificate " +

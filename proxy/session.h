@@ -34,6 +34,9 @@ class Session : public ConnHandler {
   void shutdown_if_unspliced();
   // The drain timeout ran out.
   void abort();
+  // The server's greet-wait timer: the wait that ends at `deadline` is over (ignored when the
+  // session has moved on or was given another deadline).
+  void greet_wait_over(uint64_t deadline);
 
   void on_read(Conn& conn, std::string_view bytes) override;
   void on_eof(Conn& conn) override;
@@ -107,6 +110,7 @@ class Session : public ConnHandler {
   void reply_and_close(const std::string& reply, const std::string& outcome);
   void finish(const std::string& outcome);
   void arm_timer(std::chrono::milliseconds after);
+  void stop_timer();  // the phase deadline, including a pending greet wait
   void stop_command_timer() {
     if (command_timer_) uv_timer_stop(command_timer_->get());
   }
@@ -125,9 +129,11 @@ class Session : public ConnHandler {
   std::unique_ptr<ClientLookups> dns_;         // DNSBL, PTR and FCrDNS, from connect on
   std::unique_ptr<DomainLookups> domain_dns_;  // names the client gave, at RCPT
   std::string dnsbl_enforce_reply_;            // DNSBL said enforce: every RCPT gets this
-  UvHandle<uv_timer_t> timer_;                 // the current phase's deadline, or an error sleep
+  // The current phase's deadline or an error sleep; made on first use.
+  std::unique_ptr<UvHandle<uv_timer_t>> timer_;
   // smtp.command_time_limit for the whole dialogue; made when the dialogue starts.
   std::unique_ptr<UvHandle<uv_timer_t>> command_timer_;
+  uint64_t greet_deadline_ = 0;  // uv_now() ms when the greet wait ends; 0 = none pending
   State state_ = State::kProxyHeader;
   Step step_ = Step::kConnecting;
 
@@ -139,7 +145,7 @@ class Session : public ConnHandler {
   // carry them (memory per held connection, issue 8).
   std::unique_ptr<protocol::LineReader> lines_;
   std::unique_ptr<checks::Dialogue> dialogue_;
-  std::optional<checks::Step> sleeping_;  // an error reply waiting out its delay
+  std::unique_ptr<checks::Step> sleeping_;  // an error reply waiting out its delay
   bool store_wait_ = false;
   bool permitted_ = false;       // access list permit (exempt from limits and bans)
   bool nolisting_pass_ = false;  // came to the fake MX first, within fake_mx.pair_window // a
