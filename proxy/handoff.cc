@@ -91,8 +91,7 @@ void Session::send_backend_step(Step step, const std::string& line) {
 
 void Session::backend_step_done() {
   int code = backend_reader_->code();
-  std::string raw =
-      protocol::format_multiline_reply(code, "", backend_reader_->lines());
+  std::string raw = protocol::format_multiline_reply(code, "", backend_reader_->lines());
   std::string first = backend_reader_->lines().empty() ? "" : backend_reader_->lines()[0];
   const auto& backend = config().backend;
   bool dialogue = dialogue_ && !dialogue_->helo().empty();
@@ -138,7 +137,8 @@ void Session::backend_step_done() {
     }
     case Step::kXclient:
       if (code != 220) {
-        backend_failed("XCLIENT refused: " + std::to_string(code) + " " + protocol::printable(first));
+        backend_failed("XCLIENT refused: " + std::to_string(code) + " " +
+                       protocol::printable(first));
         return;
       }
       break;
@@ -173,12 +173,11 @@ void Session::backend_step_done() {
 void Session::start_splice(const std::string& to_client) {
   stop_timer();
   state_ = State::kSplice;
-  metrics().inc("mxscreen_handoffs_total",
-                std::string("mode=\"") +
-                    (client_gets_backend_banner_ ? "allowlisted"
-                     : dialogue_                 ? "after_dialogue"
-                                                 : "after_greet") +
-                    "\"");
+  metrics().inc("mxscreen_handoffs_total", std::string("mode=\"") +
+                                               (client_gets_backend_banner_ ? "allowlisted"
+                                                : dialogue_                 ? "after_dialogue"
+                                                                            : "after_greet") +
+                                               "\"");
   bytes_out_ += to_client.size();
   client_write(to_client);
   // Client input not yet answered goes to the backend in the order it came: lines still in
@@ -227,12 +226,12 @@ void Session::on_drained(Conn& conn) {
 
 void Session::backend_failed(const std::string& reason) {
   const auto& backend = config().backend;
-  Log::event(LogLevel::kWarning, "BACKEND",
-             "backend " + backend.address.to_string() + " unavailable: " + reason + "; 421 to " +
-                 who(),
-             {{"client", client_labels()}, {"reason", reason}});
-  const char* kind = step_ == Step::kConnecting ? "connect"
-                     : step_ == Step::kBanner   ? "banner"
+  Log::event(
+      LogLevel::kWarning, "BACKEND",
+      "backend " + backend.address.to_string() + " unavailable: " + reason + "; 421 to " + who(),
+      {{"client", client_labels()}, {"reason", reason}});
+  const char* kind = step_ == Step::kConnecting                               ? "connect"
+                     : step_ == Step::kBanner                                 ? "banner"
                      : step_ == Step::kXclient || step_ == Step::kXclientEhlo ? "xclient"
                                                                               : "replay";
   metrics().inc("mxscreen_backend_failures_total", std::string("step=\"") + kind + "\"");

@@ -34,13 +34,13 @@ int64_t wall_clock_seconds();
 // Named bounds of the engines. map_size comes from store.map_size; the rest are fixed defaults
 // (no config key yet).
 struct StoreLimits {
-  std::size_t max_entries = 1'000'000;                // memory: entries held
-  std::size_t map_size = 256u << 20;                  // store.map_size: lmdb map size in bytes
-  std::chrono::seconds sweep_interval{60};            // lmdb: expired-entry sweep every ...
-  std::size_t sweep_batch = 1000;                     // ... this many keys per loop turn
-  std::chrono::milliseconds redis_timeout{1000};      // connect and command timeout
-  std::size_t redis_max_pending = 10'000;             // commands in flight
-  std::chrono::milliseconds redis_backoff_min{1000};  // reconnect back-off, doubling ...
+  std::size_t max_entries = 1'000'000;                 // memory: entries held
+  std::size_t map_size = 256u << 20;                   // store.map_size: lmdb map size in bytes
+  std::chrono::seconds sweep_interval{60};             // lmdb: expired-entry sweep every ...
+  std::size_t sweep_batch = 1000;                      // ... this many keys per loop turn
+  std::chrono::milliseconds redis_timeout{1000};       // connect and command timeout
+  std::size_t redis_max_pending = 10'000;              // commands in flight
+  std::chrono::milliseconds redis_backoff_min{1000};   // reconnect back-off, doubling ...
   std::chrono::milliseconds redis_backoff_max{30000};  // ... up to this
 };
 

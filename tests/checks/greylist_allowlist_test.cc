@@ -35,8 +35,8 @@ TEST(GreylistClientAllowlist, NetworksAddressesNamesAndRegexes) {
 
 TEST(GreylistClientAllowlist, BadLinesAreReportedWithTheirPlace) {
   std::vector<AccessFileError> errors;
-  auto list = ClientAllowlist::parse("192.0.2.0/24\n  what?ever\n/(/\n10.0.0.0/8 extra\n/x\n",
-                                     &errors);
+  auto list =
+      ClientAllowlist::parse("192.0.2.0/24\n  what?ever\n/(/\n10.0.0.0/8 extra\n/x\n", &errors);
   ASSERT_EQ(errors.size(), 4u);
   EXPECT_EQ(errors[0].line, 2);
   EXPECT_EQ(errors[0].column, 3);

@@ -18,10 +18,10 @@ namespace {
 using Argv = std::vector<std::string>;
 
 TEST(CommandArgv, ReplacesThePlaceholderEverywhere) {
-  EXPECT_EQ(command_argv({"/usr/sbin/nft", "add", "element", "inet", "filter", "banned",
-                          "{ {address} }"},
-                         "192.0.2.7"),
-            (Argv{"/usr/sbin/nft", "add", "element", "inet", "filter", "banned", "{ 192.0.2.7 }"}));
+  EXPECT_EQ(
+      command_argv({"/usr/sbin/nft", "add", "element", "inet", "filter", "banned", "{ {address} }"},
+                   "192.0.2.7"),
+      (Argv{"/usr/sbin/nft", "add", "element", "inet", "filter", "banned", "{ 192.0.2.7 }"}));
   EXPECT_EQ(command_argv({"/bin/echo", "{address}-{address}"}, "::1"),
             (Argv{"/bin/echo", "::1-::1"}));
 }
@@ -74,8 +74,8 @@ TEST_F(CommandRunnerTest, RunsEveryCommandAtMostFourAtOnce) {
   // by a shell as code.
   const std::string script = "echo \"$1\" >> " + dir_ + "/out";
   for (int i = 0; i < 10; ++i) {
-    runner_->run("ban", command_argv({"/bin/sh", "-c", script, "sh"}, "192.0.2." +
-                                                                          std::to_string(i)));
+    runner_->run("ban",
+                 command_argv({"/bin/sh", "-c", script, "sh"}, "192.0.2." + std::to_string(i)));
     EXPECT_LE(runner_->running(), CommandRunner::kMaxRunning);
   }
   EXPECT_EQ(runner_->running(), CommandRunner::kMaxRunning);

@@ -354,10 +354,10 @@ TEST(ConfigErrors, DnsblSiteShape) {
   EXPECT_EQ(only_error("[sender]\nrhsbl = [\"dbl.example=127.0.1.[2..99]*x\"]\n"),
             "t.toml:2:10: 'rhsbl' in [sender]: invalid site (expected zone, zone=filter, "
             "zone*weight or zone=filter*weight) \"dbl.example=127.0.1.[2..99]*x\"");
-  ConfigResult r =
-      parse("[dnsbl]\nsites = [\"a.example\", \"b.example*2\", \"c.example=127.0.0.2\"]\n"
-            "[helo]\nrhsbl = [\"dbl.example=127.0.1.[2..99]\"]\n"
-            "[client]\nrhsbl_reverse = [\"dbl.example\"]\n");
+  ConfigResult r = parse(
+      "[dnsbl]\nsites = [\"a.example\", \"b.example*2\", \"c.example=127.0.0.2\"]\n"
+      "[helo]\nrhsbl = [\"dbl.example=127.0.1.[2..99]\"]\n"
+      "[client]\nrhsbl_reverse = [\"dbl.example\"]\n");
   EXPECT_TRUE(r.config.has_value());
 }
 
