@@ -28,7 +28,8 @@ struct AccessFileError {
 
 // Parses "192.0.2.0/24 permit" / "2001:db8::/32 reject" lines; '#' comments and blank lines
 // are skipped. Every bad line is reported; the good ones are still returned.
-std::vector<AccessRule> parse_access_file(std::string_view text, std::vector<AccessFileError>* errors);
+std::vector<AccessRule> parse_access_file(std::string_view text,
+                                          std::vector<AccessFileError>* errors);
 
 class AccessList {
  public:

@@ -4,8 +4,8 @@
 // passed in; the table is bounded and forgets clients that went quiet.
 #pragma once
 
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <unordered_map>
 
 #include "protocol/address.h"

@@ -14,8 +14,6 @@ void PregreetTest::on_client_bytes(Clock::time_point now, std::string_view bytes
   bytes_ += bytes.size();
 }
 
-Verdict PregreetTest::verdict() const {
-  return verdict_for(action_, hit(), "pregreet");
-}
+Verdict PregreetTest::verdict() const { return verdict_for(action_, hit(), "pregreet"); }
 
 }  // namespace mxscreen::checks

@@ -13,10 +13,14 @@ std::optional<Action> parse_action(std::string_view text) {
 
 std::string_view to_string(Action action) {
   switch (action) {
-    case Action::kOff: return "off";
-    case Action::kIgnore: return "ignore";
-    case Action::kEnforce: return "enforce";
-    case Action::kDrop: return "drop";
+    case Action::kOff:
+      return "off";
+    case Action::kIgnore:
+      return "ignore";
+    case Action::kEnforce:
+      return "enforce";
+    case Action::kDrop:
+      return "drop";
   }
   return "off";
 }
@@ -24,10 +28,14 @@ std::string_view to_string(Action action) {
 Verdict verdict_for(Action action, bool hit, std::string reason) {
   if (!hit || action == Action::kOff) return Verdict::pass();
   switch (action) {
-    case Action::kIgnore: return {Outcome::kIgnore, std::move(reason)};
-    case Action::kEnforce: return {Outcome::kEnforce, std::move(reason)};
-    case Action::kDrop: return {Outcome::kDrop, std::move(reason)};
-    case Action::kOff: break;
+    case Action::kIgnore:
+      return {Outcome::kIgnore, std::move(reason)};
+    case Action::kEnforce:
+      return {Outcome::kEnforce, std::move(reason)};
+    case Action::kDrop:
+      return {Outcome::kDrop, std::move(reason)};
+    case Action::kOff:
+      break;
   }
   return Verdict::pass();
 }

@@ -33,9 +33,9 @@ std::vector<std::string> mirror_capabilities(const std::vector<std::string>& bac
 }
 
 std::vector<std::string> default_capabilities(bool withhold_pipelining) {
-  std::vector<std::string> lines = {"",         "PIPELINING",          "SIZE 10240000",
-                                    "8BITMIME", "ENHANCEDSTATUSCODES", "DSN",
-                                    "SMTPUTF8", "CHUNKING"};
+  std::vector<std::string> lines = {
+      "",    "PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES",
+      "DSN", "SMTPUTF8",   "CHUNKING"};
   return mirror_capabilities(lines, withhold_pipelining);
 }
 

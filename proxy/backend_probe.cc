@@ -25,8 +25,7 @@ void BackendProbe::start() {
       [](uv_timer_t* t) {
         if (auto* self = static_cast<BackendProbe*>(t->data)) self->finish(std::nullopt, "timeout");
       },
-      static_cast<uint64_t>(backend_.connect_timeout.count() + backend_.banner_timeout.count()),
-      0);
+      static_cast<uint64_t>(backend_.connect_timeout.count() + backend_.banner_timeout.count()), 0);
   int rc = conn_.init();
   if (rc == 0) rc = conn_.connect(backend_.address);
   if (rc != 0) finish(std::nullopt, uv_error(rc));

@@ -26,14 +26,23 @@ struct WriteReq {
 
 const char* error_kind(int status) {
   switch (status) {
-    case UV_ECONNREFUSED: return "refused";
-    case UV_ECONNRESET: return "reset";
-    case UV_ETIMEDOUT: return "connect_timeout";
-    case UV_EADDRNOTAVAIL: return "addr_not_avail";
-    case UV_EADDRINUSE: return "addr_in_use";
-    case UV_EMFILE: case UV_ENFILE: return "fd_limit";
-    case UV_EPIPE: return "broken_pipe";
-    default: return "socket_error";
+    case UV_ECONNREFUSED:
+      return "refused";
+    case UV_ECONNRESET:
+      return "reset";
+    case UV_ETIMEDOUT:
+      return "connect_timeout";
+    case UV_EADDRNOTAVAIL:
+      return "addr_not_avail";
+    case UV_EADDRINUSE:
+      return "addr_in_use";
+    case UV_EMFILE:
+    case UV_ENFILE:
+      return "fd_limit";
+    case UV_EPIPE:
+      return "broken_pipe";
+    default:
+      return "socket_error";
   }
 }
 
@@ -49,20 +58,30 @@ uint64_t now_ns() {
 
 const char* role_name(Role role) {
   switch (role) {
-    case Role::kHold: return "hold";
-    case Role::kPregreet: return "pregreet";
-    case Role::kPipeline: return "pipeline";
-    case Role::kHttp: return "http";
-    case Role::kQuit: return "quit";
-    case Role::kLegit: return "legit";
+    case Role::kHold:
+      return "hold";
+    case Role::kPregreet:
+      return "pregreet";
+    case Role::kPipeline:
+      return "pipeline";
+    case Role::kHttp:
+      return "http";
+    case Role::kQuit:
+      return "quit";
+    case Role::kLegit:
+      return "legit";
   }
   return "?";
 }
 
 Client::Client(uv_loop_t* loop, Role role, const LegitScript& script, Done done,
                MessageDone on_message, Connected on_connected)
-    : loop_(loop), role_(role), script_(script), done_(std::move(done)),
-      on_message_(std::move(on_message)), on_connected_(std::move(on_connected)) {
+    : loop_(loop),
+      role_(role),
+      script_(script),
+      done_(std::move(done)),
+      on_message_(std::move(on_message)),
+      on_connected_(std::move(on_connected)) {
   outcome_.role = role;
   outcome_.client = this;
   tcp_.data = this;
@@ -135,7 +154,9 @@ void Client::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   // EOF or error: how the session ended depends on where it was.
   if (nread != UV_EOF) {
     self->finish(self->quit_sent_ || self->rejected_, self->rejected_ ? "rejected"
-                                                     : self->quit_sent_ ? "ok" : error_kind(static_cast<int>(nread)));
+                                                      : self->quit_sent_
+                                                          ? "ok"
+                                                          : error_kind(static_cast<int>(nread)));
     return;
   }
   if (self->role_ == Role::kLegit) {
@@ -168,7 +189,10 @@ void Client::received(const char* data, size_t len) {
     const bool last = line.size() == 3 || line[3] == ' ' || line[3] == '\r';
     int code = 0;
     for (int k = 0; k < 3; ++k) {
-      if (line[k] < '0' || line[k] > '9') { code = -1; break; }
+      if (line[k] < '0' || line[k] > '9') {
+        code = -1;
+        break;
+      }
       code = code * 10 + (line[k] - '0');
     }
     if (code < 0) {
@@ -274,8 +298,9 @@ void Client::bot_reply(int code) {
     case Role::kPipeline:
       if (code == 220 && bot_replies_++ == 0) {
         // The whole envelope in one packet, without waiting for PIPELINING to be offered.
-        send("EHLO bot.loadgen.test\r\nMAIL FROM:<bot@bot.loadgen.test>\r\n"
-             "RCPT TO:<user@example.test>\r\nQUIT\r\n");
+        send(
+            "EHLO bot.loadgen.test\r\nMAIL FROM:<bot@bot.loadgen.test>\r\n"
+            "RCPT TO:<user@example.test>\r\nQUIT\r\n");
         quit_sent_ = true;
       }
       return;
@@ -300,8 +325,9 @@ void Client::send(std::string text) {
   req->data = std::move(text);
   req->req.data = req.get();
   uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
-  int rc = uv_write(&req->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1,
-                    [](uv_write_t* w, int) { std::unique_ptr<WriteReq>(static_cast<WriteReq*>(w->data)); });
+  int rc = uv_write(
+      &req->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1,
+      [](uv_write_t* w, int) { std::unique_ptr<WriteReq>(static_cast<WriteReq*>(w->data)); });
   if (rc == 0) {
     (void)req.release();  // owned by the callback from here
   } else {
@@ -315,8 +341,9 @@ void Client::send_body() {
   req->req.data = req.get();
   uv_buf_t buf = uv_buf_init(const_cast<char*>(script_.body.data()),
                              static_cast<unsigned>(script_.body.size()));
-  int rc = uv_write(&req->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1,
-                    [](uv_write_t* w, int) { std::unique_ptr<WriteReq>(static_cast<WriteReq*>(w->data)); });
+  int rc = uv_write(
+      &req->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1,
+      [](uv_write_t* w, int) { std::unique_ptr<WriteReq>(static_cast<WriteReq*>(w->data)); });
   if (rc == 0) {
     (void)req.release();
   } else {

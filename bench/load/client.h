@@ -20,14 +20,14 @@ class Client;
 
 // What a finished client tells its Run.
 struct Outcome {
-  Client* client = nullptr;   // who (the Run owns it and may destroy it now)
+  Client* client = nullptr;  // who (the Run owns it and may destroy it now)
   Role role = Role::kHold;
-  bool ok = false;            // completed as a client of its kind expects
-  std::string kind;           // "ok", "rejected", "dropped", or an error kind ("refused", ...)
-  double connect_ms = -1;     // connect() to established
-  double session_ms = 0;      // connect() to close
-  int messages = 0;           // messages accepted (250 after DATA)
-  uint64_t message_bytes = 0; // their size
+  bool ok = false;             // completed as a client of its kind expects
+  std::string kind;            // "ok", "rejected", "dropped", or an error kind ("refused", ...)
+  double connect_ms = -1;      // connect() to established
+  double session_ms = 0;       // connect() to close
+  int messages = 0;            // messages accepted (250 after DATA)
+  uint64_t message_bytes = 0;  // their size
 };
 
 // Shared, read-only settings for legitimate senders.
@@ -92,11 +92,11 @@ class Client {
   bool rejected_ = false;
   bool passed_ = false;
   Step step_ = Step::kBanner;
-  int bot_replies_ = 0;    // non-220 replies a pregreeter has seen
+  int bot_replies_ = 0;  // non-220 replies a pregreeter has seen
   int messages_ = 0;
   uint64_t started_ns_ = 0;
   uint64_t message_started_ns_ = 0;
-  std::string line_;       // the reply line being read
+  std::string line_;  // the reply line being read
   Outcome outcome_;
 };
 

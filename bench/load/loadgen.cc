@@ -11,9 +11,9 @@
 #include <uv.h>
 
 #include <algorithm>
-#include <csignal>
 #include <cinttypes>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -70,26 +70,46 @@ Options parse_options(int argc, char** argv) {
     if (key == "--help" || key == "-h") usage("help");
     if (i + 1 >= argc) usage(("missing value for " + key).c_str());
     std::string value = argv[++i];
-    if (key == "--scenario") o.scenario = value;
-    else if (key == "--label") o.label = value;
-    else if (key == "--target") o.target = value;
-    else if (key == "--sessions") o.sessions = std::atol(value.c_str());
-    else if (key == "--concurrency") o.concurrency = std::atol(value.c_str());
-    else if (key == "--duration") o.duration_s = std::atof(value.c_str());
-    else if (key == "--hold") o.hold_s = std::atof(value.c_str());
-    else if (key == "--grace") o.grace_s = std::atof(value.c_str());
-    else if (key == "--mix") o.mix = value;
-    else if (key == "--size") o.size = std::atol(value.c_str());
-    else if (key == "--per-conn") o.per_conn = std::max(1, std::atoi(value.c_str()));
-    else if (key == "--rate") o.rate = std::atof(value.c_str());
-    else if (key == "--bot-rate") o.bot_rate = std::atof(value.c_str());
-    else if (key == "--bot-concurrency") o.bot_concurrency = std::atol(value.c_str());
-    else if (key == "--src") o.src = value;
-    else if (key == "--bot-src") o.bot_src = value;
-    else if (key == "--timeout") o.timeout_ms = std::atol(value.c_str());
-    else if (key == "--connect-parallel") o.connect_parallel = std::atol(value.c_str());
-    else if (key == "--ready-file") o.ready_file = value;
-    else usage(("unknown option " + key).c_str());
+    if (key == "--scenario")
+      o.scenario = value;
+    else if (key == "--label")
+      o.label = value;
+    else if (key == "--target")
+      o.target = value;
+    else if (key == "--sessions")
+      o.sessions = std::atol(value.c_str());
+    else if (key == "--concurrency")
+      o.concurrency = std::atol(value.c_str());
+    else if (key == "--duration")
+      o.duration_s = std::atof(value.c_str());
+    else if (key == "--hold")
+      o.hold_s = std::atof(value.c_str());
+    else if (key == "--grace")
+      o.grace_s = std::atof(value.c_str());
+    else if (key == "--mix")
+      o.mix = value;
+    else if (key == "--size")
+      o.size = std::atol(value.c_str());
+    else if (key == "--per-conn")
+      o.per_conn = std::max(1, std::atoi(value.c_str()));
+    else if (key == "--rate")
+      o.rate = std::atof(value.c_str());
+    else if (key == "--bot-rate")
+      o.bot_rate = std::atof(value.c_str());
+    else if (key == "--bot-concurrency")
+      o.bot_concurrency = std::atol(value.c_str());
+    else if (key == "--src")
+      o.src = value;
+    else if (key == "--bot-src")
+      o.bot_src = value;
+    else if (key == "--timeout")
+      o.timeout_ms = std::atol(value.c_str());
+    else if (key == "--connect-parallel")
+      o.connect_parallel = std::atol(value.c_str());
+    else if (key == "--ready-file")
+      o.ready_file = value;
+    else
+      usage(("unknown option " + key).c_str());
   }
   if (o.scenario != "hold" && o.scenario != "bots" && o.scenario != "legit" &&
       o.scenario != "mixed") {
@@ -105,17 +125,23 @@ std::vector<std::pair<Role, int>> parse_mix(const std::string& mix) {
   size_t pos = 0;
   while (pos < mix.size()) {
     size_t comma = mix.find(',', pos);
-    std::string item = mix.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::string item =
+        mix.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     pos = comma == std::string::npos ? mix.size() : comma + 1;
     size_t eq = item.find('=');
     std::string name = item.substr(0, eq);
     int weight = eq == std::string::npos ? 1 : std::atoi(item.c_str() + eq + 1);
     Role role;
-    if (name == "pregreet") role = Role::kPregreet;
-    else if (name == "pipeline") role = Role::kPipeline;
-    else if (name == "http") role = Role::kHttp;
-    else if (name == "quit") role = Role::kQuit;
-    else usage(("unknown bot kind in --mix: " + name).c_str());
+    if (name == "pregreet")
+      role = Role::kPregreet;
+    else if (name == "pipeline")
+      role = Role::kPipeline;
+    else if (name == "http")
+      role = Role::kHttp;
+    else if (name == "quit")
+      role = Role::kQuit;
+    else
+      usage(("unknown bot kind in --mix: " + name).c_str());
     if (weight > 0) weights.emplace_back(role, weight);
   }
   if (weights.empty()) usage("empty --mix");
@@ -159,7 +185,7 @@ Percentiles percentiles(std::vector<double> v) {
   if (v.empty()) return p;
   std::sort(v.begin(), v.end());
   auto at = [&](double q) {
-    size_t i = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size()))) ;
+    size_t i = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
     return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
   };
   p.p50 = at(0.50);
@@ -175,9 +201,9 @@ struct Stream {
   std::string name;
   std::vector<std::pair<Role, int>> roles;
   int role_weight_total = 0;
-  long budget = 0;          // clients to start; <0 = unlimited (until the duration cap)
+  long budget = 0;  // clients to start; <0 = unlimited (until the duration cap)
   long concurrency = 0;
-  double rate = 0;          // clients per second; 0 = closed loop
+  double rate = 0;  // clients per second; 0 = closed loop
   SourceAddresses sources{"127.1"};
   long started = 0, inflight = 0, connecting = 0, established = 0;
   long role_cursor = 0;
@@ -234,7 +260,8 @@ class Run {
     cpu_start_s_ = cpu_seconds(ru);
     uv_timer_init(loop_, &tick_);
     tick_.data = this;
-    uv_timer_start(&tick_, [](uv_timer_t* t) { static_cast<Run*>(t->data)->on_tick(); }, 0, 5);
+    uv_timer_start(
+        &tick_, [](uv_timer_t* t) { static_cast<Run*>(t->data)->on_tick(); }, 0, 5);
   }
 
   void report();
@@ -250,12 +277,15 @@ class Run {
 
   void build_script() {
     script_.per_conn = o_.per_conn;
-    std::string body = "From: <bench@loadgen.test>\r\nTo: <user@example.test>\r\n"
-                       "Subject: mxscreen load test\r\nMessage-ID: <bench@loadgen.test>\r\n\r\n";
+    std::string body =
+        "From: <bench@loadgen.test>\r\nTo: <user@example.test>\r\n"
+        "Subject: mxscreen load test\r\nMessage-ID: <bench@loadgen.test>\r\n\r\n";
     const std::string line(76, 'x');
     while (body.size() + 78 <= static_cast<size_t>(std::max(o_.size, 0L))) body += line + "\r\n";
     if (body.size() < static_cast<size_t>(o_.size)) {
-      body += std::string(static_cast<size_t>(o_.size) - body.size() - std::min<size_t>(2, o_.size - body.size()), 'y');
+      body += std::string(
+          static_cast<size_t>(o_.size) - body.size() - std::min<size_t>(2, o_.size - body.size()),
+          'y');
       body += "\r\n";
     }
     script_.message_size = body.size();
@@ -308,11 +338,8 @@ class Run {
     if (s.first_start_ns == 0) s.first_start_ns = now_ns();
     Stream* sp = &s;
     auto client_holder = std::make_unique<Client>(
-        loop_, role, script_,
-        [this, sp](const Outcome& out) { ended(*sp, out); },
-        [sp](double ms) {
-          sp->message_latency_ms.push_back(ms);
-        },
+        loop_, role, script_, [this, sp](const Outcome& out) { ended(*sp, out); },
+        [sp](double ms) { sp->message_latency_ms.push_back(ms); },
         [sp]() {
           --sp->connecting;
           ++sp->established;
@@ -325,8 +352,10 @@ class Run {
 
   void ended(Stream& s, const Outcome& out) {
     --s.inflight;
-    if (out.connect_ms < 0) --s.connecting;
-    else s.connect_latency_ms.push_back(out.connect_ms);
+    if (out.connect_ms < 0)
+      --s.connecting;
+    else
+      s.connect_latency_ms.push_back(out.connect_ms);
     ++s.outcomes[out.kind];
     if (out.ok) {
       ++s.ok_sessions;
@@ -369,7 +398,8 @@ class Run {
           std::fclose(f);
         }
       }
-      std::fprintf(stderr, "loadgen: holding %ld connections after %.1f s\n", established_at_hold_, t);
+      std::fprintf(stderr, "loadgen: holding %ld connections after %.1f s\n", established_at_hold_,
+                   t);
     }
     if (holding_ && (t - hold_started_s_ >= o_.hold_s || t >= o_.duration_s)) {
       held_at_end_ = s.inflight;
@@ -491,8 +521,9 @@ void Run::report() {
   if (streams_.size() > 1) {
     Stream& bots = *streams_[1];
     j += ",\"bots\":{\"started\":" + std::to_string(bots.started) +
-         ",\"sessions\":" + std::to_string(bots.ok_sessions) + ",\"sessions_per_s\":" +
-         num(bots.ok_sessions / duration) + ",\"rate\":" + num(bots.rate) + ",";
+         ",\"sessions\":" + std::to_string(bots.ok_sessions) +
+         ",\"sessions_per_s\":" + num(bots.ok_sessions / duration) + ",\"rate\":" + num(bots.rate) +
+         ",";
     append_counts(j, "outcomes", bots.outcomes, false);
     j += ",";
     append_counts(j, "errors", bots.outcomes, true);
@@ -504,16 +535,16 @@ void Run::report() {
   std::fflush(stdout);
 
   Percentiles lat = percentiles(legit ? main.message_latency_ms : main.session_latency_ms);
-  std::fprintf(stderr,
-               "loadgen %s %s: %ld ok sessions (%.0f/s), %ld msgs (%.1f/s, %.2f MB/s), "
-               "latency p50 %.2f p99 %.2f ms, %ld errors, %.1f s, loadgen cpu %.0f%%%s\n",
-               o_.scenario.c_str(), o_.label.c_str(), main.ok_sessions, main.ok_sessions / span,
-               main.messages, main.messages / span,
-               static_cast<double>(main.message_bytes) / 1e6 / span, lat.p50, lat.p99,
-               errors_total, duration, 100 * cpu / duration,
-               o_.scenario == "hold"
-                   ? (", held " + std::to_string(held_at_end_) + "/" + std::to_string(o_.sessions)).c_str()
-                   : "");
+  std::fprintf(
+      stderr,
+      "loadgen %s %s: %ld ok sessions (%.0f/s), %ld msgs (%.1f/s, %.2f MB/s), "
+      "latency p50 %.2f p99 %.2f ms, %ld errors, %.1f s, loadgen cpu %.0f%%%s\n",
+      o_.scenario.c_str(), o_.label.c_str(), main.ok_sessions, main.ok_sessions / span,
+      main.messages, main.messages / span, static_cast<double>(main.message_bytes) / 1e6 / span,
+      lat.p50, lat.p99, errors_total, duration, 100 * cpu / duration,
+      o_.scenario == "hold"
+          ? (", held " + std::to_string(held_at_end_) + "/" + std::to_string(o_.sessions)).c_str()
+          : "");
 }
 
 }  // namespace

@@ -100,8 +100,8 @@ AccessList make_access_list(int rule_count) {
   for (int i = 0; i < rule_count; ++i) {
     std::string text;
     if (i % 2 == 0) {
-      text = "10." + std::to_string((i / 2) % 256) + "." + std::to_string((i * 7) % 256) +
-             ".0/" + (i % 4 == 0 ? "24" : "28");
+      text = "10." + std::to_string((i / 2) % 256) + "." + std::to_string((i * 7) % 256) + ".0/" +
+             (i % 4 == 0 ? "24" : "28");
     } else {
       char buf[64];
       std::snprintf(buf, sizeof buf, "2001:db8:%x::/48", i);

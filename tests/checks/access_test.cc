@@ -24,7 +24,8 @@ TEST(ChecksAccess, FileFormatFirstMatchWins) {
 
 TEST(ChecksAccess, BadLinesAreReportedWithPositions) {
   std::vector<AccessFileError> errors;
-  auto rules = parse_access_file("192.0.2.0/24 permit\n300.1.1.1 reject\n10.0.0.0/8 maybe\n", &errors);
+  auto rules =
+      parse_access_file("192.0.2.0/24 permit\n300.1.1.1 reject\n10.0.0.0/8 maybe\n", &errors);
   ASSERT_EQ(errors.size(), 2u);
   EXPECT_EQ(errors[0].line, 2);
   EXPECT_EQ(errors[0].column, 1);

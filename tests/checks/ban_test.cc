@@ -19,7 +19,7 @@ TEST(ChecksBan, EscalatesAndCaps) {
 TEST(ChecksBan, FakeMxOnlyClientsAreBanned) {
   EXPECT_FALSE(fake_mx_ban_due(2, false, 3));
   EXPECT_TRUE(fake_mx_ban_due(3, false, 3));
-  EXPECT_FALSE(fake_mx_ban_due(30, true, 3));  // also came to the real MX: a real MTA
+  EXPECT_FALSE(fake_mx_ban_due(30, true, 3));   // also came to the real MX: a real MTA
   EXPECT_FALSE(fake_mx_ban_due(30, false, 0));  // off
 }
 

@@ -63,8 +63,9 @@ TEST(ChecksDialogue, PipeliningWithoutOfferIsEnforcedAtRcpt) {
   ASSERT_EQ(mail.events.size(), 1u);
   EXPECT_EQ(mail.events[0].test, "pipelining");
   EXPECT_EQ(mail.events[0].outcome, "enforce");
-  EXPECT_EQ(mail.events[0].message,
-            "COMMAND PIPELINING from [192.0.2.7]:4711 after MAIL: RCPT TO:<user@example.test>\\x0d\\x0a");
+  EXPECT_EQ(
+      mail.events[0].message,
+      "COMMAND PIPELINING from [192.0.2.7]:4711 after MAIL: RCPT TO:<user@example.test>\\x0d\\x0a");
   auto rcpt = say(d, "RCPT TO:<user@example.test>");
   EXPECT_EQ(rcpt.reply.substr(0, 10), "550 5.7.1 ");
   EXPECT_NE(rcpt.then, Then::kHandoff);

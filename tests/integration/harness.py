@@ -282,6 +282,37 @@ def command(sock, line, timeout=10.0):
     return read_reply(sock, timeout)
 
 
+def stop_process(proc, timeout=5.0):
+    """SIGTERM, then SIGKILL after timeout; nothing when proc is None or already gone."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def read_until_closed(sock, timeout=5.0):
+    """Everything the peer sends until it closes: (bytes, how), how = "eof" (FIN), "reset" (RST)
+    or None when it was still open after timeout."""
+    data = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return bytes(data), "reset"
+        except socket.timeout:
+            break
+        if not chunk:
+            return bytes(data), "eof"
+        data += chunk
+    return bytes(data), None
+
+
 def wait_closed(sock, timeout=10.0):
     """True when the peer closes (EOF or reset) within timeout; data read meanwhile is dropped."""
     deadline = time.monotonic() + timeout
@@ -609,13 +640,7 @@ class RedisServer:
         return self
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 10)
         self.proc = None
 
     def cleanup(self):
@@ -678,13 +703,7 @@ class SmtpSink:
         return False
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 5)
 
     def messages(self):
         """Every dumped message, oldest first, as SinkMessage(path, headers, data bytes)."""

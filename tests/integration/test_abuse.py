@@ -101,24 +101,6 @@ def fake_mx_reset_hit(port, source):
     raise AssertionError(f"fake MX answered {data!r} instead of a reset")
 
 
-def read_until_closed(sock, timeout=5.0):
-    """Everything the peer sends until it closes: (bytes, 'eof' | 'reset'); fails on timeout."""
-    deadline = time.monotonic() + timeout
-    data = bytearray()
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"peer did not close within {timeout}s; got {bytes(data)!r}")
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(4096)
-        except socket.timeout:
-            continue
-        except ConnectionResetError:
-            return bytes(data), "reset"
-        if not chunk:
-            return bytes(data), "eof"
-        data += chunk
 
 
 def connect_and_read_all(port, source, host="127.0.0.1"):
@@ -127,7 +109,9 @@ def connect_and_read_all(port, source, host="127.0.0.1"):
     except ConnectionResetError:
         return b"", "reset"
     try:
-        return read_until_closed(sock)
+        data, how = harness.read_until_closed(sock)
+        assert how is not None, f"peer did not close; got {data!r}"
+        return data, how
     finally:
         sock.close()
 
@@ -293,7 +277,7 @@ class StrikesTest(_Base):
             teaser = harness.read_line(sock, timeout=5)
             self.assertTrue(teaser.startswith(b"220-"), teaser)
             harness.send_line(sock, f"EHLO {harness.CLIENT_HELO}")
-            data, _ = read_until_closed(sock)
+            data, _ = harness.read_until_closed(sock)
             self.assertEqual(data, b"521 5.5.1 Protocol error\r\n")
         finally:
             sock.close()
@@ -716,7 +700,7 @@ class BurstBanTest(_Base):
                 s = connect(mx.port, sentinel)
                 try:
                     harness.send_line(s, f"EHLO {harness.CLIENT_HELO}")
-                    data, _ = read_until_closed(s)  # the 220- teaser may come first
+                    data, _ = harness.read_until_closed(s)  # the 220- teaser may come first
                     self.assertTrue(data.endswith(b"521 5.5.1 Protocol error\r\n"), data)
                 finally:
                     s.close()

@@ -161,13 +161,7 @@ class Unbound:
         return self
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        harness.stop_process(self.proc, 5)
         if self._log:
             self._log.close()
         if not os.environ.get("MXSCREEN_KEEP_TMP"):
@@ -216,21 +210,6 @@ def dns(overrides=None, nameserver=None, timeout="2s"):
     return cfg
 
 
-def read_until_closed(sock, timeout=5.0):
-    data = bytearray()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            return bytes(data), True
-        except socket.timeout:
-            break
-        if not chunk:
-            return bytes(data), True
-        data += chunk
-    return bytes(data), False
 
 
 def read_final_220(sock, timeout=10.0):
@@ -277,7 +256,7 @@ class DnsblTest(unittest.TestCase):
         cfg = dns(spine({"dnsbl": {"sites": THREE_SITES, "action": "drop"}}))
         with harness.Mxscreen(cfg) as mx:
             with harness.raw_connect(mx.port, source=LISTED) as sock:
-                data, closed = read_until_closed(sock)
+                data, closed = harness.read_until_closed(sock)
             self.assertTrue(closed)
             self.assertEqual(data, f"220-{BANNER}\r\n521 5.7.1 Service unavailable; client "
                                    f"[{LISTED}] blocked using zen.test\r\n".encode())

@@ -28,22 +28,6 @@ def deliver_raw(sock, marker):
     assert harness.command(sock, "QUIT").code == 221
 
 
-def read_until_closed(sock, timeout=5.0):
-    """Everything the peer sends until it closes (a reset after data counts as closed)."""
-    data = bytearray()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            return bytes(data), True
-        except socket.timeout:
-            break
-        if not chunk:
-            return bytes(data), True
-        data += chunk
-    return bytes(data), False
 
 
 class GreetTest(unittest.TestCase):
@@ -69,7 +53,7 @@ class GreetTest(unittest.TestCase):
         with harness.Mxscreen(spine({"greet": {"action": "drop", "banner": BANNER}})) as mx:
             with harness.raw_connect(mx.port, source=CLIENT) as sock:
                 sock.sendall(b"EHLO bot.example\r\n")
-                data, closed = read_until_closed(sock)
+                data, closed = harness.read_until_closed(sock)
                 self.assertTrue(closed)
                 self.assertEqual(data, f"220-{BANNER}\r\n521 5.5.1 Protocol error\r\n".encode())
             mx.wait_log(rf"PREGREET 18 after \d+(\.\d+)?s? from \[{CLIENT}\]:\d+: "
@@ -127,7 +111,7 @@ class BadInputTest(unittest.TestCase):
                     sock.sendall(garbage)
                 except (ConnectionResetError, BrokenPipeError):
                     pass  # mxscreen may close before all 100 KB are sent
-                data, closed = read_until_closed(sock)
+                data, closed = harness.read_until_closed(sock)
                 self.assertTrue(closed)
                 self.assertEqual(data, f"220-{BANNER}\r\n521 5.5.1 Protocol error\r\n".encode())
             m = mx.wait_log(rf"PREGREET (\d+) after \S+ from \[{CLIENT}\]:\d+: (.*)$")
@@ -186,7 +170,7 @@ class ProxyProtocolListenerTest(unittest.TestCase):
             for i, header in enumerate(bad_headers, 1):
                 with harness.raw_connect(port, source=CLIENT) as sock:
                     sock.sendall(header)
-                    data, closed = read_until_closed(sock)
+                    data, closed = harness.read_until_closed(sock)
                     self.assertTrue(closed, header)
                     self.assertEqual(data, b"", header)  # not a byte of SMTP to the balancer
                 harness.wait_until(
@@ -227,7 +211,7 @@ class ProxyProtocolListenerTest(unittest.TestCase):
             # Bytes right behind the header are the client's own: an early talker.
             with harness.raw_connect(port, source=CLIENT) as sock:
                 sock.sendall(harness.proxy_v1_header("127.0.0.67", sport=2345) + b"EHLO bot\r\n")
-                data, closed = read_until_closed(sock)
+                data, closed = harness.read_until_closed(sock)
                 self.assertTrue(closed)
                 self.assertEqual(data, f"220-{BANNER}\r\n521 5.5.1 Protocol error\r\n".encode())
             mx.wait_log(r"PREGREET 10 after \S+ from \[127\.0\.0\.67\]:2345: EHLO bot\\x0d\\x0a")
