@@ -2,6 +2,7 @@
 // config, raise the open-files limit, bind as root, drop to server.user, run the loop.
 // Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or arguments.
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -10,7 +11,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "proxy/config.h"
@@ -154,24 +157,56 @@ int run(int argc, char** argv) {
   Log::configure(config.log.format, config.log.target);
   std::signal(SIGPIPE, SIG_IGN);
   raise_open_files(config.server.max_sessions, config.backend.max_sessions);
-  if (config.server.workers > 1) {
-    Log::warning("server.workers = " + std::to_string(config.server.workers) +
-                 " is not yet active; running one event loop");
-  }
 
-  uv_loop_t* loop = uv_default_loop();
-  int rc = kExitOk;
-  {
-    Server server(loop, runtime, config_path);
-    if (!server.bind() || !drop_privileges(config)) return kExitFailure;
-    if (!server.start()) return kExitFailure;
-    Log::info(std::string("mxscreen ") + MXSCREEN_VERSION + " started");
-    uv_run(loop, UV_RUN_DEFAULT);
-    Log::info("stopped");
+  // Worker 0 runs on the default loop (it owns the signals) in this thread; the others each
+  // get a loop and a thread once everything is bound and started.
+  const auto workers = static_cast<std::size_t>(config.server.workers);
+  WorkerGroup group(workers);
+  std::vector<std::unique_ptr<uv_loop_t>> loops;
+  std::vector<std::unique_ptr<Server>> servers;
+  for (std::size_t i = 0; i < workers; ++i) {
+    uv_loop_t* loop = uv_default_loop();
+    if (i > 0) {
+      loops.push_back(std::make_unique<uv_loop_t>());
+      loop = loops.back().get();
+      if (int e = uv_loop_init(loop); e != 0) {
+        loops.pop_back();
+        Log::error("cannot start worker " + std::to_string(i) + ": " + uv_error(e));
+        return kExitFailure;
+      }
+    }
+    servers.push_back(std::make_unique<Server>(loop, runtime, config_path, group, i));
   }
-  // Let the close callbacks of everything destroyed above run.
-  uv_run(loop, UV_RUN_NOWAIT);
-  return rc;
+  // Close what was made and let each loop run its close callbacks.
+  auto finish = [&](int rc) {
+    servers.clear();
+    uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+    for (auto& loop : loops) {
+      uv_run(loop.get(), UV_RUN_NOWAIT);
+      uv_loop_close(loop.get());
+    }
+    return rc;
+  };
+  for (auto& server : servers) {
+    if (!server->bind()) return finish(kExitFailure);
+  }
+  if (!drop_privileges(config)) return finish(kExitFailure);
+  for (auto& server : servers) {
+    if (!server->start()) return finish(kExitFailure);
+  }
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < loops.size(); ++i) {
+    threads.emplace_back([loop = loops[i].get(), name = "mxscreen-w" + std::to_string(i + 1)] {
+      pthread_setname_np(pthread_self(), name.c_str());  // `top -H`, /proc/PID/task/*/comm
+      uv_run(loop, UV_RUN_DEFAULT);
+    });
+  }
+  Log::info(std::string("mxscreen ") + MXSCREEN_VERSION + " started" +
+            (workers > 1 ? " with " + std::to_string(workers) + " workers" : ""));
+  uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+  for (auto& thread : threads) thread.join();
+  Log::info("stopped");
+  return finish(kExitOk);
 }
 
 }  // namespace

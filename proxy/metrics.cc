@@ -26,6 +26,7 @@ std::string label_value(std::string_view text) {
 }
 
 void Metrics::inc(std::string_view name, std::string_view labels, uint64_t by) {
+  std::lock_guard lock(mutex_);
   auto fam = families_.find(name);
   if (fam == families_.end()) fam = families_.emplace(std::string(name), Family{}).first;
   auto it = fam->second.series.find(labels);
@@ -37,6 +38,7 @@ void Metrics::inc(std::string_view name, std::string_view labels, uint64_t by) {
 }
 
 void Metrics::set(std::string_view name, std::string_view labels, int64_t value) {
+  std::lock_guard lock(mutex_);
   auto fam = families_.find(name);
   if (fam == families_.end()) {
     fam = families_.emplace(std::string(name), Family{}).first;
@@ -46,12 +48,14 @@ void Metrics::set(std::string_view name, std::string_view labels, int64_t value)
 }
 
 void Metrics::describe(std::string_view name, std::string_view type, std::string_view help) {
+  std::lock_guard lock(mutex_);
   auto& fam = families_[std::string(name)];
   fam.type = type;
   fam.help = help;
 }
 
 uint64_t Metrics::value(std::string_view name, std::string_view labels) const {
+  std::lock_guard lock(mutex_);
   auto fam = families_.find(name);
   if (fam == families_.end()) return 0;
   auto it = fam->second.series.find(labels);
@@ -59,6 +63,7 @@ uint64_t Metrics::value(std::string_view name, std::string_view labels) const {
 }
 
 void Metrics::observe(std::string_view name, std::string_view labels, double seconds) {
+  std::lock_guard lock(mutex_);
   auto fam = histograms_.find(name);
   if (fam == histograms_.end())
     fam = histograms_.emplace(std::string(name), decltype(fam->second){}).first;
@@ -73,6 +78,7 @@ void Metrics::observe(std::string_view name, std::string_view labels, double sec
 }
 
 uint64_t Metrics::observations(std::string_view name, std::string_view labels) const {
+  std::lock_guard lock(mutex_);
   auto fam = histograms_.find(name);
   if (fam == histograms_.end()) return 0;
   auto it = fam->second.find(labels);
@@ -80,6 +86,7 @@ uint64_t Metrics::observations(std::string_view name, std::string_view labels) c
 }
 
 std::string Metrics::render() const {
+  std::lock_guard lock(mutex_);
   std::string out;
   for (const auto& [name, fam] : families_) {
     if (fam.type == "histogram") continue;  // described only; rendered with its samples below

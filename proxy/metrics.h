@@ -1,6 +1,7 @@
 // proxy/metrics.h: counters and gauges in Prometheus text format (names prefixed mxscreen_),
-// and the small HTTP endpoint that serves them at /metrics on metrics.listen. Everything runs
-// on the loop thread; a scrape is one bounded request and one reply.
+// and the small HTTP endpoint that serves them at /metrics on metrics.listen. The registry is
+// shared by the workers (server.workers) behind one mutex; the endpoint runs on the first
+// worker's loop, and a scrape is one bounded request and one reply.
 #pragma once
 
 #include <uv.h>
@@ -10,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,12 +48,13 @@ class Metrics {
     uint64_t count = 0;
     double sum = 0;
   };
+  mutable std::mutex mutex_;  // every worker counts into the one registry
   std::map<std::string, Family, std::less<>> families_;
   // name -> labels -> histogram
   std::map<std::string, std::map<std::string, Histogram, std::less<>>, std::less<>> histograms_;
 };
 
-// The process-wide registry (one loop thread).
+// The process-wide registry (safe from every worker thread).
 Metrics& metrics();
 
 // A label value for Prometheus: quotes, backslashes and newlines escaped.

@@ -27,6 +27,33 @@ std::string expand_banner(const Config& config) {
   return banner;
 }
 
+int bind_tcp(uv_tcp_t* tcp, const protocol::Endpoint& at) {
+  auto ss = sockaddr_from_endpoint(at);
+  return uv_tcp_bind(tcp, reinterpret_cast<const sockaddr*>(&ss),
+                     at.address.is_v4() ? 0 : UV_TCP_IPV6ONLY);
+}
+
+// One listening socket per worker on the same address: the kernel spreads new connections
+// over them (libuv 1.44 cannot set SO_REUSEPORT itself, so the socket is made here).
+int bind_reuseport(uv_tcp_t* tcp, const protocol::Endpoint& at) {
+  auto ss = sockaddr_from_endpoint(at);
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  int rc = 0;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      (!at.address.is_v4() && ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+      ::bind(fd, reinterpret_cast<const sockaddr*>(&ss),
+             ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6)) != 0) {
+    rc = -errno;
+  } else {
+    rc = uv_tcp_open(tcp, fd);
+  }
+  if (rc != 0) ::close(fd);
+  return rc;
+}
+
 template <typename Fn>
 void start_signal(uv_loop_t* loop, UvHandle<uv_signal_t>& handle, int signum, void* data, Fn fn) {
   uv_signal_init(loop, handle.get());
@@ -137,15 +164,23 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
   return rt;
 }
 
-Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::string config_path)
+Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::string config_path,
+               WorkerGroup& group, std::size_t index)
     : loop_(loop),
       runtime_(std::move(runtime)),
       config_path_(std::move(config_path)),
+      group_(group),
+      index_(index),
+      worker_label_("worker=\"" + std::to_string(index) + "\""),
       metrics_server_(loop) {
+  group_.workers.at(index_) = this;
+  if (!first_worker()) return;
   auto& m = metrics();
   m.describe("mxscreen_connections_total", "counter", "Connections accepted, by listener.");
   m.describe("mxscreen_sessions_total", "counter", "Sessions ended, by outcome.");
   m.describe("mxscreen_sessions_active", "gauge", "Sessions open now.");
+  m.describe("mxscreen_worker_sessions_total", "counter",
+             "Connections accepted, by worker (server.workers event loops).");
   m.describe("mxscreen_sessions_backend", "gauge",
              "Sessions holding a backend connection now (handoff or splice).");
   m.describe("mxscreen_handoffs_total", "counter", "Sessions handed to the backend.");
@@ -161,7 +196,10 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::str
   m.describe("mxscreen_test_results_total", "counter",
              "Pre-dialogue test hits, by test and outcome (ignore, enforce, drop, reject).");
   const auto& limits = runtime_->config->limits;
-  client_limits_.set_limits(limits.client_connection_count, limits.client_connection_rate);
+  {
+    std::lock_guard lock(group_.limits_mutex);
+    group_.client_limits.set_limits(limits.client_connection_count, limits.client_connection_rate);
+  }
   update_gauges();
 }
 
@@ -177,20 +215,24 @@ bool Server::bind() {
     uv_tcp_init(loop_, listener->tcp.get());
     listener->tcp.initialized();
     listener->tcp->data = listener.get();
-    auto ss = sockaddr_from_endpoint(lc.address);
-    int rc = uv_tcp_bind(listener->tcp.get(), reinterpret_cast<const sockaddr*>(&ss),
-                         lc.address.address.is_v4() ? 0 : UV_TCP_IPV6ONLY);
+    int rc = group_.workers.size() > 1 ? bind_reuseport(listener->tcp.get(), lc.address)
+                                       : bind_tcp(listener->tcp.get(), lc.address);
     if (rc == 0) rc = uv_listen(listener->tcp.stream(), 4096, on_connection);
     if (rc != 0) {
       Log::error("cannot listen on " + listener->label + ": " + uv_error(rc));
       return false;
     }
-    Log::info("listening on " + listener->label + " role " +
-              (lc.role == ListenRole::kFakeMx ? "fake_mx" : "mx") +
-              (lc.proxy_protocol ? " (PROXY protocol expected)" : ""));
+    if (first_worker()) {
+      Log::info("listening on " + listener->label + " role " +
+                (lc.role == ListenRole::kFakeMx ? "fake_mx" : "mx") +
+                (lc.proxy_protocol ? " (PROXY protocol expected)" : "") +
+                (group_.workers.size() > 1
+                     ? ", " + std::to_string(group_.workers.size()) + " workers"
+                     : std::string()));
+    }
     listeners_.push_back(std::move(listener));
   }
-  if (config.metrics.listen) {
+  if (config.metrics.listen && first_worker()) {
     int rc = metrics_server_.start(*config.metrics.listen);
     if (rc != 0) {
       Log::error("cannot serve metrics on " + config.metrics.listen->to_string() + ": " +
@@ -206,8 +248,17 @@ bool Server::start() {
   std::string store_error;
   StoreLimits store_limits;
   store_limits.map_size = config.store.map_size;
-  store_ = with_latency_metrics(
-      make_store(loop_, config.store, config.server, &store_error, store_limits));
+  if (config.store.backend == StoreBackend::kMemory && group_.workers.size() > 1) {
+    // One table for every worker: a client's retry may land on another worker.
+    if (!group_.memory_engine) {
+      group_.memory_engine =
+          make_store(loop_, config.store, config.server, &store_error, store_limits);
+    }
+    if (group_.memory_engine) store_ = shared_store(group_.memory_engine, group_.memory_mutex);
+  } else {
+    store_ = make_store(loop_, config.store, config.server, &store_error, store_limits);
+  }
+  store_ = with_latency_metrics(std::move(store_));
   if (!store_) {
     Log::error("cannot open the " + std::string(to_string(config.store.backend)) +
                " state store: " + store_error);
@@ -215,11 +266,13 @@ bool Server::start() {
   }
   bans_ = std::make_unique<Bans>(loop_, *store_,
                                  [this]() -> const Config& { return *runtime_->config; });
-  control_ = std::make_unique<ControlServer>(loop_, *this);
-  const std::string control_path = control_socket_path(config.server.state_dir);
-  if (int rc = control_->start(control_path); rc != 0) {
-    // Not fatal: mail flows without it; the admin learns why ctl cannot connect.
-    Log::warning("admin socket " + control_path + " unavailable: " + uv_error(rc));
+  if (first_worker()) {
+    control_ = std::make_unique<ControlServer>(loop_, *this);
+    const std::string control_path = control_socket_path(config.server.state_dir);
+    if (int rc = control_->start(control_path); rc != 0) {
+      // Not fatal: mail flows without it; the admin learns why ctl cannot connect.
+      Log::warning("admin socket " + control_path + " unavailable: " + uv_error(rc));
+    }
   }
   DnsOptions options;
   using Sec = std::chrono::seconds;
@@ -230,7 +283,7 @@ bool Server::start() {
   options.retries = config.dns.retries;
   options.max_queries = static_cast<size_t>(config.dns.max_queries);
   resolver_ = std::make_unique<Resolver>(loop_, config.dns, options);
-  if (!resolver_->ok()) {
+  if (!resolver_->ok() && first_worker()) {
     Log::warning("DNS resolver unavailable: " + resolver_->error() +
                  "; DNSBL and reverse DNS tests are skipped");
   }
@@ -245,6 +298,16 @@ bool Server::start() {
   uv_timer_init(loop_, greet_timer_.get());
   greet_timer_.initialized();
   greet_timer_->data = this;
+  uv_async_init(loop_, inbox_.get(), [](uv_async_t* h) {
+    if (auto* self = static_cast<Server*>(h->data)) self->run_inbox();
+  });
+  inbox_.initialized();
+  inbox_->data = this;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_open_ = true;
+  }
+  if (!first_worker()) return true;
   uv_timer_init(loop_, ticket_timer_.get());
   ticket_timer_.initialized();
   ticket_timer_->data = this;
@@ -265,6 +328,32 @@ bool Server::start() {
   start_signal(loop_, sigint_, SIGINT, this,
                [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->drain(); });
   return true;
+}
+
+void Server::post(std::function<void()> task) {
+  std::lock_guard lock(inbox_mutex_);
+  if (!inbox_open_) return;
+  inbox_tasks_.push_back(std::move(task));
+  uv_async_send(inbox_.get());
+}
+
+void Server::run_inbox() {
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    tasks.swap(inbox_tasks_);
+  }
+  for (auto& task : tasks) task();
+}
+
+checks::ClientLimits::Result Server::client_connect(const protocol::IpAddress& client) {
+  std::lock_guard lock(group_.limits_mutex);
+  return group_.client_limits.on_connect(client, static_cast<int64_t>(uv_now(loop_)));
+}
+
+void Server::client_disconnect(const protocol::IpAddress& client) {
+  std::lock_guard lock(group_.limits_mutex);
+  group_.client_limits.on_disconnect(client);
 }
 
 void Server::greet_wait(Session* session, const std::shared_ptr<bool>& alive, uint64_t deadline) {
@@ -313,11 +402,16 @@ void Server::on_connection(uv_stream_t* server, int status) {
 void Server::accept_one(Listener& listener) {
   // Forget clients that went quiet, now and then (the table is bounded by live clients plus
   // those seen in the last minute).
-  if (++accepted_ % 1024 == 0) client_limits_.sweep(static_cast<int64_t>(uv_now(loop_)));
+  if (++accepted_ % 1024 == 0) {
+    std::lock_guard lock(group_.limits_mutex);
+    group_.client_limits.sweep(static_cast<int64_t>(uv_now(loop_)));
+  }
   auto session = std::make_unique<Session>(*this, listener);
   Session* raw = session.get();
-  // In the map before accept(): the connect decision may end the session at once.
+  // In the map (and counted) before accept(): the connect decision may end the session at once.
   sessions_.emplace(raw, std::move(session));
+  group_.sessions.fetch_add(1, std::memory_order_relaxed);
+  metrics().inc("mxscreen_worker_sessions_total", worker_label_);
   if (!raw->accept(listener.tcp.stream())) {
     // EMFILE and friends: the connection stays in the kernel's backlog until a slot frees.
     Log::warning("accept on " + listener.label + " failed");
@@ -333,6 +427,7 @@ void Server::session_ended(Session* session) {
   if (it == sessions_.end()) return;
   dead_.push_back(std::move(it->second));
   sessions_.erase(it);
+  group_.sessions.fetch_sub(1, std::memory_order_relaxed);
   update_gauges();
   // Free it after the callback that ended it has unwound.
   uv_check_start(reaper_.get(), [](uv_check_t* h) {
@@ -349,21 +444,24 @@ void Server::reap() {
 
 void Server::update_gauges() {
   const auto& server = runtime_->config->server;
-  bool stressed = static_cast<double>(sessions_.size()) >
+  // Under the lock, so that the last gauge written holds the counts as they are now.
+  std::lock_guard lock(group_.gauge_mutex);
+  std::size_t sessions = group_.sessions.load();
+  bool stressed = static_cast<double>(sessions) >
                   server.stress_threshold * static_cast<double>(server.max_sessions);
-  if (stressed != stressed_) {
-    stressed_ = stressed;
+  if (stressed != group_.stressed.load()) {
+    group_.stressed = stressed;
     // postscreen's words: limits tighten (hard limit 1, no error sleep) while it lasts.
     Log::event(stressed ? LogLevel::kWarning : LogLevel::kInfo, "STRESS",
                std::string(stressed ? "entering" : "leaving") +
-                   " stress mode: " + std::to_string(sessions_.size()) + " sessions, threshold " +
+                   " stress mode: " + std::to_string(sessions) + " sessions, threshold " +
                    std::to_string(static_cast<int>(server.stress_threshold * server.max_sessions)));
     metrics().inc("mxscreen_stress_transitions_total",
                   std::string("to=\"") + (stressed ? "on" : "off") + "\"");
   }
-  metrics().set("mxscreen_stress_mode", "", stressed_ ? 1 : 0);
-  metrics().set("mxscreen_sessions_active", "", static_cast<int64_t>(sessions_.size()));
-  metrics().set("mxscreen_sessions_backend", "", static_cast<int64_t>(backend_sessions_));
+  metrics().set("mxscreen_stress_mode", "", stressed ? 1 : 0);
+  metrics().set("mxscreen_sessions_active", "", static_cast<int64_t>(sessions));
+  metrics().set("mxscreen_sessions_backend", "", static_cast<int64_t>(group_.backend_sessions));
 }
 
 void Server::reload() {
@@ -386,23 +484,41 @@ void Server::reload() {
     same = old_listen[i].address == new_listen[i].address;
   }
   if (!same) Log::warning("reload: [[listen]] changes take effect after a restart");
+  if (rt->config->server.workers != runtime_->config->server.workers) {
+    Log::warning("reload: server.workers changes take effect after a restart");
+  }
   // The resolver is shared by live sessions: [dns] changes need a restart as well.
   // Tickets issued under the old certificates stay valid across the reload.
   if (rt->tls && runtime_->tls) rt->tls->adopt_ticket_keys(*runtime_->tls);
-  runtime_ = std::move(rt);
-  const auto& limits = runtime_->config->limits;
-  client_limits_.set_limits(limits.client_connection_count, limits.client_connection_rate);
-  probe_backend();
+  {
+    const auto& limits = rt->config->limits;
+    std::lock_guard lock(group_.limits_mutex);
+    group_.client_limits.set_limits(limits.client_connection_count, limits.client_connection_rate);
+  }
+  for (Server* worker : group_.workers) {
+    if (worker != this) worker->post([worker, rt] { worker->use_runtime(rt); });
+  }
+  use_runtime(std::move(rt));
   Log::info("reloaded " + config_path_ + "; new sessions use the new configuration");
   metrics().inc("mxscreen_reloads_total", "result=\"ok\"");
+}
+
+void Server::use_runtime(std::shared_ptr<const Runtime> runtime) {
+  runtime_ = std::move(runtime);
+  probe_backend();
 }
 
 void Server::drain() {
   if (draining_) return;
   draining_ = true;
-  Log::info("stopping: no new connections; waiting up to " +
-            std::to_string(runtime_->config->server.drain_timeout.count() / 1000) + "s for " +
-            std::to_string(backend_sessions_) + " sessions at the backend");
+  if (first_worker()) {
+    Log::info("stopping: no new connections; waiting up to " +
+              std::to_string(runtime_->config->server.drain_timeout.count() / 1000) + "s for " +
+              std::to_string(backend_sessions()) + " sessions at the backend");
+    for (Server* worker : group_.workers) {
+      if (worker != this) worker->post([worker] { worker->drain(); });
+    }
+  }
   for (auto& l : listeners_) l->tcp.close();
   metrics_server_.stop();
   control_.reset();
@@ -442,6 +558,11 @@ void Server::maybe_finish_drain() {
   sigterm_.close();
   sigint_.close();
   reaper_.close();
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_open_ = false;
+  }
+  inbox_.close();
   // Nothing keeps the loop alive now: uv_run returns once pending closes are done.
 }
 
@@ -464,15 +585,18 @@ void Server::probe_backend() {
         });
         if (lines) {
           backend_ehlo_ = std::move(*lines);
+          if (!first_worker()) return;  // every worker probes; one says so
           Log::info("backend " + runtime_->config->backend.address.to_string() + " offers " +
                     std::to_string(backend_ehlo_.size() > 0 ? backend_ehlo_.size() - 1 : 0) +
                     " EHLO keywords; mirrored to clients");
           return;
         }
-        Log::warning("backend " + runtime_->config->backend.address.to_string() +
-                     " EHLO probe failed: " + why + "; offering default EHLO keywords, retry in " +
-                     std::to_string(kRetryMs / 1000) + "s");
-        metrics().inc("mxscreen_backend_failures_total", "step=\"probe\"");
+        if (first_worker()) {
+          Log::warning("backend " + runtime_->config->backend.address.to_string() +
+                       " EHLO probe failed: " + why + "; offering default EHLO keywords, " +
+                       "retry in " + std::to_string(kRetryMs / 1000) + "s");
+          metrics().inc("mxscreen_backend_failures_total", "step=\"probe\"");
+        }
         if (probe_timer_) {
           uv_timer_start(
               probe_timer_.get(),

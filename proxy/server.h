@@ -1,11 +1,18 @@
-// proxy/server.h: the process's one event loop and what hangs off it: the listeners, the live
-// sessions, the runtime policy (config + access list, swapped whole on SIGHUP), signals, the
-// metrics endpoint and the drain on SIGTERM.
+// proxy/server.h: one worker's event loop and what hangs off it: the listeners, the live
+// sessions, the runtime policy (config + access list, swapped whole on SIGHUP), DNS, the state
+// store. server.workers of them run, each on its own thread with its own SO_REUSEPORT listening
+// sockets; what must be counted across them (sessions, backend slots, per-client limits, stress
+// mode) lives in one WorkerGroup. The first worker alone owns the signals, the metrics
+// endpoint, the admin socket and the TLS ticket-key timer, and tells the others of a reload or
+// a drain through their inboxes.
 #pragma once
 
 #include <uv.h>
 
+#include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <queue>
 #include <string>
 #include <unordered_map>
@@ -64,42 +71,80 @@ struct Listener {
   class Server* server = nullptr;
 };
 
+// What the workers share. Counts are atomics read on every connect; the limits table and the
+// stress transition take a lock.
+struct WorkerGroup {
+  explicit WorkerGroup(std::size_t count) : workers(count, nullptr) {}
+
+  std::vector<class Server*> workers;  // [0] is the first worker
+  std::atomic<std::size_t> sessions{0};
+  std::atomic<std::size_t> backend_sessions{0};
+  std::atomic<bool> stressed{false};
+  std::mutex gauge_mutex;  // one stress transition at a time; gauges set from fresh counts
+  std::mutex limits_mutex;
+  checks::ClientLimits client_limits{0, 0};  // under limits_mutex
+  // store.backend = "memory" with several workers: one engine, shared (store.h shared_store).
+  std::shared_ptr<Store> memory_engine;
+  std::shared_ptr<std::mutex> memory_mutex = std::make_shared<std::mutex>();
+};
+
 class Server {
  public:
-  Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::string config_path);
+  // Worker `index` of `group` (group.workers[index] is set to this).
+  Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::string config_path,
+         WorkerGroup& group, std::size_t index);
   ~Server();
 
-  // Binds every listener and the metrics endpoint. Returns false (after logging) on failure.
+  // Binds every listener (SO_REUSEPORT when there are several workers) and, on the first
+  // worker, the metrics endpoint. Returns false (after logging) on failure. Called on the main
+  // thread, as root, before any loop runs.
   bool bind();
   // Opens the state store (after the privilege drop, so its files belong to server.user),
-  // starts accepting and installs the signal handlers. False (after logging) on failure.
+  // starts accepting and, on the first worker, installs the signal handlers and the admin
+  // socket. False (after logging) on failure. Called on the main thread before the loops run.
   bool start();
 
   uv_loop_t* loop() const { return loop_; }
+  bool first_worker() const { return index_ == 0; }
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
-  std::size_t active_sessions() const { return sessions_.size(); }
+  // Across all workers.
+  std::size_t active_sessions() const { return group_.sessions.load(std::memory_order_relaxed); }
   // Postfix's stress mode: sessions above server.stress_threshold of server.max_sessions.
-  bool under_stress() const { return stressed_; }
+  bool under_stress() const { return group_.stressed.load(std::memory_order_relaxed); }
   // Sessions holding a backend connection (handing off or spliced): backend.max_sessions.
-  std::size_t backend_sessions() const { return backend_sessions_; }
+  std::size_t backend_sessions() const {
+    return group_.backend_sessions.load(std::memory_order_relaxed);
+  }
   bool draining() const { return draining_; }
 
   // Called by a session when it is done; it is freed on the next loop turn.
   void session_ended(Session* session);
   void backend_session(bool opened) {
-    opened ? ++backend_sessions_ : --backend_sessions_;
+    if (opened) {
+      group_.backend_sessions.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      group_.backend_sessions.fetch_sub(1, std::memory_order_relaxed);
+    }
     update_gauges();
   }
 
+  // The per-client limits (shared by the workers). client_connect() == kOk must be followed
+  // by client_disconnect().
+  checks::ClientLimits::Result client_connect(const protocol::IpAddress& client);
+  void client_disconnect(const protocol::IpAddress& client);
+
+  // SIGHUP (first worker): reloads and hands the new runtime to the other workers.
   void reload();
+  // SIGTERM/SIGINT (first worker): drains this worker and tells the others to drain.
   void drain();
+  // Runs `task` on this worker's loop thread (from any thread); dropped once it has drained.
+  void post(std::function<void()> task);
 
   // One timer for every session in its greet wait (a held connection carries no uv_timer_t of
   // its own): calls session->greet_wait_over(deadline) at `deadline` (uv_now() ms) unless the
   // session is gone by then.
   void greet_wait(Session* session, const std::shared_ptr<bool>& alive, uint64_t deadline);
 
-  checks::ClientLimits& client_limits() { return client_limits_; }
   // nullptr when no resolver could be set up (DNS tests are then skipped, logged at start).
   Resolver* resolver() { return resolver_ && resolver_->ok() ? resolver_.get() : nullptr; }
   DnsblZoneHealth& dnsbl_health() { return dnsbl_health_; }
@@ -118,6 +163,8 @@ class Server {
   void probe_backend();
   void arm_greet_timer();
   void greet_timer_fired();
+  void use_runtime(std::shared_ptr<const Runtime> runtime);
+  void run_inbox();
 
   struct GreetWait {
     uint64_t deadline;
@@ -129,6 +176,9 @@ class Server {
   uv_loop_t* loop_;
   std::shared_ptr<const Runtime> runtime_;
   std::string config_path_;
+  WorkerGroup& group_;
+  std::size_t index_;
+  std::string worker_label_;  // worker="N" on mxscreen_worker_sessions_total
   // Before the sessions: they hold lookups on the resolver until they die.
   std::unique_ptr<Resolver> resolver_;
   DnsblZoneHealth dnsbl_health_;
@@ -138,10 +188,7 @@ class Server {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> dead_;
-  std::size_t backend_sessions_ = 0;
   bool draining_ = false;
-  bool stressed_ = false;
-  checks::ClientLimits client_limits_{0, 0};
   uint64_t accepted_ = 0;
   MetricsServer metrics_server_;
   UvHandle<uv_check_t> reaper_;
@@ -156,6 +203,11 @@ class Server {
   // Soonest deadline on top; a session that ended leaves a stale entry, skipped when due.
   std::priority_queue<GreetWait, std::vector<GreetWait>, std::greater<>> greet_waits_;
   uint64_t greet_timer_due_ = 0;  // the deadline greet_timer_ is armed for, 0 = not armed
+  // Tasks from other threads (post()), run on this loop.
+  UvHandle<uv_async_t> inbox_;
+  std::mutex inbox_mutex_;
+  std::vector<std::function<void()>> inbox_tasks_;  // under inbox_mutex_
+  bool inbox_open_ = false;                         // under inbox_mutex_
 };
 
 }  // namespace mxscreen::proxy

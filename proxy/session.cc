@@ -44,12 +44,11 @@ Session::Session(Server& server, const Listener& listener)
 Session::~Session() {
   *alive_ = false;
   if (backend_conn_) server_.backend_session(false);
-  if (counted_) server_.client_limits().on_disconnect(client_.address);
+  if (counted_) server_.client_disconnect(client_.address);
 }
 
 bool Session::within_client_limits() {
-  auto result = server_.client_limits().on_connect(client_.address,
-                                                   static_cast<int64_t>(uv_now(server_.loop())));
+  auto result = server_.client_connect(client_.address);
   if (result == checks::ClientLimits::Result::kOk) {
     counted_ = true;
     return true;

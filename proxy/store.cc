@@ -2,6 +2,7 @@
 #include "proxy/store.h"
 
 #include <filesystem>
+#include <mutex>
 
 #include "proxy/metrics.h"
 #include "proxy/store_lmdb.h"
@@ -98,6 +99,52 @@ class TimedStore : public Store {
   std::unique_ptr<Store> inner_;
 };
 
+// One engine used by several workers (server.workers): every operation runs under one lock
+// and its answer is handed on once the lock is released. Only for engines that answer before
+// the call returns (memory); lmdb and redis give each worker a store of its own.
+class LockedStore : public Store {
+ public:
+  LockedStore(std::shared_ptr<Store> engine, std::shared_ptr<std::mutex> mutex)
+      : engine_(std::move(engine)), mutex_(std::move(mutex)) {}
+
+  void get(const std::string& key, GetCallback cb) override {
+    locked(std::move(cb), [&](auto answer) { engine_->get(key, answer); });
+  }
+  void put(const std::string& key, const std::string& value, std::chrono::seconds ttl,
+           StatusCallback cb) override {
+    locked(std::move(cb), [&](auto answer) { engine_->put(key, value, ttl, answer); });
+  }
+  void increment(const std::string& key, int64_t by, std::chrono::seconds ttl,
+                 IncrementCallback cb) override {
+    locked(std::move(cb), [&](auto answer) { engine_->increment(key, by, ttl, answer); });
+  }
+  void remove(const std::string& key, StatusCallback cb) override {
+    locked(std::move(cb), [&](auto answer) { engine_->remove(key, answer); });
+  }
+  void scan(const std::string& prefix, std::size_t max, ScanCallback cb) override {
+    locked(std::move(cb), [&](auto answer) { engine_->scan(prefix, max, answer); });
+  }
+  std::string_view engine() const override { return engine_->engine(); }
+
+ private:
+  template <typename Callback, typename Operation>
+  void locked(Callback cb, Operation operation) {
+    std::function<void()> answer;
+    {
+      std::lock_guard lock(*mutex_);
+      operation([&answer, &cb](auto... args) {
+        answer = [cb = std::move(cb), ... args = std::move(args)]() mutable {
+          if (cb) cb(std::move(args)...);
+        };
+      });
+    }
+    if (answer) answer();
+  }
+
+  std::shared_ptr<Store> engine_;
+  std::shared_ptr<std::mutex> mutex_;
+};
+
 void count(std::string_view name, std::string_view engine, std::string_view key,
            std::string_view value) {
   // One reused buffer: the metrics registry finds existing series without allocating.
@@ -115,6 +162,11 @@ void count_store_operation(std::string_view engine, std::string_view op) {
 
 void count_store_error(std::string_view engine, std::string_view reason) {
   count("mxscreen_store_errors_total", engine, "reason", reason);
+}
+
+std::unique_ptr<Store> shared_store(std::shared_ptr<Store> engine,
+                                    std::shared_ptr<std::mutex> mutex) {
+  return std::make_unique<LockedStore>(std::move(engine), std::move(mutex));
 }
 
 std::unique_ptr<Store> with_latency_metrics(std::unique_ptr<Store> store) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -83,6 +84,12 @@ std::unique_ptr<Store> make_store(uv_loop_t* loop, const StoreConfig& store,
                                   const ServerConfig& server, std::string* error,
                                   const StoreLimits& limits = {},
                                   StoreClock clock = wall_clock_seconds);
+
+// A handle on one engine that several workers share, every operation under `mutex`. For the
+// memory engine (it answers before the call returns) when server.workers > 1, so that a client
+// greylisted by one worker is known to the others.
+std::unique_ptr<Store> shared_store(std::shared_ptr<Store> engine,
+                                    std::shared_ptr<std::mutex> mutex);
 
 // The store with every operation's latency recorded in mxscreen_store_operation_seconds
 // {engine,op} (the server wraps the engine it opens).

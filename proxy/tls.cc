@@ -208,6 +208,7 @@ bool TlsContext::rotate_ticket_keys(std::chrono::steady_clock::time_point now) {
     ERR_clear_error();
     return false;  // keep the current key; the next tick tries again
   }
+  std::lock_guard lock(keys_mutex_);
   previous_key_ = current_key_;
   current_key_ = fresh;
   OPENSSL_cleanse(&fresh, sizeof fresh);
@@ -217,6 +218,7 @@ bool TlsContext::rotate_ticket_keys(std::chrono::steady_clock::time_point now) {
 
 void TlsContext::adopt_ticket_keys(const TlsContext& previous) {
   if (!settings_.session_tickets || !previous.settings_.session_tickets) return;
+  std::scoped_lock lock(keys_mutex_, previous.keys_mutex_);
   current_key_ = previous.current_key_;
   previous_key_ = previous.previous_key_;
   current_key_since_ = previous.current_key_since_;
@@ -230,33 +232,44 @@ int TlsContext::ticket_key_cb(SSL* ssl, unsigned char* key_name, unsigned char* 
   auto* self =
       static_cast<TlsContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), context_ex_index()));
   if (self == nullptr) return -1;
-  const TicketKey* key = nullptr;
+  // A copy taken under the lock: a rotation on another worker may replace the keys meanwhile.
+  TicketKey key;
   int found = 1;
+  {
+    std::lock_guard lock(self->keys_mutex_);
+    if (encrypt != 0) {
+      key = self->current_key_;
+    } else if (std::memcmp(key_name, self->current_key_.name.data(), 16) == 0) {
+      key = self->current_key_;
+    } else if (self->previous_key_ &&
+               std::memcmp(key_name, self->previous_key_->name.data(), 16) == 0) {
+      key = *self->previous_key_;
+      found = 2;
+    } else {
+      return 0;
+    }
+  }
   if (encrypt != 0) {
-    key = &self->current_key_;
-    std::memcpy(key_name, key->name.data(), key->name.size());
-    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
-  } else if (std::memcmp(key_name, self->current_key_.name.data(), 16) == 0) {
-    key = &self->current_key_;
-  } else if (self->previous_key_ &&
-             std::memcmp(key_name, self->previous_key_->name.data(), 16) == 0) {
-    key = &*self->previous_key_;
-    found = 2;
-  } else {
-    return 0;
+    std::memcpy(key_name, key.name.data(), key.name.size());
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) {
+      OPENSSL_cleanse(&key, sizeof key);
+      return -1;
+    }
   }
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
-                                        const_cast<unsigned char*>(key->hmac_key.data()),
-                                        key->hmac_key.size()),
+      OSSL_PARAM_construct_octet_string(
+          OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key.hmac_key.data()), key.hmac_key.size()),
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
       OSSL_PARAM_construct_end(),
   };
-  if (EVP_MAC_CTX_set_params(hmac, params) != 1) return -1;
-  int ok = encrypt != 0
-               ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes_key.data(), iv)
-               : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes_key.data(), iv);
+  int ok = EVP_MAC_CTX_set_params(hmac, params);
+  if (ok == 1) {
+    ok = encrypt != 0
+             ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes_key.data(), iv)
+             : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes_key.data(), iv);
+  }
+  OPENSSL_cleanse(&key, sizeof key);
   return ok == 1 ? found : -1;
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,6 +74,8 @@ class TlsContext {
 
   TlsSettings settings_;
   std::unique_ptr<SSL_CTX, CtxFree> ctx_;
+  // The keys are read by handshakes on every worker thread and rotated on the first one.
+  mutable std::mutex keys_mutex_;
   TicketKey current_key_;
   std::optional<TicketKey> previous_key_;
   std::optional<std::chrono::steady_clock::time_point> current_key_since_;

@@ -176,6 +176,61 @@ void Client::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
 }
 
 void Client::received(const char* data, size_t len) {
+  if (ssl_) {
+    tls_received(data, len);
+  } else {
+    parse(data, len);
+  }
+}
+
+void Client::start_tls() {
+  ssl_.reset(SSL_new(script_.tls));
+  tls_in_ = BIO_new(BIO_s_mem());
+  tls_out_ = BIO_new(BIO_s_mem());
+  if (!ssl_ || tls_in_ == nullptr || tls_out_ == nullptr) {
+    finish(false, "tls_setup");
+    return;
+  }
+  BIO_set_mem_eof_return(tls_in_, -1);
+  SSL_set_bio(ssl_.get(), tls_in_, tls_out_);
+  SSL_set_connect_state(ssl_.get());
+  step_ = Step::kHandshake;
+  tls_received(nullptr, 0);
+}
+
+void Client::tls_received(const char* data, size_t len) {
+  if (len > 0) BIO_write(tls_in_, data, static_cast<int>(len));
+  if (step_ == Step::kHandshake) {
+    int rc = SSL_do_handshake(ssl_.get());
+    tls_flush();
+    if (rc != 1) {
+      int err = SSL_get_error(ssl_.get(), rc);
+      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) finish(false, "tls_error");
+      return;
+    }
+    step_ = Step::kEhlo;  // RFC 3207: the client starts over with EHLO
+    send("EHLO " + script_.helo + "\r\n");
+  }
+  char plain[16 * 1024];
+  for (;;) {
+    int n = SSL_read(ssl_.get(), plain, sizeof plain);
+    if (n <= 0) break;
+    parse(plain, static_cast<size_t>(n));
+    if (finished_) return;
+  }
+  tls_flush();  // alerts, key updates
+}
+
+void Client::tls_flush() {
+  char* data = nullptr;
+  long pending = BIO_get_mem_data(tls_out_, &data);
+  if (pending <= 0) return;
+  std::string out(data, static_cast<size_t>(pending));
+  (void)BIO_reset(tls_out_);
+  write_raw(std::move(out));
+}
+
+void Client::parse(const char* data, size_t len) {
   for (size_t i = 0; i < len && !finished_; ++i) {
     char c = data[i];
     if (c != '\n') {
@@ -226,6 +281,11 @@ void Client::legit_reply(int code) {
       return;
     case Step::kEhlo:
       if (code != 250) return fail("ehlo");
+      if (script_.tls != nullptr && !ssl_) {
+        send("STARTTLS\r\n");
+        step_ = Step::kStartTls;
+        return;
+      }
       [[fallthrough]];
     case Step::kMail:
       if (step_ == Step::kMail && code != 250) return fail("mail");
@@ -236,6 +296,12 @@ void Client::legit_reply(int code) {
         send("RCPT TO:<" + script_.rcpt_to + ">\r\n");
         step_ = Step::kRcpt;
       }
+      return;
+    case Step::kStartTls:
+      if (code != 220) return fail("starttls");
+      start_tls();
+      return;
+    case Step::kHandshake:
       return;
     case Step::kRcpt:
       if (code != 250 && code != 251) return fail("rcpt");
@@ -321,6 +387,15 @@ void Client::bot_reply(int code) {
 }
 
 void Client::send(std::string text) {
+  if (ssl_) {
+    SSL_write(ssl_.get(), text.data(), static_cast<int>(text.size()));
+    tls_flush();
+    return;
+  }
+  write_raw(std::move(text));
+}
+
+void Client::write_raw(std::string text) {
   auto req = std::make_unique<WriteReq>();
   req->data = std::move(text);
   req->req.data = req.get();
@@ -336,6 +411,10 @@ void Client::send(std::string text) {
 }
 
 void Client::send_body() {
+  if (ssl_) {
+    send(script_.body);
+    return;
+  }
   // The body is shared by every client and outlives the loop: borrow it, no copy.
   auto req = std::make_unique<WriteReq>();
   req->req.data = req.get();

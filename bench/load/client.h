@@ -1,14 +1,18 @@
 // bench/load/client.h: one simulated SMTP client of the load generator, on libuv. A client
 // connects from a given 127.x.y.z source address and plays one role: a silent holder, one of
 // four bots (pregreeter, pipeliner, HTTP request, quit after the banner), or a legitimate
-// sender doing EHLO/MAIL/RCPT/DATA/QUIT for one or more messages. It reads every reply and
-// reports how it ended to its Run through the Outcome callback; it owns nothing shared.
+// sender doing EHLO/MAIL/RCPT/DATA/QUIT for one or more messages, optionally after STARTTLS
+// (a full handshake each session, no resumption: the CPU-bound case of the workers bench). It reads
+// every reply and reports how it ended to its Run through the Outcome callback; it owns nothing
+// shared.
 #pragma once
 
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace mxscreen::bench {
@@ -38,6 +42,7 @@ struct LegitScript {
   std::string body;           // message with headers, CRLF lines, ends in "\r\n.\r\n"
   uint64_t message_size = 0;  // payload bytes counted per message (body without the dot)
   int per_conn = 1;           // messages per connection
+  SSL_CTX* tls = nullptr;     // set: STARTTLS after the first EHLO, then EHLO again
 };
 
 class Client {
@@ -72,9 +77,30 @@ class Client {
   void bot_reply(int code);
   void send(std::string text);
   void send_body();
+  void write_raw(std::string data);
+  // STARTTLS: bytes from the server go through the SSL object before the reply parser, and
+  // what we send through it before the socket.
+  void start_tls();
+  void tls_received(const char* data, size_t len);
+  void tls_flush();
+  void parse(const char* data, size_t len);
   void finish(bool ok, const std::string& kind);
 
-  enum class Step : uint8_t { kBanner, kEhlo, kMail, kRcpt, kData, kDot, kQuit, kEof };
+  enum class Step : uint8_t {
+    kBanner,
+    kEhlo,
+    kStartTls,
+    kHandshake,
+    kMail,
+    kRcpt,
+    kData,
+    kDot,
+    kQuit,
+    kEof
+  };
+  struct SslFree {
+    void operator()(SSL* ssl) const { SSL_free(ssl); }
+  };
 
   uv_loop_t* loop_;
   Role role_;
@@ -98,6 +124,9 @@ class Client {
   uint64_t message_started_ns_ = 0;
   std::string line_;  // the reply line being read
   Outcome outcome_;
+  std::unique_ptr<SSL, SslFree> ssl_;
+  BIO* tls_in_ = nullptr;   // server bytes for ssl_ (owned by ssl_)
+  BIO* tls_out_ = nullptr;  // ssl_'s bytes for the server (owned by ssl_)
 };
 
 uint64_t now_ns();

@@ -2,7 +2,8 @@
 // simulated SMTP clients (client.h) spread over 127.x.y.z source addresses. Scenarios:
 //   hold   N silent connections, held for --hold seconds (greet wait / tarpit occupancy)
 //   bots   N bot sessions, C at a time, roles mixed by --mix
-//   legit  N messages of --size bytes over C sessions, --per-conn messages per connection
+//   legit  N messages of --size bytes over C sessions, --per-conn messages per connection,
+//          with --starttls 1 each session after a full STARTTLS handshake
 //   mixed  a legit stream at --rate per second during a bot flood at --bot-rate per second
 // Every run is capped by --duration and stops by itself. Output: one JSON line on stdout,
 // one human line on stderr. The generator's own CPU time is reported so that a saturated
@@ -40,6 +41,7 @@ struct Options {
   std::string mix = "pregreet=25,pipeline=25,http=25,quit=25";
   long size = 1024;
   int per_conn = 1;
+  bool starttls = false;
   double rate = 20;
   double bot_rate = -1;  // mixed: default 10 x rate
   long bot_concurrency = 4000;
@@ -56,7 +58,7 @@ struct Options {
                "usage: mxscreen_loadgen --scenario hold|bots|legit|mixed --target IP:PORT\n"
                "  [--label NAME] [--sessions N] [--concurrency C] [--duration S] [--hold S]\n"
                "  [--grace S] [--mix pregreet=25,pipeline=25,http=25,quit=25] [--size BYTES]\n"
-               "  [--per-conn M] [--rate R] [--bot-rate B] [--bot-concurrency C]\n"
+               "  [--per-conn M] [--starttls 0|1] [--rate R] [--bot-rate B] [--bot-concurrency C]\n"
                "  [--src A.B] [--bot-src A.B] [--timeout MS] [--connect-parallel K]\n"
                "  [--ready-file PATH]\n",
                why);
@@ -92,6 +94,8 @@ Options parse_options(int argc, char** argv) {
       o.size = std::atol(value.c_str());
     else if (key == "--per-conn")
       o.per_conn = std::max(1, std::atoi(value.c_str()));
+    else if (key == "--starttls")
+      o.starttls = value == "1" || value == "yes";
     else if (key == "--rate")
       o.rate = std::atof(value.c_str());
     else if (key == "--bot-rate")
@@ -277,6 +281,15 @@ class Run {
 
   void build_script() {
     script_.per_conn = o_.per_conn;
+    if (o_.starttls) {
+      // Any certificate: the bench measures the handshake, not the PKI. No session reuse, so
+      // every session is a full handshake.
+      tls_.reset(SSL_CTX_new(TLS_client_method()));
+      if (!tls_) usage("cannot create a TLS client context");
+      SSL_CTX_set_verify(tls_.get(), SSL_VERIFY_NONE, nullptr);
+      SSL_CTX_set_session_cache_mode(tls_.get(), SSL_SESS_CACHE_OFF);
+      script_.tls = tls_.get();
+    }
     std::string body =
         "From: <bench@loadgen.test>\r\nTo: <user@example.test>\r\n"
         "Subject: mxscreen load test\r\nMessage-ID: <bench@loadgen.test>\r\n\r\n";
@@ -433,6 +446,10 @@ class Run {
   uv_loop_t* loop_;
   Options o_;
   sockaddr_in target_{};
+  struct CtxFree {
+    void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+  };
+  std::unique_ptr<SSL_CTX, CtxFree> tls_;  // before script_, which points into it
   LegitScript script_;
   std::vector<std::unique_ptr<Stream>> streams_;
   uv_timer_t tick_{};

@@ -1,0 +1,194 @@
+"""server.workers = 2: two event loops on SO_REUSEPORT sockets behave as one mxscreen (issue 8).
+
+What the user notices, with the real binary and the real Postfix backend:
+- Two worker threads are visible (/proc/PID/task/*/comm "mxscreen" and "mxscreen-w1"); 40
+  concurrent clients are spread over both (mxscreen_worker_sessions_total{worker}) and every
+  message reaches the Maildir.
+- Greylisting on the memory store is one table for both workers: eight triplets greylisted
+  once each, and every retry after the delay passes, whichever worker takes it.
+- limits.client_connection_count and server.max_sessions count across workers: with a limit
+  of 2 (or 4), exactly 2 (or 4) of 8 held connections stay, the rest get 421.
+- SIGHUP reaches both workers (every new session afterwards has the new banner); SIGTERM
+  stops both (exit 0, held clients closed).
+
+Client source addresses: 127.0.5.1-127.0.5.60.
+"""
+
+import os
+import re
+import sys
+import threading
+import time
+import unittest
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+TWO = {"server": {"workers": 2}}
+
+
+def two_workers(**sections):
+    cfg = {"server": {"workers": 2}}
+    for name, body in sections.items():
+        cfg.setdefault(name, {}).update(body)
+    return cfg
+
+
+def thread_names(pid):
+    return sorted(Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+                  for tid in os.listdir(f"/proc/{pid}/task"))
+
+
+def per_worker(mx):
+    return {w: harness.metric_sum(mx, "mxscreen_worker_sessions_total", {"worker": w})
+            for w in ("0", "1")}
+
+
+def held_connections(mx, source, count):
+    """count connections from source; returns (held sockets, refusal replies)."""
+    held, refused = [], []
+    for _ in range(count):
+        sock = harness.raw_connect(mx.port, source)
+        line = harness.read_line(sock)
+        if line.startswith(b"220-"):
+            held.append(sock)
+        else:
+            refused.append(line)
+            sock.close()
+    return held, refused
+
+
+class WorkersTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.ensure_postfix()
+
+    def test_two_workers_share_the_load_and_every_message_arrives(self):
+        with harness.Mxscreen(TWO) as mx:
+            mx.wait_log(r"started with 2 workers")
+            names = thread_names(mx.proc.pid)
+            self.assertIn("mxscreen", names)
+            self.assertIn("mxscreen-w1", names)
+
+            markers = [harness.unique_marker("workers") for _ in range(40)]
+            results = [None] * len(markers)
+
+            def deliver(i):
+                results[i] = harness.rcpt_attempt(mx.port, f"127.0.5.{i + 1}",
+                                                  "sender@example.org", markers[i])
+
+            threads = [threading.Thread(target=deliver, args=(i,)) for i in range(len(markers))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            self.assertEqual([r[0] if r else None for r in results], [250] * len(markers))
+            for marker in markers:
+                harness.wait_delivered(marker)
+            counts = per_worker(mx)
+            self.assertEqual(sum(counts.values()), len(markers), counts)
+            # The kernel hashes each connection to one socket: both get some of 40.
+            self.assertGreater(counts["0"], 0, counts)
+            self.assertGreater(counts["1"], 0, counts)
+            harness.wait_until(lambda: mx.metric("mxscreen_sessions_active") == 0,
+                               what="sessions_active back to 0")
+
+    def test_greylisting_on_the_memory_store_is_one_table_for_both_workers(self):
+        rcpt = harness.MAILBOX
+        cfg = two_workers(greylist={"enabled": True, "delay": "1s"})
+        with harness.Mxscreen(cfg) as mx:
+            triplets = [(f"127.0.5.{20 + i}", f"gw.x{uuid.uuid4().hex}@example.org")
+                        for i in range(8)]
+            for source, sender in triplets:
+                code, _ = harness.rcpt_attempt(mx.port, source, sender, "unused")
+                self.assertEqual(code, 450)
+            # Retry after the delay (polled: the first retry may still be early).
+            for source, sender in triplets:
+                marker = harness.unique_marker("workers-grey")
+
+                def passed(source=source, sender=sender, marker=marker):
+                    code, text = harness.rcpt_attempt(mx.port, source, sender, marker)
+                    if code != 250:
+                        self.assertEqual(code, 450, text)
+                        time.sleep(0.2)  # pacing between retries
+                    return code == 250
+
+                harness.wait_until(passed, 10, interval=0, what=f"{source} to pass greylisting")
+                harness.wait_delivered(marker)
+            log = mx.log_text()
+            # A retry on the other worker would have been "new" again with a table per worker.
+            self.assertEqual(len(re.findall(r"GREYLIST new ", log)), len(triplets), log)
+            self.assertEqual(len(re.findall(rf"GREYLIST passed .* to=<{re.escape(rcpt)}>", log)),
+                             len(triplets))
+            counts = per_worker(mx)
+            self.assertGreater(min(counts.values()), 0, counts)
+
+    def test_client_connection_count_is_counted_across_workers(self):
+        cfg = two_workers(limits={"client_connection_count": 2}, greet={"wait": "6s"})
+        with harness.Mxscreen(cfg) as mx:
+            held, refused = held_connections(mx, "127.0.5.40", 8)
+            try:
+                self.assertEqual(len(held), 2, refused)
+                self.assertEqual(len(refused), 6)
+                for line in refused:
+                    self.assertTrue(line.startswith(b"421 4.7.0"), line)
+                self.assertGreater(min(per_worker(mx).values()), 0, per_worker(mx))
+            finally:
+                for sock in held:
+                    sock.close()
+
+    def test_max_sessions_is_counted_across_workers(self):
+        cfg = two_workers(server={"max_sessions": 4, "stress_threshold": 1.0},
+                          limits={"client_connection_count": 0}, greet={"wait": "6s"})
+        with harness.Mxscreen(cfg) as mx:
+            held, refused = held_connections(mx, "127.0.5.41", 8)
+            try:
+                self.assertEqual(len(held), 4, refused)
+                self.assertEqual(len(refused), 4)
+                for line in refused:
+                    self.assertTrue(line.startswith(b"421"), line)
+                self.assertEqual(mx.metric("mxscreen_sessions_active"), 4)
+            finally:
+                for sock in held:
+                    sock.close()
+            harness.wait_until(lambda: mx.metric("mxscreen_sessions_active") == 0,
+                               what="sessions_active back to 0")
+
+    def banner(self, mx, source):
+        with harness.raw_connect(mx.port, source) as sock:
+            return harness.read_line(sock).decode()
+
+    def test_sighup_reaches_both_workers_and_sigterm_stops_both(self):
+        with harness.Mxscreen(two_workers(greet={"banner": "$hostname ESMTP before"})) as mx:
+            self.assertIn("ESMTP before", self.banner(mx, "127.0.5.50"))
+            text = mx.config_path.read_text().replace("ESMTP before", "ESMTP after")
+            mx.config_path.write_text(text)
+            since = mx.log_offset()
+            mx.reload()
+            mx.wait_log(r"reloaded ", since=since)
+            # The other worker takes the new runtime from its inbox a moment later.
+            harness.wait_until(lambda: all("ESMTP after" in self.banner(mx, "127.0.5.51")
+                                           for _ in range(4)),
+                               what="the new banner")
+            banners = [self.banner(mx, f"127.0.5.{52 + i % 8}") for i in range(24)]
+            self.assertTrue(all("ESMTP after" in b for b in banners), banners)
+            self.assertGreater(min(per_worker(mx).values()), 0, per_worker(mx))
+
+            held = [harness.raw_connect(mx.port, f"127.0.5.{52 + i}") for i in range(6)]
+            try:
+                for sock in held:
+                    harness.read_line(sock)
+                self.assertEqual(mx.stop(timeout=15), 0, mx.log_tail())
+                for sock in held:
+                    _, how = harness.read_until_closed(sock, 5)
+                    self.assertIsNotNone(how)
+            finally:
+                for sock in held:
+                    sock.close()
+            self.assertRegex(mx.log_text(), r"stopped")
+
+
+if __name__ == "__main__":
+    unittest.main()
