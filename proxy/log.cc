@@ -15,6 +15,16 @@ namespace {
 
 LogFormat g_format = LogFormat::kText;
 LogTarget g_target = LogTarget::kStderr;
+const std::string g_pid = std::to_string(getpid());  // no fork after start
+
+constexpr std::size_t kBatchLimit = 16 * 1024;
+thread_local bool t_batching = false;
+thread_local std::string t_pending;
+
+void write_stderr(const std::string& out) {
+  ssize_t ignored = ::write(STDERR_FILENO, out.data(), out.size());
+  (void)ignored;
+}
 
 std::string_view level_name(LogLevel level) {
   switch (level) {
@@ -75,13 +85,29 @@ void Log::event(LogLevel level, std::string_view event, const std::string& messa
     syslog(prio, "%s", line.c_str());  // never a client-controlled format string
     return;
   }
-  std::string out = g_format == LogFormat::kJson
-                        ? line
-                        : timestamp() + " mxscreen[" + std::to_string(getpid()) + "]: " + line;
+  std::string out =
+      g_format == LogFormat::kJson ? line : timestamp() + " mxscreen[" + g_pid + "]: " + line;
   out += '\n';
-  // One write(2) per line so concurrent writers never interleave within a line.
-  ssize_t ignored = ::write(STDERR_FILENO, out.data(), out.size());
-  (void)ignored;
+  if (t_batching) {
+    t_pending += out;
+    if (t_pending.size() >= kBatchLimit) flush();
+    return;
+  }
+  // One write(2) per line (or per batch of whole lines): concurrent writers never interleave
+  // within a line.
+  write_stderr(out);
+}
+
+void Log::batch(bool on) {
+  if (!on) flush();
+  t_batching = on;
+}
+
+void Log::flush() {
+  if (t_pending.empty()) return;
+  write_stderr(t_pending);
+  t_pending.clear();
+  if (t_pending.capacity() > 4 * kBatchLimit) t_pending.shrink_to_fit();
 }
 
 }  // namespace mxscreen::proxy

@@ -1,6 +1,7 @@
 // proxy/log.h: one line per event, in postscreen's vocabulary, to stderr or syslog (mail
-// facility), as text or JSON objects. Callers pass client-supplied text through
-// protocol::printable() first; the JSON writer escapes every field once more.
+// facility), as text or JSON objects. Lines are whole in every write(2), batched per loop turn.
+// Callers pass client-supplied text through protocol::printable() first; the JSON writer escapes
+// every field once more.
 #pragma once
 
 #include <initializer_list>
@@ -22,6 +23,12 @@ class Log {
   // `event` is the log word (CONNECT, PREGREET, ...), `message` the whole human line.
   static void event(LogLevel level, std::string_view event, const std::string& message,
                     std::initializer_list<LogField> fields = {});
+  // While an event loop runs, its thread collects lines and writes them with one write(2)
+  // when the loop is about to wait (Server's prepare hook calls flush()) or 16 KiB are
+  // pending: a busy worker makes one log write per loop turn, not one per line. Off by
+  // default; batch(false) writes what is pending. stderr only (syslog is one call per line).
+  static void batch(bool on);
+  static void flush();
   static void info(const std::string& message) { event(LogLevel::kInfo, "", message); }
   static void warning(const std::string& message) { event(LogLevel::kWarning, "", message); }
   static void error(const std::string& message) { event(LogLevel::kError, "", message); }

@@ -198,12 +198,16 @@ int run(int argc, char** argv) {
   for (std::size_t i = 0; i < loops.size(); ++i) {
     threads.emplace_back([loop = loops[i].get(), name = "mxscreen-w" + std::to_string(i + 1)] {
       pthread_setname_np(pthread_self(), name.c_str());  // `top -H`, /proc/PID/task/*/comm
+      Log::batch(true);
       uv_run(loop, UV_RUN_DEFAULT);
+      Log::batch(false);
     });
   }
   Log::info(std::string("mxscreen ") + MXSCREEN_VERSION + " started" +
             (workers > 1 ? " with " + std::to_string(workers) + " workers" : ""));
+  Log::batch(true);
   uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+  Log::batch(false);
   for (auto& thread : threads) thread.join();
   Log::info("stopped");
   return finish(kExitOk);

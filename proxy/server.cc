@@ -290,6 +290,10 @@ bool Server::start() {
   uv_check_init(loop_, reaper_.get());
   reaper_.initialized();
   reaper_->data = this;
+  uv_prepare_init(loop_, log_flush_.get());
+  log_flush_.initialized();
+  uv_prepare_start(log_flush_.get(), [](uv_prepare_t*) { Log::flush(); });
+  uv_unref(log_flush_.base());
   uv_timer_init(loop_, probe_timer_.get());
   probe_timer_.initialized();
   probe_timer_->data = this;
@@ -558,6 +562,7 @@ void Server::maybe_finish_drain() {
   sigterm_.close();
   sigint_.close();
   reaper_.close();
+  log_flush_.close();
   {
     std::lock_guard lock(inbox_mutex_);
     inbox_open_ = false;

@@ -192,6 +192,7 @@ class Server {
   uint64_t accepted_ = 0;
   MetricsServer metrics_server_;
   UvHandle<uv_check_t> reaper_;
+  UvHandle<uv_prepare_t> log_flush_;  // writes the loop turn's log lines before it waits
   UvHandle<uv_timer_t> drain_timer_;
   UvHandle<uv_signal_t> sighup_, sigterm_, sigint_;
   std::vector<std::string> backend_ehlo_;

@@ -4,8 +4,10 @@ What the user notices, with the real binary and the real Postfix backend:
 - Two worker threads are visible (/proc/PID/task/*/comm "mxscreen" and "mxscreen-w1"); 40
   concurrent clients are spread over both (mxscreen_worker_sessions_total{worker}) and every
   message reaches the Maildir.
-- Greylisting on the memory store is one table for both workers: eight triplets greylisted
-  once each, and every retry after the delay passes, whichever worker takes it.
+- Greylisting is one table for both workers, on the memory store (one engine behind a lock),
+  on LMDB (one environment, a store per worker) and on Redis (a connection per worker): eight
+  triplets greylisted once each, and every retry after the delay passes, whichever worker
+  takes it.
 - limits.client_connection_count and server.max_sessions count across workers: with a limit
   of 2 (or 4), exactly 2 (or 4) of 8 held connections stay, the rest get 421.
 - SIGHUP reaches both workers (every new session afterwards has the new banner); SIGTERM
@@ -95,9 +97,11 @@ class WorkersTest(unittest.TestCase):
             harness.wait_until(lambda: mx.metric("mxscreen_sessions_active") == 0,
                                what="sessions_active back to 0")
 
-    def test_greylisting_on_the_memory_store_is_one_table_for_both_workers(self):
+    def greylisting_is_shared(self, store):
+        """Eight triplets greylisted once each; every retry after the delay passes, whichever
+        worker takes it (with a table per worker, a retry on the other one is "new" again)."""
         rcpt = harness.MAILBOX
-        cfg = two_workers(greylist={"enabled": True, "delay": "1s"})
+        cfg = two_workers(greylist={"enabled": True, "delay": "1s"}, store=store)
         with harness.Mxscreen(cfg) as mx:
             triplets = [(f"127.0.5.{20 + i}", f"gw.x{uuid.uuid4().hex}@example.org")
                         for i in range(8)]
@@ -118,12 +122,25 @@ class WorkersTest(unittest.TestCase):
                 harness.wait_until(passed, 10, interval=0, what=f"{source} to pass greylisting")
                 harness.wait_delivered(marker)
             log = mx.log_text()
-            # A retry on the other worker would have been "new" again with a table per worker.
             self.assertEqual(len(re.findall(r"GREYLIST new ", log)), len(triplets), log)
             self.assertEqual(len(re.findall(rf"GREYLIST passed .* to=<{re.escape(rcpt)}>", log)),
                              len(triplets))
             counts = per_worker(mx)
             self.assertGreater(min(counts.values()), 0, counts)
+
+    def test_greylisting_on_the_memory_store_is_one_table_for_both_workers(self):
+        self.greylisting_is_shared({"backend": "memory"})
+
+    def test_greylisting_on_lmdb_is_one_file_for_both_workers(self):
+        self.greylisting_is_shared({"backend": "lmdb"})
+
+    def test_greylisting_on_redis_with_a_connection_per_worker(self):
+        redis = harness.RedisServer().start()
+        try:
+            self.greylisting_is_shared({"backend": "redis",
+                                        "redis_url": f"redis://127.0.0.1:{redis.port}/0"})
+        finally:
+            redis.cleanup()
 
     def test_client_connection_count_is_counted_across_workers(self):
         cfg = two_workers(limits={"client_connection_count": 2}, greet={"wait": "6s"})
