@@ -54,6 +54,24 @@ int bind_reuseport(uv_tcp_t* tcp, const protocol::Endpoint& at) {
   return rc;
 }
 
+// SO_REUSEPORT would also let a second mxscreen (same user) join the port and take half the
+// connections unnoticed. A plain bind first fails with EADDRINUSE while anyone listens there.
+int check_port_free(const protocol::Endpoint& at) {
+  auto ss = sockaddr_from_endpoint(at);
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  int rc = 0;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      (!at.address.is_v4() && ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+      ::bind(fd, reinterpret_cast<const sockaddr*>(&ss),
+             ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6)) != 0) {
+    rc = -errno;
+  }
+  ::close(fd);
+  return rc;
+}
+
 template <typename Fn>
 void start_signal(uv_loop_t* loop, UvHandle<uv_signal_t>& handle, int signum, void* data, Fn fn) {
   uv_signal_init(loop, handle.get());
@@ -215,8 +233,13 @@ bool Server::bind() {
     uv_tcp_init(loop_, listener->tcp.get());
     listener->tcp.initialized();
     listener->tcp->data = listener.get();
-    int rc = group_.workers.size() > 1 ? bind_reuseport(listener->tcp.get(), lc.address)
-                                       : bind_tcp(listener->tcp.get(), lc.address);
+    int rc = 0;
+    if (group_.workers.size() == 1) {
+      rc = bind_tcp(listener->tcp.get(), lc.address);
+    } else {
+      if (first_worker()) rc = check_port_free(lc.address);
+      if (rc == 0) rc = bind_reuseport(listener->tcp.get(), lc.address);
+    }
     if (rc == 0) rc = uv_listen(listener->tcp.stream(), 4096, on_connection);
     if (rc != 0) {
       Log::error("cannot listen on " + listener->label + ": " + uv_error(rc));

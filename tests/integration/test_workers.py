@@ -18,6 +18,7 @@ Client source addresses: 127.0.5.1-127.0.5.60.
 
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -172,6 +173,21 @@ class WorkersTest(unittest.TestCase):
                     sock.close()
             harness.wait_until(lambda: mx.metric("mxscreen_sessions_active") == 0,
                                what="sessions_active back to 0")
+
+    def test_a_second_instance_on_the_same_port_is_refused(self):
+        # SO_REUSEPORT must not let another mxscreen silently take half of the connections.
+        with harness.Mxscreen(TWO) as mx:
+            config = mx.tmpdir / "second.toml"
+            config.write_text(mx.config_path.read_text().replace(
+                f"127.0.0.1:{mx.metrics_port}", f"127.0.0.1:{harness.free_port()}"))
+            proc = subprocess.run([mx.binary, "--config", str(config)], capture_output=True,
+                                  text=True, timeout=10)
+            self.assertEqual(proc.returncode, 1, proc.stderr)
+            self.assertRegex(proc.stderr, rf"cannot listen on 127\.0\.0\.1:{mx.port}: "
+                                          r"address already in use")
+            # The first one still has every connection.
+            with harness.raw_connect(mx.port, "127.0.5.45") as sock:
+                self.assertTrue(harness.read_line(sock).startswith(b"220-"))
 
     def banner(self, mx, source):
         with harness.raw_connect(mx.port, source) as sock:
