@@ -9,7 +9,7 @@ What the user notices, with the real binary and the real Postfix backend:
   triplets greylisted once each, and every retry after the delay passes, whichever worker
   takes it.
 - limits.client_connection_count and server.max_sessions count across workers: with a limit
-  of 2 (or 4), exactly 2 (or 4) of 8 held connections stay, the rest get 421.
+  of 2 (or 4), exactly 2 (or 4) of 16 held connections stay, the rest get 421.
 - SIGHUP reaches both workers (every new session afterwards has the new banner); SIGTERM
   stops both (exit 0, held clients closed).
 
@@ -143,36 +143,33 @@ class WorkersTest(unittest.TestCase):
         finally:
             redis.cleanup()
 
-    def test_client_connection_count_is_counted_across_workers(self):
-        cfg = two_workers(limits={"client_connection_count": 2}, greet={"wait": "6s"})
+    def limit_holds_across_workers(self, cfg, source, keep, refusal):
+        """16 connections from source: exactly `keep` stay, the others get `refusal`. They are
+        spread over both workers (all 16 on one: odds 1 in 32,768), so a count per worker
+        would let more in."""
         with harness.Mxscreen(cfg) as mx:
-            held, refused = held_connections(mx, "127.0.5.40", 8)
+            held, refused = held_connections(mx, source, 16)
             try:
-                self.assertEqual(len(held), 2, refused)
-                self.assertEqual(len(refused), 6)
+                self.assertEqual(len(held), keep, refused)
+                self.assertEqual(len(refused), 16 - keep)
                 for line in refused:
-                    self.assertTrue(line.startswith(b"421 4.7.0"), line)
+                    self.assertTrue(line.startswith(refusal), line)
+                self.assertEqual(mx.metric("mxscreen_sessions_active"), keep)
                 self.assertGreater(min(per_worker(mx).values()), 0, per_worker(mx))
-            finally:
-                for sock in held:
-                    sock.close()
-
-    def test_max_sessions_is_counted_across_workers(self):
-        cfg = two_workers(server={"max_sessions": 4, "stress_threshold": 1.0},
-                          limits={"client_connection_count": 0}, greet={"wait": "6s"})
-        with harness.Mxscreen(cfg) as mx:
-            held, refused = held_connections(mx, "127.0.5.41", 8)
-            try:
-                self.assertEqual(len(held), 4, refused)
-                self.assertEqual(len(refused), 4)
-                for line in refused:
-                    self.assertTrue(line.startswith(b"421"), line)
-                self.assertEqual(mx.metric("mxscreen_sessions_active"), 4)
             finally:
                 for sock in held:
                     sock.close()
             harness.wait_until(lambda: mx.metric("mxscreen_sessions_active") == 0,
                                what="sessions_active back to 0")
+
+    def test_client_connection_count_is_counted_across_workers(self):
+        cfg = two_workers(limits={"client_connection_count": 2}, greet={"wait": "6s"})
+        self.limit_holds_across_workers(cfg, "127.0.5.40", 2, b"421 4.7.0")
+
+    def test_max_sessions_is_counted_across_workers(self):
+        cfg = two_workers(server={"max_sessions": 4, "stress_threshold": 1.0},
+                          limits={"client_connection_count": 0}, greet={"wait": "6s"})
+        self.limit_holds_across_workers(cfg, "127.0.5.41", 4, b"421")
 
     def test_a_second_instance_on_the_same_port_is_refused(self):
         # SO_REUSEPORT must not let another mxscreen silently take half of the connections.
