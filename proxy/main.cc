@@ -164,19 +164,6 @@ int run(int argc, char** argv) {
   WorkerGroup group(workers);
   std::vector<std::unique_ptr<uv_loop_t>> loops;
   std::vector<std::unique_ptr<Server>> servers;
-  for (std::size_t i = 0; i < workers; ++i) {
-    uv_loop_t* loop = uv_default_loop();
-    if (i > 0) {
-      loops.push_back(std::make_unique<uv_loop_t>());
-      loop = loops.back().get();
-      if (int e = uv_loop_init(loop); e != 0) {
-        loops.pop_back();
-        Log::error("cannot start worker " + std::to_string(i) + ": " + uv_error(e));
-        return kExitFailure;
-      }
-    }
-    servers.push_back(std::make_unique<Server>(loop, runtime, config_path, group, i));
-  }
   // Close what was made and let each loop run its close callbacks.
   auto finish = [&](int rc) {
     servers.clear();
@@ -187,6 +174,19 @@ int run(int argc, char** argv) {
     }
     return rc;
   };
+  for (std::size_t i = 0; i < workers; ++i) {
+    uv_loop_t* loop = uv_default_loop();
+    if (i > 0) {
+      loops.push_back(std::make_unique<uv_loop_t>());
+      loop = loops.back().get();
+      if (int e = uv_loop_init(loop); e != 0) {
+        loops.pop_back();
+        Log::error("cannot start worker " + std::to_string(i) + ": " + uv_error(e));
+        return finish(kExitFailure);
+      }
+    }
+    servers.push_back(std::make_unique<Server>(loop, runtime, config_path, group, i));
+  }
   for (auto& server : servers) {
     if (!server->bind()) return finish(kExitFailure);
   }
