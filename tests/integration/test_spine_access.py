@@ -25,24 +25,6 @@ def sink_backend(sink, **extra):
     return {"address": f"127.0.0.1:{sink.port}", "handoff": "none", **extra}
 
 
-def read_all(sock, timeout=5.0):
-    """(bytes the peer sent until it closed, how it closed: "eof" | "reset" | "open")."""
-    data = bytearray()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(4096)
-        except ConnectionResetError:
-            return bytes(data), "reset"
-        except socket.timeout:
-            break
-        if not chunk:
-            return bytes(data), "eof"
-        data += chunk
-    return bytes(data), "open"
-
-
 class AccessListTest(unittest.TestCase):
     def test_deny_and_allow_from_config(self):
         port6 = harness.free_port("::1")
@@ -53,13 +35,13 @@ class AccessListTest(unittest.TestCase):
                 "greet": {"wait": "5s", "banner": BANNER},
                 "backend": sink_backend(sink)})) as mx:
             with harness.raw_connect(mx.port, source="127.0.0.9") as sock:
-                data, how = read_all(sock)
+                data, how = harness.read_until_closed(sock)
                 self.assertEqual(how, "eof")
                 self.assertRegex(data.decode(), r"^554 5\.7\.1 .*\r\n$")
             mx.wait_log(r"DENYLISTED \[127\.0\.0\.9\]:\d+")
             mx.wait_log(r"DISCONNECT \[127\.0\.0\.9\]:\d+ outcome=denylisted")
             with harness.raw_connect(port6, source="::1", host="::1") as sock:
-                data, how = read_all(sock)
+                data, how = harness.read_until_closed(sock)
                 self.assertEqual(how, "eof")
                 self.assertRegex(data.decode(), r"^554 5\.7\.1 .*\r\n$")
             mx.wait_log(r"DENYLISTED \[::1\]:\d+")
@@ -85,7 +67,7 @@ class AccessListTest(unittest.TestCase):
                                          "greet": {"wait": "5s"},
                                          "backend": sink_backend(sink)})) as mx:
                 with harness.raw_connect(mx.port, source="127.0.0.10") as sock:
-                    data, how = read_all(sock)
+                    data, how = harness.read_until_closed(sock)
                     self.assertRegex(data.decode(), r"^554 5\.7\.1 ")
                 mx.wait_log(r"DENYLISTED \[127\.0\.0\.10\]:\d+")
                 with harness.raw_connect(mx.port, source="127.0.0.11") as sock:
@@ -113,7 +95,7 @@ class FakeMxTest(unittest.TestCase):
             try:
                 # On loopback the RST may beat connect() itself.
                 with harness.raw_connect(self.fake_port, source="127.0.0.5") as sock:
-                    data, how = read_all(sock)
+                    data, how = harness.read_until_closed(sock)
             except ConnectionResetError:
                 data, how = b"", "reset"
             self.assertEqual((data, how), (b"", "reset"))
@@ -127,7 +109,7 @@ class FakeMxTest(unittest.TestCase):
     def test_tempfail(self):
         with harness.Mxscreen(self.fake_mx_config("tempfail")) as mx:
             with harness.raw_connect(self.fake_port, source="127.0.0.5") as sock:
-                data, how = read_all(sock)
+                data, how = harness.read_until_closed(sock)
                 self.assertEqual(how, "eof")
                 self.assertRegex(data.decode(), r"^421 4\.3\.2 [^\r\n]*\r\n$")
             mx.wait_log(r"FAKE-MX \[127\.0\.0\.5\]:\d+ action=tempfail")
@@ -142,7 +124,7 @@ class LimitsTest(unittest.TestCase):
             try:
                 self.assertTrue(harness.read_line(held, 3).startswith(b"220-"))
                 with harness.raw_connect(mx.port, source="127.0.0.6") as sock:
-                    data, how = read_all(sock)
+                    data, how = harness.read_until_closed(sock)
                     self.assertEqual(how, "eof")
                     self.assertEqual(data, b"421 4.3.2 All server ports are busy\r\n")
                 mx.wait_log(r"NOQUEUE: reject: CONNECT from \[127\.0\.0\.6\]:\d+: "
