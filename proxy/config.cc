@@ -497,6 +497,13 @@ void read_listeners(Reporter& reporter, const toml::node* node, Config& c) {
       const bool address_ok = reporter.count() == errors_before;
       s.read("role", listen.role, std::span<const Named<ListenRole>>(kListenRoles));
       s.read("proxy_protocol", listen.proxy_protocol);
+      s.read("proxy_trusted", listen.proxy_trusted);
+      if (listen.proxy_protocol && listen.proxy_trusted.empty()) {
+        s.error("proxy_protocol",
+                "proxy_protocol = true needs proxy_trusted, the addresses of the upstream "
+                "balancers whose PROXY header is believed (e.g. proxy_trusted = "
+                "[\"127.0.0.1/32\"])");
+      }
       s.finish();
       for (const auto& other : c.listen) {
         if (address_ok && other.address == listen.address) {
@@ -506,7 +513,11 @@ void read_listeners(Reporter& reporter, const toml::node* node, Config& c) {
       c.listen.push_back(listen);
     }
   }
-  if (c.listen.empty()) c.listen.push_back({{protocol::IpAddress::v4(0, 0, 0, 0), 25}});
+  if (c.listen.empty()) {
+    ListenConfig any;
+    any.address = {protocol::IpAddress::v4(0, 0, 0, 0), 25};
+    c.listen.push_back(any);
+  }
 }
 
 constexpr std::string_view kSections[] = {

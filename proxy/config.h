@@ -33,6 +33,9 @@ struct ListenConfig {
   protocol::Endpoint address;
   ListenRole role = ListenRole::kMx;
   bool proxy_protocol = false;  // expect PROXY v1/v2 from an upstream load balancer
+  // The upstream balancers whose PROXY header is believed (Haraka's haproxy_hosts). Required
+  // when proxy_protocol is on: a connection from any other address is closed unheard.
+  std::vector<protocol::Cidr> proxy_trusted;
   // Where the [[listen]] entry is in the file (0 = built-in default), for bind errors.
   int line = 0;
   int column = 0;

@@ -391,7 +391,7 @@ void Server::greet_wait(Session* session, const std::shared_ptr<bool>& alive, ui
 void Server::arm_greet_timer() {
   // Stale entries on top (sessions that ended) are dropped here, so that an idle server's
   // loop is not kept alive by a timer that has nobody to wake.
-  while (!greet_waits_.empty() && greet_waits_.top().alive.expired()) greet_waits_.pop();
+  while (!greet_waits_.empty() && !greet_waits_.top().session_alive()) greet_waits_.pop();
   if (greet_waits_.empty()) {
     uv_timer_stop(greet_timer_.get());
     greet_timer_due_ = 0;
@@ -415,7 +415,7 @@ void Server::greet_timer_fired() {
   while (!greet_waits_.empty() && greet_waits_.top().deadline <= now) {
     GreetWait due = greet_waits_.top();
     greet_waits_.pop();
-    if (!due.alive.expired()) due.session->greet_wait_over(due.deadline);
+    if (due.session_alive()) due.session->greet_wait_over(due.deadline);
   }
   arm_greet_timer();
 }

@@ -170,6 +170,12 @@ class Server {
     uint64_t deadline;
     Session* session;
     std::weak_ptr<bool> alive;
+    // The session's liveness token is false once it is destroyed. Not `alive.expired()`:
+    // store callbacks still pending (Redis) hold copies of the token after the session died.
+    bool session_alive() const {
+      auto token = alive.lock();
+      return token && *token;
+    }
     bool operator>(const GreetWait& other) const { return deadline > other.deadline; }
   };
 

@@ -78,6 +78,7 @@ bool Session::accept(uv_stream_t* listener_stream) {
   client_ = tcp_peer(client_conn_.tcp());
   local_ = tcp_local(client_conn_.tcp());
   if (listener_.config.proxy_protocol) {
+    if (!proxy_upstream_trusted()) return true;
     state_ = State::kProxyHeader;
     client_conn_.start_reading();
     arm_timer(kProxyHeaderTimeout);
@@ -87,7 +88,28 @@ bool Session::accept(uv_stream_t* listener_stream) {
   return true;
 }
 
+bool Session::proxy_upstream_trusted() {
+  const auto& trusted = listener_.config.proxy_trusted;
+  if (std::any_of(trusted.begin(), trusted.end(),
+                  [&](const protocol::Cidr& net) { return net.contains(client_.address); })) {
+    return true;
+  }
+  // Never read a byte from it: whatever it would say about a client is not believed.
+  Log::event(LogLevel::kWarning, "PROXY",
+             "PROXY connection from untrusted upstream " + who() + " to " + local_.log_string() +
+                 " (not in proxy_trusted); closing",
+             {{"upstream", client_labels()}, {"listener", listener_.label}});
+  metrics().inc("mxscreen_proxy_untrusted_total",
+                "listener=\"" + label_value(listener_.label) + "\"");
+  client_conn_.close();
+  finish("proxy_untrusted");
+  return false;
+}
+
 void Session::connect_decision() {
+  // From here until the greet (or the handoff) starts, client bytes are only held: the connect
+  // decision may wait for the store (a ban lookup over Redis).
+  state_ = State::kConnect;
   Log::event(LogLevel::kInfo, "CONNECT", "CONNECT from " + who() + " to " + local_.log_string(),
              {{"client", client_labels()},
               {"client_port", std::to_string(client_.port)},
@@ -225,6 +247,13 @@ void Session::start_greet() {
   const auto& greet = config().greet;
   client_write("220-" + runtime_->banner + "\r\n");
   pregreet_.emplace(greet.action, std::chrono::steady_clock::now());
+  // Bytes that came during the connect decision (behind a PROXY header) talked early.
+  if (!held_.empty()) {
+    std::string early = std::move(held_);
+    held_.clear();
+    on_client_bytes(early);
+    if (state_ != State::kGreet) return;  // pregreet drop
+  }
   client_conn_.start_reading();
   // Postfix's stress mode: postscreen_greet_wait = ${stress?{2}:{6}}s. The server keeps one
   // timer for every greet wait (held sessions carry no timer of their own).
@@ -512,16 +541,18 @@ void Session::on_client_bytes(std::string_view bytes) {
         client_ = parsed.header.source;
         local_ = parsed.header.destination;
       }
+      // Bytes after the header are the client's own SMTP talk: they stay held (never parsed
+      // as a header again) and count as early talk when the greet starts, or go to Postfix
+      // after its banner when the client is handed off at connect.
       held_.erase(0, parsed.consumed);
       client_conn_.stop_reading();
       stop_timer();
-      std::string rest = std::move(held_);
-      held_.clear();
       connect_decision();
-      // Bytes after the header are the client's own: they count as early talk.
-      if (!rest.empty() && state_ != State::kDone) on_client_bytes(rest);
       return;
     }
+    case State::kConnect:
+      hold(bytes);
+      return;
     case State::kGreet: {
       bool first = !pregreet_->hit();
       pregreet_->on_client_bytes(std::chrono::steady_clock::now(), bytes);
@@ -687,6 +718,8 @@ void Session::timer_fired() {
       metrics().inc("mxscreen_proxy_header_errors_total");
       client_conn_.close();
       finish("proxy_header_timeout");
+      return;
+    case State::kConnect:  // no timer runs while the connect decision is made
       return;
     case State::kGreet:
       greet_done();

@@ -45,11 +45,15 @@ class Session : public ConnHandler {
   void on_connect(Conn& conn, int status) override;
 
  private:
-  enum class State { kProxyHeader, kGreet, kDialogue, kHandoff, kSplice, kDone };
+  // kProxyHeader: reading an upstream's PROXY header; kConnect: the connect decision (access,
+  // bans, limits, pass cache) is being made, client bytes are only held.
+  enum class State { kProxyHeader, kConnect, kGreet, kDialogue, kHandoff, kSplice, kDone };
   // Handoff steps, in order; the replay steps run only when the dialogue got that far.
   enum class Step { kConnecting, kBanner, kXclientEhlo, kXclient, kHelo, kMail, kRcpt };
 
   const Config& config() const { return *runtime_->config; }
+  // A proxy_protocol listener believes only its proxy_trusted upstreams; false: closed.
+  bool proxy_upstream_trusted();
   void connect_decision();
   bool within_client_limits();
   // session_store.cc: the verdict cache and greylisting.
@@ -134,7 +138,7 @@ class Session : public ConnHandler {
   // smtp.command_time_limit for the whole dialogue; made when the dialogue starts.
   std::unique_ptr<UvHandle<uv_timer_t>> command_timer_;
   uint64_t greet_deadline_ = 0;  // uv_now() ms when the greet wait ends; 0 = none pending
-  State state_ = State::kProxyHeader;
+  State state_ = State::kConnect;
   Step step_ = Step::kConnecting;
 
   protocol::Endpoint client_;

@@ -163,7 +163,7 @@ class ProxyProtocolListenerTest(unittest.TestCase):
         ]
         port = harness.free_port()
         config = spine({"listen": [{"address": f"127.0.0.1:{port}", "role": "mx",
-                                    "proxy_protocol": True}]})
+                                    "proxy_protocol": True, "proxy_trusted": [CLIENT]}]})
         marker = harness.unique_marker()
         offset = harness.postfix_log_offset()
         with harness.Mxscreen(config) as mx:
@@ -194,7 +194,7 @@ class ProxyProtocolListenerTest(unittest.TestCase):
         port = harness.free_port()
         with harness.SmtpSink() as sink, harness.Mxscreen(spine({
                 "listen": [{"address": f"127.0.0.1:{port}", "role": "mx",
-                            "proxy_protocol": True}],
+                            "proxy_protocol": True, "proxy_trusted": [CLIENT]}],
                 "greet": {"action": "drop", "banner": BANNER},
                 "backend": {"address": f"127.0.0.1:{sink.port}", "handoff": "none"}})) as mx:
             # A PROXY v2 header that arrives a few bytes at a time is still one header.

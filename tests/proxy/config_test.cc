@@ -145,6 +145,7 @@ buffer_size = 16384
 [[listen]]
 address = "[::]:25"
 proxy_protocol = true
+proxy_trusted = ["::1", "10.0.0.0/8"]
 
 [[listen]]
 address = "192.0.2.10:25"
@@ -184,6 +185,8 @@ target = "syslog"
   ASSERT_EQ(c.listen.size(), 2u);
   EXPECT_EQ(c.listen[0].address.to_string(), "[::]:25");
   EXPECT_TRUE(c.listen[0].proxy_protocol);
+  ASSERT_EQ(c.listen[0].proxy_trusted.size(), 2u);
+  EXPECT_EQ(c.listen[0].proxy_trusted[1].to_string(), "10.0.0.0/8");
   EXPECT_EQ(c.listen[0].line, 7);
   EXPECT_EQ(c.listen[1].role, ListenRole::kFakeMx);
   EXPECT_EQ(c.backend.address.to_string(), "[::1]:2525");
@@ -227,6 +230,14 @@ TEST(ConfigErrors, UnknownSectionAndTopLevelKey) {
 TEST(ConfigErrors, UnknownKeyInListen) {
   EXPECT_EQ(only_error("[[listen]]\naddress = \"0.0.0.0:25\"\nproxy = true\n"),
             "t.toml:3:9: unknown key 'proxy' in [[listen]]");
+}
+
+TEST(ConfigErrors, ProxyProtocolNeedsTrustedUpstreams) {
+  // A PROXY header from anyone would let any client choose its own address (issue 13).
+  EXPECT_EQ(only_error("[[listen]]\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\n"),
+            "t.toml:3:18: 'proxy_protocol' in [[listen]]: proxy_protocol = true needs "
+            "proxy_trusted, the addresses of the upstream balancers whose PROXY header is "
+            "believed (e.g. proxy_trusted = [\"127.0.0.1/32\"])");
 }
 
 TEST(ConfigErrors, MissingListenAddressPointsAtTable) {
