@@ -32,7 +32,7 @@ constexpr int kExitUsage = 2;
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: mxscreen --config FILE         run in the foreground\n"
-               "       mxscreen --check-config --config FILE\n"
+               "       mxscreen --check-config [--plan] --config FILE\n"
                "       mxscreen ctl --config FILE bans | unban ADDR | ban ADDR DURATION | stats\n"
                "       mxscreen --version\n");
 }
@@ -115,6 +115,7 @@ int run(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "ctl") return run_ctl_command(argc, argv);
   std::string config_path;
   bool check_only = false;
+  bool print_plan = false;  // --plan: the enabled tests, their phase and needs, the handoff
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--version") {
@@ -125,6 +126,8 @@ int run(int argc, char** argv) {
       return kExitOk;
     } else if (arg == "--check-config") {
       check_only = true;
+    } else if (arg == "--plan") {
+      check_only = print_plan = true;
     } else if (arg == "--config" && i + 1 < argc) {
       config_path = argv[++i];
     } else if (arg.rfind("--config=", 0) == 0) {
@@ -150,6 +153,7 @@ int run(int argc, char** argv) {
     return kExitUsage;
   }
   if (check_only) {
+    if (print_plan) std::printf("%s", runtime->plan.describe().c_str());
     std::printf("%s: configuration OK\n", config_path.c_str());
     return kExitOk;
   }

@@ -83,6 +83,35 @@ void start_signal(uv_loop_t* loop, UvHandle<uv_signal_t>& handle, int signum, vo
 
 }  // namespace
 
+namespace {
+
+// The plan's view of the config (checks/plan.h): which settings switch a test on.
+checks::PlanSettings plan_settings(const Config& c, const Runtime& rt) {
+  checks::PlanSettings s;
+  s.dnsbl_sites = !rt.dnsbl_sites->empty();
+  s.greet = c.greet.action;
+  s.pipelining = c.smtp.pipelining;
+  s.non_smtp_command = c.smtp.non_smtp_command;
+  s.bare_newline = c.smtp.bare_newline;
+  s.helo_reject_invalid = c.helo.reject_invalid;
+  s.helo_reject_non_fqdn = c.helo.reject_non_fqdn;
+  s.helo_reject_unknown = c.helo.reject_unknown;
+  s.helo_rhsbl = !rt.helo_rhsbl->empty();
+  s.client_reject_unknown_reverse = c.client.reject_unknown_reverse;
+  s.client_reject_unknown = c.client.reject_unknown;
+  s.client_rhsbl_reverse = !rt.reverse_rhsbl->empty();
+  s.sender_reject_non_fqdn = c.sender.reject_non_fqdn;
+  s.sender_reject_unknown_domain = c.sender.reject_unknown_domain;
+  s.sender_rhsbl = !rt.sender_rhsbl->empty();
+  s.recipient_reject_non_fqdn = c.recipient.reject_non_fqdn;
+  s.greylist = c.greylist.enabled;
+  s.greylist_needs_client_name = rt.greylist_clients->needs_name();
+  s.xclient_name = c.backend.handoff == HandoffMode::kXclient;
+  return s;
+}
+
+}  // namespace
+
 std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::string>* errors) {
   auto rt = std::make_shared<Runtime>();
   // A rule file (access list, greylist allowlists): read, parsed by `parse`, every bad line
@@ -153,31 +182,13 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
   rt->sender_rhsbl = rhsbl(config.sender.rhsbl, "[sender] rhsbl");
   rt->reverse_rhsbl = rhsbl(config.client.rhsbl_reverse, "[client] rhsbl_reverse");
   if (!rt->helo_rhsbl || !rt->sender_rhsbl || !rt->reverse_rhsbl) return nullptr;
-  rt->domain_tests = config.helo.reject_unknown || config.sender.reject_unknown_domain ||
-                     !rt->helo_rhsbl->empty() || !rt->sender_rhsbl->empty() ||
-                     !rt->reverse_rhsbl->empty();
-  // XCLIENT carries the verified name (NAME=): without it Postfix sees every client as
-  // unknown[addr], so its reject_unknown_client_hostname and name-based rules would misfire.
-  rt->client_dns = !rt->dnsbl_sites->empty() || config.client.reject_unknown_reverse ||
-                   config.client.reject_unknown || !config.client.rhsbl_reverse.empty() ||
-                   (config.greylist.enabled && rt->greylist_clients->needs_name()) ||
-                   config.backend.handoff == HandoffMode::kXclient;
   rt->access = checks::AccessList(std::move(file_rules), config.access.deny, config.access.allow);
   if (config.server.hostname.empty()) {
     char buf[256] = {};
     if (gethostname(buf, sizeof buf - 1) == 0) config.server.hostname = buf;
   }
   rt->banner = expand_banner(config);
-  const auto& smtp = config.smtp;
-  bool stream_tests = smtp.pipelining != checks::Action::kOff ||
-                      smtp.non_smtp_command != checks::Action::kOff ||
-                      smtp.bare_newline != checks::Action::kOff;
-  bool envelope_tests = config.sender.reject_non_fqdn || config.recipient.reject_non_fqdn ||
-                        config.greylist.enabled || config.client.reject_unknown_reverse ||
-                        config.client.reject_unknown || rt->domain_tests;
-  bool helo_tests = config.helo.reject_invalid || config.helo.reject_non_fqdn;
-  rt->dialogue_needed = stream_tests || envelope_tests || helo_tests;
-  rt->handoff_after_helo = helo_tests && !stream_tests && !envelope_tests;
+  rt->plan = checks::Plan(plan_settings(config, *rt));
   rt->config = std::make_shared<const Config>(std::move(config));
   return rt;
 }

@@ -21,6 +21,7 @@
 #include "checks/access.h"
 #include "checks/greylist_allowlist.h"
 #include "checks/limits.h"
+#include "checks/plan.h"
 #include "proxy/abuse.h"
 #include "proxy/backend_probe.h"
 #include "proxy/client_dns.h"
@@ -42,19 +43,14 @@ struct Runtime {
   std::shared_ptr<const Config> config;
   checks::AccessList access;
   std::string banner;  // greet.banner with $hostname expanded
-  // Where the handoff happens (DESIGN.md step 5): at the first RCPT that passes when a test
-  // needs the envelope or watches the command stream, after EHLO when only HELO checks are
-  // on, else right after the greet wait.
-  bool dialogue_needed = false;
-  bool handoff_after_helo = false;
+  // Which tests are on, when each answers and what it needs; where the handoff happens
+  // (DESIGN.md step 5) follows from it.
+  checks::Plan plan{checks::PlanSettings{}};
   std::shared_ptr<TlsContext> tls;  // nullptr: no STARTTLS
-  // dnsbl.sites parsed; lookups for a client start at connect when any DNS test is on.
+  // dnsbl.sites parsed; lookups for a client start at connect when the plan needs client DNS.
   std::shared_ptr<const std::vector<checks::DnsblSite>> dnsbl_sites;
-  bool client_dns = false;
-  // RHSBL lists (same syntax) and whether any test of the HELO name, the sender domain or the
-  // reverse name asks DNS at RCPT (domain_dns.h).
+  // RHSBL lists (same syntax), asked at RCPT with the other domain tests (domain_dns.h).
   std::shared_ptr<const std::vector<checks::DnsblSite>> helo_rhsbl, sender_rhsbl, reverse_rhsbl;
-  bool domain_tests = false;
   // greylist.client_allowlist_file / recipient_allowlist_file (empty lists when unset).
   std::shared_ptr<const checks::ClientAllowlist> greylist_clients;
   std::shared_ptr<const checks::RecipientAllowlist> greylist_recipients;

@@ -173,7 +173,7 @@ void Session::after_ban_check() {
 }
 
 void Session::continue_after_cache() {
-  if (runtime_->client_dns) start_client_dns();
+  if (runtime_->plan.needs(checks::kNeedClientDns)) start_client_dns();
   start_greet();
 }
 
@@ -279,7 +279,7 @@ void Session::greet_done() {
   }
   bool fake_mx = listener_.config.role == ListenRole::kFakeMx;
   bool enforced = verdict.outcome == checks::Outcome::kEnforce || !dnsbl_enforce_reply_.empty();
-  if (!runtime_->dialogue_needed && !fake_mx && !enforced) {
+  if (!runtime_->plan.dialogue_needed() && !fake_mx && !enforced) {
     // Only connection tests are on: hand off now; our final 220 goes out with the splice.
     pass_new("");
     start_handoff();
@@ -315,7 +315,7 @@ checks::DialoguePolicy Session::dialogue_policy() const {
     // As Postfix with disable_vrfy_command: do not offer what is refused.
     std::erase_if(p.capabilities, [](const std::string& cap) { return cap == "VRFY"; });
   }
-  p.handoff_after_helo = runtime_->handoff_after_helo;
+  p.handoff_after_helo = runtime_->plan.handoff_after_helo();
   p.tempfail_rcpt = listener_.config.role == ListenRole::kFakeMx;
   p.offer_starttls = runtime_->tls != nullptr;
   if (pregreet_ && pregreet_->verdict().outcome == checks::Outcome::kEnforce) {
@@ -459,7 +459,7 @@ void Session::rcpt_passed() {
 
 bool Session::check_domains() {
   Resolver* resolver = server_.resolver();
-  if (!runtime_->domain_tests || !resolver) return false;
+  if (!runtime_->plan.needs(checks::kNeedDomainDns) || !resolver) return false;
   const auto& c = config();
   const std::string helo = checks::helo_lookup_name(dialogue_->helo());
   const std::string domain = checks::sender_lookup_domain(dialogue_->sender().address);
@@ -672,11 +672,7 @@ void Session::finish(const std::string& outcome) {
                  "s in=" + std::to_string(bytes_in_) + " out=" + std::to_string(bytes_out_),
              {{"client", client_labels()}, {"outcome", outcome}});
   metrics().inc("mxscreen_sessions_total", "outcome=\"" + outcome + "\"");
-  static const char* const kStrikes[] = {"pregreet",     "non_smtp", "pipelining",
-                                         "bare_newline", "dnsbl",    "errors"};
-  for (const char* s : kStrikes) {
-    if (outcome == s) strike(outcome);
-  }
+  if (checks::Plan::is_strike(outcome)) strike(outcome);
   if (bytes_in_ || bytes_out_) {
     metrics().inc("mxscreen_spliced_bytes_total", "direction=\"in\"", bytes_in_);
     metrics().inc("mxscreen_spliced_bytes_total", "direction=\"out\"", bytes_out_);

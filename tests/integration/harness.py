@@ -746,18 +746,36 @@ def start_smtp_sink(port=None, dump_dir=None, extra_args=()):
 
 # Turns off every test that needs mxscreen's own SMTP dialogue (HELO, envelope and byte-stream
 # tests), so that only connection tests run and the handoff happens right after the greet wait.
-CONNECTION_TESTS_ONLY = {
-    "smtp": {"pipelining": "off", "non_smtp_command": "off", "bare_newline": "off"},
-    "helo": {"reject_invalid": False, "reject_non_fqdn": False},
-    "sender": {"reject_non_fqdn": False},
-    "recipient": {"reject_non_fqdn": False},
-}
+_dialogue_tests_off = None
+
+
+def dialogue_tests_off():
+    """{section: {key: off}} for every test the default config runs inside the dialogue, read
+    from the binary's own plan (`mxscreen --check-config --plan`): with them off, only
+    connection tests remain and the handoff follows the greet wait."""
+    global _dialogue_tests_off
+    if _dialogue_tests_off is None:
+        fd, path = tempfile.mkstemp(prefix="mxscreen-plan-", suffix=".toml")
+        os.close(fd)
+        try:
+            out = subprocess.run([mxscreen_binary(), "--check-config", "--plan", "--config", path],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+        finally:
+            os.unlink(path)
+        off = {}
+        for line in out.splitlines():
+            fields = line.split()
+            if fields[:1] == ["test"] and fields[2] in ("stream", "helo", "rcpt"):
+                section, key = fields[4].split(".")
+                off.setdefault(section, {})[key] = tomllib.loads(f"v = {fields[5]}")["v"]
+        _dialogue_tests_off = off
+    return {section: dict(keys) for section, keys in _dialogue_tests_off.items()}
 
 
 def connection_tests_only(overrides=None):
-    """CONNECTION_TESTS_ONLY with overrides ({section: {key: value}}, "listen" as a list)
+    """dialogue_tests_off() with overrides ({section: {key: value}}, "listen" as a list)
     merged over it section by section: a config for Mxscreen() whose handoff is after greet."""
-    merged = {k: dict(v) for k, v in CONNECTION_TESTS_ONLY.items()}
+    merged = dialogue_tests_off()
     for section, body in (overrides or {}).items():
         if isinstance(body, dict) and isinstance(merged.get(section), dict):
             merged[section].update(body)
