@@ -85,19 +85,26 @@ bool drop_privileges(const Config& config) {
   return true;
 }
 
+// `--config FILE` or `--config=FILE` at argv[*i] (moving *i past it): true, with *path set.
+bool config_arg(int argc, char** argv, int* i, std::string* path) {
+  std::string arg = argv[*i];
+  if (arg == "--config" && *i + 1 < argc) {
+    *path = argv[++*i];
+    return true;
+  }
+  if (arg.rfind("--config=", 0) == 0) {
+    *path = arg.substr(9);
+    return true;
+  }
+  return false;
+}
+
 // `mxscreen ctl --config FILE request...`: the admin socket's client (control.h).
 int run_ctl_command(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> request;
   for (int i = 2; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      config_path = arg.substr(9);
-    } else {
-      request.push_back(arg);
-    }
+    if (!config_arg(argc, argv, &i, &config_path)) request.push_back(argv[i]);
   }
   if (config_path.empty() || request.empty()) {
     usage(stderr);
@@ -128,10 +135,8 @@ int run(int argc, char** argv) {
       check_only = true;
     } else if (arg == "--plan") {
       check_only = print_plan = true;
-    } else if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      config_path = arg.substr(9);
+    } else if (config_arg(argc, argv, &i, &config_path)) {
+      continue;
     } else {
       std::fprintf(stderr, "mxscreen: unknown argument '%s'\n", arg.c_str());
       usage(stderr);
@@ -143,12 +148,9 @@ int run(int argc, char** argv) {
     return kExitUsage;
   }
 
-  auto loaded = load_config(config_path);
   std::vector<std::string> errors;
-  for (const auto& e : loaded.errors) errors.push_back(e.to_string());
-  std::shared_ptr<const Runtime> runtime;
-  if (loaded.config) runtime = build_runtime(std::move(*loaded.config), &errors);
-  if (!runtime || !errors.empty()) {
+  auto runtime = load_runtime(config_path, &errors);
+  if (!runtime) {
     for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
     return kExitUsage;
   }

@@ -18,10 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "checks/access.h"
-#include "checks/greylist_allowlist.h"
 #include "checks/limits.h"
-#include "checks/plan.h"
 #include "proxy/abuse.h"
 #include "proxy/backend_probe.h"
 #include "proxy/client_dns.h"
@@ -29,6 +26,7 @@
 #include "proxy/control.h"
 #include "proxy/dns.h"
 #include "proxy/metrics.h"
+#include "proxy/runtime.h"
 #include "proxy/store.h"
 #include "proxy/tls.h"
 #include "proxy/uv_handle.h"
@@ -36,29 +34,6 @@
 namespace mxscreen::proxy {
 
 class Session;
-
-// What a session is screened with. Immutable once built; a reload builds a new one and live
-// sessions keep the one they started with.
-struct Runtime {
-  std::shared_ptr<const Config> config;
-  checks::AccessList access;
-  std::string banner;  // greet.banner with $hostname expanded
-  // Which tests are on, when each answers and what it needs; where the handoff happens
-  // (DESIGN.md step 5) follows from it.
-  checks::Plan plan{checks::PlanSettings{}};
-  std::shared_ptr<TlsContext> tls;  // nullptr: no STARTTLS
-  // dnsbl.sites parsed; lookups for a client start at connect when the plan needs client DNS.
-  std::shared_ptr<const std::vector<checks::DnsblSite>> dnsbl_sites;
-  // RHSBL lists (same syntax), asked at RCPT with the other domain tests (domain_dns.h).
-  std::shared_ptr<const std::vector<checks::DnsblSite>> helo_rhsbl, sender_rhsbl, reverse_rhsbl;
-  // greylist.client_allowlist_file / recipient_allowlist_file (empty lists when unset).
-  std::shared_ptr<const checks::ClientAllowlist> greylist_clients;
-  std::shared_ptr<const checks::RecipientAllowlist> greylist_recipients;
-};
-
-// Builds the runtime from a loaded config (reads access.file). On failure returns nullptr and
-// fills `errors` with "file:line:col: message" lines.
-std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::string>* errors);
 
 struct Listener {
   ListenConfig config;
