@@ -171,6 +171,9 @@ bool split_path(std::string_view rest, std::string_view* path, std::string_view*
     }
     if ((bracketed && c == '>') || (!bracketed && is_space(c))) break;
     if (c == '<' || c == '>') return false;
+    // Control characters (a bare CR, NUL, DEL) have no place in a path (RFC 5321 4.1.2), and
+    // the line holding them is replayed to the backend byte for byte (issue 13).
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
     ++pos;
   }
   if (!bracketed) {
@@ -191,9 +194,20 @@ bool parse_mailbox(std::string_view text, Path* path) {
     return true;
   }
   if (text.front() == '@') {
-    // A source route (RFC 5321 section 4.1.1.3, appendix C): accepted and ignored.
+    // A source route (RFC 5321 section 4.1.1.3, appendix C): "@a,@b:", each hop a domain;
+    // accepted and ignored.
     size_t colon = text.find(':');
     if (colon == std::string_view::npos) return false;
+    std::string_view route = text.substr(0, colon);
+    while (!route.empty()) {
+      size_t comma = route.find(',');
+      std::string_view hop = route.substr(0, comma);
+      if (hop.size() < 2 || hop.front() != '@' || !valid_envelope_domain(hop.substr(1))) {
+        return false;
+      }
+      route.remove_prefix(comma == std::string_view::npos ? route.size() : comma + 1);
+      if (comma != std::string_view::npos && route.empty()) return false;
+    }
     text.remove_prefix(colon + 1);
     if (text.empty()) return false;
   }

@@ -4,6 +4,9 @@
 // the client the backend's own answer to that RCPT, then splice bytes both ways.
 #include <strings.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "protocol/escape.h"
 #include "protocol/proxy_header.h"
 #include "protocol/xclient.h"
@@ -14,6 +17,17 @@ namespace mxscreen::proxy {
 namespace {
 
 bool positive(int code) { return code >= 200 && code < 400; }
+
+bool offers(const std::vector<std::string>& ehlo_lines, const char* keyword) {
+  size_t n = strlen(keyword);
+  for (const auto& line : ehlo_lines) {
+    if (line.size() >= n && strncasecmp(line.c_str(), keyword, n) == 0 &&
+        (line.size() == n || line[n] == ' ')) {
+      return true;
+    }
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -111,11 +125,8 @@ void Session::backend_step_done() {
       }
       break;
     case Step::kXclientEhlo: {
-      bool offers_xclient = false;
-      for (const auto& line : backend_reader_->lines()) {
-        if (line.size() >= 7 && strncasecmp(line.c_str(), "XCLIENT", 7) == 0) offers_xclient = true;
-      }
-      if (code != 250 || !offers_xclient) {
+      backend_chunking_ = offers(backend_reader_->lines(), "CHUNKING");
+      if (code != 250 || !offers(backend_reader_->lines(), "XCLIENT")) {
         backend_failed("backend does not offer XCLIENT to us (smtpd_authorized_xclient_hosts)");
         return;
       }
@@ -143,6 +154,8 @@ void Session::backend_step_done() {
       }
       break;
     case Step::kHelo:
+      if (dialogue_->esmtp())
+        backend_chunking_ = code == 250 && offers(backend_reader_->lines(), "CHUNKING");
       if (!positive(code) || dialogue_->mail_line().empty()) {
         // After-EHLO handoff: the client has our EHLO reply. A refusal at RCPT time goes to
         // the client as the answer to its RCPT; nothing refused is reported as accepted.
@@ -180,6 +193,16 @@ void Session::start_splice(const std::string& to_client) {
                                                "\"");
   bytes_out_ += to_client.size();
   client_write(to_client);
+  if (config().backend.handoff == HandoffMode::kXclient) {
+    // Postfix believes XCLIENT from mxscreen's address at any time outside a transaction
+    // (XCLIENT_README): from here on the client's commands are read, its XCLIENT/XFORWARD
+    // answered by mxscreen and never forwarded (issue 13).
+    protocol::CommandStream::Options options;
+    options.line_limit =
+        std::max<size_t>(static_cast<size_t>(config().smtp.line_length_limit), 512);
+    options.chunking = backend_chunking_;
+    commands_ = std::make_unique<protocol::CommandStream>(options);
+  }
   // Client input not yet answered goes to the backend in the order it came: lines still in
   // the dialogue's reader first, then what arrived during the handoff.
   std::string pending = lines_ ? lines_->take_unprocessed() : std::string();
@@ -189,7 +212,7 @@ void Session::start_splice(const std::string& to_client) {
   lines_.reset();
   if (!pending.empty()) {
     bytes_in_ += pending.size();
-    backend_conn_->write(pending);
+    commands_from_client(pending);
   }
   last_activity_ = uv_now(server_.loop());
   client_conn_.start_reading();
@@ -201,12 +224,99 @@ void Session::splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t
   last_activity_ = uv_now(server_.loop());
   *counter += bytes.size();
   if (&to == &client_conn_) {
-    client_write(bytes);
+    replies_from_backend(bytes);
   } else {
-    to.write(bytes);
+    commands_from_client(bytes);
   }
+  if (state_ != State::kSplice) return;
   // Back-pressure: stop reading this side until the other side's queue has drained.
   if (to.queued() > config().server.buffer_size) from.stop_reading();
+}
+
+void Session::commands_from_client(std::string_view bytes) {
+  if (!commands_) {
+    backend_conn_->write(bytes);
+    return;
+  }
+  if (commands_held_.empty()) {
+    size_t used = run_commands(bytes);
+    bytes.remove_prefix(used);
+  }
+  commands_held_.append(bytes);  // behind what already waits
+  if (commands_held_.size() >= config().server.buffer_size) client_conn_.stop_reading();
+}
+
+void Session::replies_from_backend(std::string_view bytes) {
+  if (!commands_) {
+    client_write(bytes);
+    return;
+  }
+  std::string out;
+  if (commands_->backend_bytes(bytes, &out) != protocol::CommandStream::ReplyStatus::kOk) {
+    Log::event(LogLevel::kWarning, "BACKEND",
+               "backend " + config().backend.address.to_string() + " sent a reply over " +
+                   std::to_string(protocol::CommandStream::kMaxReplyBytes) + " bytes to " + who() +
+                   " after handoff; closing both sides",
+               {{"client", client_labels()}});
+    finish("backend_error");
+    return;
+  }
+  client_write(out);
+  if (!commands_held_.empty()) resume_commands();
+}
+
+size_t Session::run_commands(std::string_view input) {
+  using Kind = protocol::CommandStream::Action::Kind;
+  size_t used = 0;
+  while (state_ == State::kSplice) {
+    auto action = commands_->next(input.substr(used));
+    used += action.consumed;
+    switch (action.kind) {
+      case Kind::kForward:
+        backend_conn_->write(action.forward);
+        break;
+      case Kind::kAnswer:
+        command_refused(action);
+        bytes_out_ += action.reply.size();
+        client_write(action.reply);
+        break;
+      case Kind::kNeedMore:
+      case Kind::kWait:
+        return used;
+    }
+  }
+  return used;
+}
+
+// The backend answered: client commands that waited for it may go now.
+void Session::resume_commands() {
+  size_t used = run_commands(commands_held_);
+  commands_held_.erase(0, used);
+  if (state_ != State::kSplice) return;
+  if (commands_held_.empty() && client_eof_) {
+    backend_conn_->shutdown_write();  // the client's FIN, deferred until its commands went out
+    return;
+  }
+  const auto limit = config().server.buffer_size;
+  if (!client_eof_ && commands_held_.size() < limit && backend_conn_->queued() <= limit) {
+    client_conn_.start_reading();
+  }
+}
+
+void Session::command_refused(const protocol::CommandStream::Action& action) {
+  using Refused = protocol::CommandStream::Refused;
+  const char* what = action.refused == Refused::kXclient    ? "xclient"
+                     : action.refused == Refused::kXforward ? "xforward"
+                     : action.refused == Refused::kStarttls ? "starttls"
+                                                            : "line_too_long";
+  std::string_view reply = action.reply.substr(0, action.reply.size() - 2);  // no CRLF
+  std::string_view line = action.line;
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  Log::event(LogLevel::kWarning, "SPLICE",
+             "NOQUEUE: reject: " + std::string(what) + " from " + who() +
+                 " after handoff: " + std::string(reply) + "; " + protocol::printable(line),
+             {{"client", client_labels()}, {"command", what}});
+  metrics().inc("mxscreen_splice_refused_total", std::string("command=\"") + what + "\"");
 }
 
 void Session::on_drained(Conn& conn) {
@@ -219,7 +329,7 @@ void Session::on_drained(Conn& conn) {
   // The side that fed this queue may read again.
   if (&conn == &client_conn_) {
     if (!backend_eof_) backend_conn_->start_reading();
-  } else if (!client_eof_) {
+  } else if (!client_eof_ && commands_held_.size() < config().server.buffer_size) {
     client_conn_.start_reading();
   }
 }

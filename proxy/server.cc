@@ -92,6 +92,9 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::str
   m.describe("mxscreen_pregreet_total", "counter",
              "Greet test results: pass, ignore (early talker let through), drop, hangup.");
   m.describe("mxscreen_spliced_bytes_total", "counter", "Bytes spliced, by direction.");
+  m.describe("mxscreen_splice_refused_total", "counter",
+             "Client commands answered by mxscreen after an XCLIENT handoff, never forwarded "
+             "(xclient, xforward, starttls, line_too_long).");
   m.describe("mxscreen_reloads_total", "counter", "SIGHUP reloads, by result.");
   m.describe("mxscreen_limit_hits_total", "counter",
              "Connections refused by a limit (max_sessions, backend_max_sessions, "

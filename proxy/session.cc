@@ -593,6 +593,8 @@ void Session::on_eof(Conn& conn) {
   if (&conn == &client_conn_) {
     client_eof_ = true;
     if (state_ == State::kSplice) {
+      // Commands still waiting for the backend's replies go first (resume_commands()).
+      if (!commands_held_.empty() && !backend_eof_) return;
       backend_conn_->shutdown_write();
       if (backend_eof_) finish("spliced");
       return;

@@ -14,6 +14,7 @@
 #include "checks/dialogue.h"
 #include "checks/pregreet.h"
 #include "protocol/address.h"
+#include "protocol/command_stream.h"
 #include "protocol/line_reader.h"
 #include "protocol/reply.h"
 #include "proxy/conn.h"
@@ -92,6 +93,12 @@ class Session : public ConnHandler {
   void send_backend_step(Step step, const std::string& line);
   void start_splice(const std::string& to_client);
   void splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t* counter);
+  // handoff = "xclient": the client's commands pass through commands_ (command_stream.h).
+  void commands_from_client(std::string_view bytes);
+  void replies_from_backend(std::string_view bytes);
+  std::size_t run_commands(std::string_view input);  // bytes of `input` used
+  void resume_commands();
+  void command_refused(const protocol::CommandStream::Action& action);
   void backend_failed(const std::string& reason);
 
   // Client I/O through TLS once STARTTLS has run (tls.cc-free: TlsSession does the work).
@@ -161,7 +168,12 @@ class Session : public ConnHandler {
   std::string held_;
   std::unique_ptr<protocol::ReplyReader> backend_reader_;  // made at the handoff
   bool client_gets_backend_banner_ = false;  // allowlisted: no banner of ours was sent
-  bool counted_ = false;                     // in the server's per-client limits table
+  bool backend_chunking_ = false;            // the backend's EHLO to us offered CHUNKING
+  // handoff = "xclient" only: the client's command stream after the handoff, and client bytes
+  // that wait for the backend's replies (bounded by server.buffer_size: reading pauses).
+  std::unique_ptr<protocol::CommandStream> commands_;
+  std::string commands_held_;
+  bool counted_ = false;  // in the server's per-client limits table
   bool client_eof_ = false;
   bool backend_eof_ = false;
   uint64_t last_activity_ = 0;  // uv_now() of the last spliced byte

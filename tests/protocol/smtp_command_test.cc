@@ -105,6 +105,23 @@ TEST(ProtocolSmtpPath, SourceRouteIsDropped) {
   EXPECT_EQ(args.path.domain, "example.org");
 }
 
+TEST(ProtocolSmtpPath, ControlCharactersAreRefused) {
+  // repro/sourceroute_cr.bin (issue 13): bare CRs inside a source route were forwarded to the
+  // backend byte for byte.
+  for (std::string arg :
+       {std::string("FROM:<@a\rXCLIENT ADDR=127.0.0.1\r@b:x@example.org>"),
+        std::string("FROM:<@a\rb:u@example.com>"), std::string("FROM:<a\r@b.example>"),
+        std::string("FROM:<a@b.example\x7f>"), std::string("FROM:<a\x00b@c.example>", 23),
+        std::string("FROM:a\rb@c.example"), std::string("FROM:<a\tb@c.example>"),
+        std::string("FROM:<@a.example,@b\x1b:x@example.org>")}) {
+    EXPECT_EQ(mail_error(arg), "5.1.7 Bad sender address syntax") << arg;
+    EXPECT_EQ(rcpt_error("TO" + arg.substr(4)), "5.1.3 Bad recipient address syntax") << arg;
+  }
+  EXPECT_EQ(mail_error("FROM:<@a.example,:x@example.org>"), "5.1.7 Bad sender address syntax");
+  EXPECT_EQ(mail_error("FROM:<@a.example,x:x@example.org>"), "5.1.7 Bad sender address syntax");
+  EXPECT_EQ(mail_ok("FROM:<@a.example,@[192.0.2.1]:x@example.org>").path.address, "x@example.org");
+}
+
 TEST(ProtocolSmtpPath, QuotedLocalPart) {
   auto args = mail_ok("FROM:<\"john smith\"@example.org> SIZE=5");
   EXPECT_EQ(args.path.address, "\"john smith\"@example.org");
