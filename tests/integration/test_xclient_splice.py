@@ -24,6 +24,7 @@ import harness  # noqa: E402
 
 OUTSIDE = "192.0.2.77"  # TEST-NET-1: not in Postfix's mynetworks
 SENDER = "sender@example.org"
+UPSTREAM = "127.0.0.5"  # the listener's proxy_trusted balancer
 DENIED = "550 5.7.0 Error: insufficient authorization"
 
 
@@ -35,8 +36,8 @@ def xclient_config(extra=None):
 
 
 def proxied(mx, client=OUTSIDE, sport=4711):
-    """A socket to mx's listener from 127.0.0.5 that claims to be client via PROXY v1."""
-    sock = harness.raw_connect(mx.port, source="127.0.0.5")
+    """A socket to mx's listener from the trusted upstream that claims to be client via PROXY v1."""
+    sock = harness.raw_connect(mx.port, source=UPSTREAM)
     sock.sendall(harness.proxy_v1_header(client, sport=sport))
     return sock
 
@@ -67,7 +68,8 @@ class XclientSplice(unittest.TestCase):
         harness.ensure_postfix()
 
     def listener(self, port):
-        return [{"address": f"127.0.0.1:{port}", "role": "mx", "proxy_protocol": True}]
+        return [{"address": f"127.0.0.1:{port}", "role": "mx", "proxy_protocol": True,
+                 "proxy_trusted": [UPSTREAM]}]
 
     def start(self, extra=None):
         port = harness.free_port()
