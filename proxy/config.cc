@@ -305,6 +305,8 @@ void read_backend(Section& s, BackendConfig& c) {
   s.read_duration("connect_timeout", c.connect_timeout, Ms(1));
   s.read("max_sessions", c.max_sessions, 1);
   s.read_duration("banner_timeout", c.banner_timeout, Ms(1));
+  s.read("queue_max", c.queue_max, 0);
+  s.read_duration("queue_timeout", c.queue_timeout, Ms(1));
 }
 
 void read_greet(Section& s, GreetConfig& c) {

@@ -50,6 +50,10 @@ struct BackendConfig {
   int max_sessions = 200;
   std::chrono::milliseconds banner_timeout =
       std::chrono::seconds(30);  // wait for the backend's 220
+  // Sessions ready for handoff that wait for a slot (FIFO) when max_sessions are taken, and
+  // how long one waits before 421 (under RFC 5321 4.5.3.2's 5-minute reply timeouts).
+  int queue_max = 10000;
+  std::chrono::milliseconds queue_timeout = std::chrono::seconds(120);
 };
 
 struct GreetConfig {

@@ -32,27 +32,90 @@ bool offers(const std::vector<std::string>& ehlo_lines, const char* keyword) {
 }  // namespace
 
 bool Session::refuse_if_backend_full() {
-  const auto& backend = config().backend;
-  if (server_.backend_sessions() < static_cast<size_t>(backend.max_sessions)) return false;
-  // Postfix is never flooded: the client retries later, as from a busy postscreen.
-  Log::event(LogLevel::kWarning, "LIMIT",
-             "NOQUEUE: reject: CONNECT from " + who() + ": backend.max_sessions (" +
-                 std::to_string(backend.max_sessions) + ") reached",
-             {{"client", client_labels()}});
-  metrics().inc("mxscreen_limit_hits_total", "limit=\"backend_max_sessions\"");
-  reply_and_close("421 4.3.2 All server ports are busy\r\n", "backend_busy");
+  if (!server_.backend_full()) return false;
+  refuse_backend_busy("full");
   return true;
 }
 
+void Session::refuse_backend_busy(const std::string& why) {
+  const auto& backend = config().backend;
+  // Postfix is never flooded: the client retries later, as from a busy postscreen. Named as
+  // the command whose reply this is: the held RCPT, or the connection (no reply of ours yet).
+  bool rcpt = dialogue_ && !dialogue_->rcpt_line().empty();
+  std::string detail =
+      why == "full"
+          ? "backend queue full: backend.max_sessions (" + std::to_string(backend.max_sessions) +
+                ") reached, backend.queue_max (" + std::to_string(backend.queue_max) + ") waiting"
+          : "backend queue timeout after " + std::to_string(backend.queue_timeout.count() / 1000) +
+                "s (backend.queue_timeout)";
+  Log::event(LogLevel::kWarning, "NOQUEUE",
+             std::string("NOQUEUE: reject: ") + (rcpt ? "RCPT" : "CONNECT") + " from " + who() +
+                 ": 421 4.3.2 " + detail,
+             {{"client", client_labels()}, {"reason", "backend_queue_" + why}});
+  if (why == "full") metrics().inc("mxscreen_limit_hits_total", "limit=\"backend_max_sessions\"");
+  metrics().inc("mxscreen_backend_queue_total", "outcome=\"" + why + "\"");
+  reply_and_close("421 4.3.2 All server ports are busy\r\n", "backend_busy");
+}
+
 void Session::start_handoff() {
+  stop_timer();
   state_ = State::kHandoff;
+  step_ = Step::kQueued;
+  // Slots may have filled while this client was screened: wait for one, first come first
+  // served, across every worker.
+  switch (server_.backend_slot(this, alive_, &queue_ticket_)) {
+    case BackendSlots::Result::kGranted:
+      connect_backend();
+      return;
+    case BackendSlots::Result::kFull:
+      refuse_backend_busy("full");
+      return;
+    case BackendSlots::Result::kQueued:
+      break;
+  }
+  const auto& backend = config().backend;
+  metrics().inc("mxscreen_backend_queue_total", "outcome=\"queued\"");
+  Log::event(LogLevel::kInfo, "QUEUE",
+             "QUEUE " + who() + " waits for a backend slot: backend.max_sessions (" +
+                 std::to_string(backend.max_sessions) + ") busy, " +
+                 std::to_string(server_.backend_queued()) + " waiting",
+             {{"client", client_labels()}});
+  // The server's wake timer, not one of our own: a queued session costs what a held one does.
+  queued_at_ = uv_now(server_.loop());
+  wake_deadline_ =
+      queued_at_ + static_cast<uint64_t>(std::max<int64_t>(1, backend.queue_timeout.count()));
+  server_.wake_at(this, alive_, wake_deadline_);
+  // Watch the client while it waits: one that leaves gives its place up at once (what it
+  // sends meanwhile is held, bounded by server.buffer_size, and replayed after the handoff).
+  if (held_.size() < config().server.buffer_size) client_conn_.start_reading();
+}
+
+bool Session::backend_slot_granted(uint64_t ticket) {
+  if (state_ != State::kHandoff || step_ != Step::kQueued || ticket != queue_ticket_) {
+    return false;
+  }
+  queue_ticket_ = 0;
+  wake_deadline_ = 0;
+  metrics().inc("mxscreen_backend_queue_total", "outcome=\"served\"");
+  metrics().observe("mxscreen_backend_queue_wait_seconds", "",
+                    static_cast<double>(uv_now(server_.loop()) - queued_at_) / 1000.0);
+  connect_backend();
+  return true;
+}
+
+void Session::queue_timed_out() {
+  // False: the slot is already on its way (another worker freed it): take it when it comes.
+  if (!server_.backend_queue_leave(queue_ticket_)) return;
+  queue_ticket_ = 0;
+  refuse_backend_busy("timeout");
+}
+
+void Session::connect_backend() {
   step_ = Step::kConnecting;
   const auto& backend = config().backend;
-  // Checked at connect too; slots may have filled while this client was screened.
-  if (refuse_if_backend_full()) return;
   backend_reader_ = std::make_unique<protocol::ReplyReader>();
+  // From here the slot is released when the session dies (~Session, backend_conn_ set).
   backend_conn_ = std::make_unique<Conn>(server_.loop(), *this);
-  server_.backend_session(true);
   int rc = backend_conn_->init();
   if (rc == 0) rc = backend_conn_->connect(backend.address);
   if (rc != 0) {
@@ -112,6 +175,7 @@ void Session::backend_step_done() {
   bool rcpt_held = dialogue_ && !dialogue_->rcpt_line().empty();
 
   switch (step_) {
+    case Step::kQueued:  // no backend connection yet
     case Step::kConnecting:
       return;
     case Step::kBanner:

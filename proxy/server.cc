@@ -87,6 +87,14 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::str
   m.describe("mxscreen_sessions_backend", "gauge",
              "Sessions holding a backend connection now (handoff or splice).");
   m.describe("mxscreen_handoffs_total", "counter", "Sessions handed to the backend.");
+  m.describe("mxscreen_backend_queue_depth", "gauge",
+             "Sessions waiting for a backend slot now (backend.queue_max).");
+  m.describe("mxscreen_backend_queue_total", "counter",
+             "Backend queue events, by outcome: queued, served (got a slot), left (client gone "
+             "while queued), timeout (backend.queue_timeout, 421), full (backend.queue_max, "
+             "421).");
+  m.describe("mxscreen_backend_queue_wait_seconds", "histogram",
+             "Time a served session waited in the backend queue.");
   m.describe("mxscreen_backend_failures_total", "counter",
              "Handoffs that failed, by step (connect, banner, xclient).");
   m.describe("mxscreen_pregreet_total", "counter",
@@ -210,9 +218,9 @@ bool Server::start() {
   probe_timer_->data = this;
   uv_unref(probe_timer_.base());
   probe_backend();
-  uv_timer_init(loop_, greet_timer_.get());
-  greet_timer_.initialized();
-  greet_timer_->data = this;
+  uv_timer_init(loop_, wake_timer_.get());
+  wake_timer_.initialized();
+  wake_timer_->data = this;
   uv_async_init(loop_, inbox_.get(), [](uv_async_t* h) {
     if (auto* self = static_cast<Server*>(h->data)) self->run_inbox();
   });
@@ -245,11 +253,58 @@ bool Server::start() {
   return true;
 }
 
-void Server::post(std::function<void()> task) {
+bool Server::post(std::function<void()> task) {
   std::lock_guard lock(inbox_mutex_);
-  if (!inbox_open_) return;
+  if (!inbox_open_) return false;
   inbox_tasks_.push_back(std::move(task));
   uv_async_send(inbox_.get());
+  return true;
+}
+
+BackendSlots::Result Server::backend_slot(Session* session, const std::shared_ptr<bool>& alive,
+                                          uint64_t* ticket) {
+  const auto& backend = runtime_->config->backend;
+  BackendSlots::Waiter waiter{index_, session, alive, 0};
+  auto result = group_.backend_slots.acquire(static_cast<size_t>(backend.max_sessions),
+                                             static_cast<size_t>(backend.queue_max), &waiter);
+  *ticket = waiter.ticket;
+  update_gauges();
+  return result;
+}
+
+void Server::backend_slot_released() {
+  hand_slots(
+      group_.backend_slots.release(static_cast<size_t>(runtime_->config->backend.max_sessions)));
+  update_gauges();
+}
+
+bool Server::backend_queue_leave(uint64_t ticket) {
+  bool left = group_.backend_slots.leave(ticket);
+  update_gauges();
+  return left;
+}
+
+bool Server::backend_full() const {
+  const auto& backend = runtime_->config->backend;
+  return group_.backend_slots.full(static_cast<size_t>(backend.max_sessions),
+                                   static_cast<size_t>(backend.queue_max));
+}
+
+void Server::hand_slots(std::vector<BackendSlots::Waiter> granted) {
+  for (auto& waiter : granted) {
+    Server* worker = group_.workers.at(waiter.worker);
+    // Always through the inbox, even on this worker: the session that freed the slot may be
+    // in the middle of its own callbacks.
+    bool posted = worker->post([worker, waiter] {
+      auto alive = waiter.alive.lock();
+      if (alive && *alive && waiter.session->backend_slot_granted(waiter.ticket)) return;
+      worker->backend_slot_released();  // it left meanwhile: the next waiter's turn
+    });
+    // A worker that has drained has no sessions left: pass the slot on from here.
+    if (!posted)
+      hand_slots(group_.backend_slots.release(
+          static_cast<size_t>(runtime_->config->backend.max_sessions)));
+  }
 }
 
 void Server::run_inbox() {
@@ -271,41 +326,41 @@ void Server::client_disconnect(const protocol::IpAddress& client) {
   group_.client_limits.on_disconnect(client);
 }
 
-void Server::greet_wait(Session* session, const std::shared_ptr<bool>& alive, uint64_t deadline) {
-  greet_waits_.push(GreetWait{deadline, session, alive});
-  arm_greet_timer();
+void Server::wake_at(Session* session, const std::shared_ptr<bool>& alive, uint64_t deadline) {
+  wakes_.push(Wake{deadline, session, alive});
+  arm_wake_timer();
 }
 
-void Server::arm_greet_timer() {
+void Server::arm_wake_timer() {
   // Stale entries on top (sessions that ended) are dropped here, so that an idle server's
   // loop is not kept alive by a timer that has nobody to wake.
-  while (!greet_waits_.empty() && !greet_waits_.top().session_alive()) greet_waits_.pop();
-  if (greet_waits_.empty()) {
-    uv_timer_stop(greet_timer_.get());
-    greet_timer_due_ = 0;
+  while (!wakes_.empty() && !wakes_.top().session_alive()) wakes_.pop();
+  if (wakes_.empty()) {
+    uv_timer_stop(wake_timer_.get());
+    wake_timer_due_ = 0;
     return;
   }
-  uint64_t due = greet_waits_.top().deadline;
-  if (greet_timer_due_ == due) return;
+  uint64_t due = wakes_.top().deadline;
+  if (wake_timer_due_ == due) return;
   uint64_t now = uv_now(loop_);
   uv_timer_start(
-      greet_timer_.get(),
+      wake_timer_.get(),
       [](uv_timer_t* t) {
-        if (auto* self = static_cast<Server*>(t->data)) self->greet_timer_fired();
+        if (auto* self = static_cast<Server*>(t->data)) self->wake_timer_fired();
       },
       due > now ? due - now : 0, 0);
-  greet_timer_due_ = due;
+  wake_timer_due_ = due;
 }
 
-void Server::greet_timer_fired() {
-  greet_timer_due_ = 0;
+void Server::wake_timer_fired() {
+  wake_timer_due_ = 0;
   uint64_t now = uv_now(loop_);
-  while (!greet_waits_.empty() && greet_waits_.top().deadline <= now) {
-    GreetWait due = greet_waits_.top();
-    greet_waits_.pop();
-    if (due.session_alive()) due.session->greet_wait_over(due.deadline);
+  while (!wakes_.empty() && wakes_.top().deadline <= now) {
+    Wake due = wakes_.top();
+    wakes_.pop();
+    if (due.session_alive()) due.session->wake(due.deadline);
   }
-  arm_greet_timer();
+  arm_wake_timer();
 }
 
 void Server::on_connection(uv_stream_t* server, int status) {
@@ -376,7 +431,9 @@ void Server::update_gauges() {
   }
   metrics().set("mxscreen_stress_mode", "", stressed ? 1 : 0);
   metrics().set("mxscreen_sessions_active", "", static_cast<int64_t>(sessions));
-  metrics().set("mxscreen_sessions_backend", "", static_cast<int64_t>(group_.backend_sessions));
+  metrics().set("mxscreen_sessions_backend", "", static_cast<int64_t>(group_.backend_slots.used()));
+  metrics().set("mxscreen_backend_queue_depth", "",
+                static_cast<int64_t>(group_.backend_slots.queued()));
 }
 
 void Server::reload() {
@@ -462,7 +519,7 @@ void Server::drain() {
 void Server::maybe_finish_drain() {
   if (!draining_ || !sessions_.empty() || !dead_.empty()) return;
   drain_timer_.close();
-  greet_timer_.close();
+  wake_timer_.close();
   resolver_.reset();
   bans_.reset();
   store_.reset();

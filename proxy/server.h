@@ -21,6 +21,7 @@
 #include "checks/limits.h"
 #include "proxy/abuse.h"
 #include "proxy/backend_probe.h"
+#include "proxy/backend_slots.h"
 #include "proxy/client_dns.h"
 #include "proxy/config.h"
 #include "proxy/control.h"
@@ -49,7 +50,7 @@ struct WorkerGroup {
 
   std::vector<class Server*> workers;  // [0] is the first worker
   std::atomic<std::size_t> sessions{0};
-  std::atomic<std::size_t> backend_sessions{0};
+  BackendSlots backend_slots;  // backend.max_sessions and the queue behind them
   std::atomic<bool> stressed{false};
   std::mutex gauge_mutex;  // one stress transition at a time; gauges set from fresh counts
   std::mutex limits_mutex;
@@ -83,21 +84,24 @@ class Server {
   // Postfix's stress mode: sessions above server.stress_threshold of server.max_sessions.
   bool under_stress() const { return group_.stressed.load(std::memory_order_relaxed); }
   // Sessions holding a backend connection (handing off or spliced): backend.max_sessions.
-  std::size_t backend_sessions() const {
-    return group_.backend_sessions.load(std::memory_order_relaxed);
-  }
+  std::size_t backend_sessions() const { return group_.backend_slots.used(); }
+  // Sessions waiting for a backend slot (backend.queue_max), across all workers.
+  std::size_t backend_queued() const { return group_.backend_slots.queued(); }
   bool draining() const { return draining_; }
 
   // Called by a session when it is done; it is freed on the next loop turn.
   void session_ended(Session* session);
-  void backend_session(bool opened) {
-    if (opened) {
-      group_.backend_sessions.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      group_.backend_sessions.fetch_sub(1, std::memory_order_relaxed);
-    }
-    update_gauges();
-  }
+  // A backend slot for `session` (see backend_slots.h): kGranted (it is the session's until
+  // backend_slot_released()), kQueued (`*ticket` set; the session's backend_slot_granted()
+  // is called on this loop when its turn comes) or kFull.
+  BackendSlots::Result backend_slot(Session* session, const std::shared_ptr<bool>& alive,
+                                    uint64_t* ticket);
+  // A session gives its slot back: the oldest waiter, on whichever worker, gets it.
+  void backend_slot_released();
+  // A queued session leaves (gone, timed out). False: a slot is on its way to it already.
+  bool backend_queue_leave(uint64_t ticket);
+  // Every slot taken and the queue full: a new client would be refused anyway.
+  bool backend_full() const;
 
   // The per-client limits (shared by the workers). client_connect() == kOk must be followed
   // by client_disconnect().
@@ -108,13 +112,14 @@ class Server {
   void reload();
   // SIGTERM/SIGINT (first worker): drains this worker and tells the others to drain.
   void drain();
-  // Runs `task` on this worker's loop thread (from any thread); dropped once it has drained.
-  void post(std::function<void()> task);
+  // Runs `task` on this worker's loop thread (from any thread); false (task dropped) once it
+  // has drained.
+  bool post(std::function<void()> task);
 
-  // One timer for every session in its greet wait (a held connection carries no uv_timer_t of
-  // its own): calls session->greet_wait_over(deadline) at `deadline` (uv_now() ms) unless the
-  // session is gone by then.
-  void greet_wait(Session* session, const std::shared_ptr<bool>& alive, uint64_t deadline);
+  // One timer for every session in its greet wait or in the backend queue (a held or queued
+  // connection carries no uv_timer_t of its own): calls session->wake(deadline) at `deadline`
+  // (uv_now() ms) unless the session is gone by then.
+  void wake_at(Session* session, const std::shared_ptr<bool>& alive, uint64_t deadline);
 
   // nullptr when no resolver could be set up (DNS tests are then skipped, logged at start).
   Resolver* resolver() { return resolver_ && resolver_->ok() ? resolver_.get() : nullptr; }
@@ -132,12 +137,14 @@ class Server {
   void reap();
   void maybe_finish_drain();
   void probe_backend();
-  void arm_greet_timer();
-  void greet_timer_fired();
+  void arm_wake_timer();
+  void wake_timer_fired();
+  // Tells each waiter, on its own worker, that the slot is its now.
+  void hand_slots(std::vector<BackendSlots::Waiter> granted);
   void use_runtime(std::shared_ptr<const Runtime> runtime);
   void run_inbox();
 
-  struct GreetWait {
+  struct Wake {
     uint64_t deadline;
     Session* session;
     std::weak_ptr<bool> alive;
@@ -147,7 +154,7 @@ class Server {
       auto token = alive.lock();
       return token && *token;
     }
-    bool operator>(const GreetWait& other) const { return deadline > other.deadline; }
+    bool operator>(const Wake& other) const { return deadline > other.deadline; }
   };
 
   uv_loop_t* loop_;
@@ -177,10 +184,10 @@ class Server {
   std::unique_ptr<BackendProbe> dead_probe_;
   UvHandle<uv_timer_t> probe_timer_;
   UvHandle<uv_timer_t> ticket_timer_;
-  UvHandle<uv_timer_t> greet_timer_;
+  UvHandle<uv_timer_t> wake_timer_;
   // Soonest deadline on top; a session that ended leaves a stale entry, skipped when due.
-  std::priority_queue<GreetWait, std::vector<GreetWait>, std::greater<>> greet_waits_;
-  uint64_t greet_timer_due_ = 0;  // the deadline greet_timer_ is armed for, 0 = not armed
+  std::priority_queue<Wake, std::vector<Wake>, std::greater<>> wakes_;
+  uint64_t wake_timer_due_ = 0;  // the deadline wake_timer_ is armed for, 0 = not armed
   // Tasks from other threads (post()), run on this loop.
   UvHandle<uv_async_t> inbox_;
   std::mutex inbox_mutex_;

@@ -43,7 +43,7 @@ Session::Session(Server& server, const Listener& listener)
 
 Session::~Session() {
   *alive_ = false;
-  if (backend_conn_) server_.backend_session(false);
+  if (backend_conn_) server_.backend_slot_released();
   if (counted_) server_.client_disconnect(client_.address);
 }
 
@@ -126,7 +126,8 @@ void Session::connect_decision() {
     reply_and_close("421 4.3.2 All server ports are busy\r\n", "busy");
     return;
   }
-  // Before any test (no DNS, no store, no greet wait) when Postfix has no room anyway.
+  // Before any test (no DNS, no store, no greet wait) when Postfix has no room and the queue
+  // no place anyway.
   if (listener_.config.role == ListenRole::kMx && refuse_if_backend_full()) return;
   auto decision = runtime_->access.decide(client_.address);
   if (decision == checks::AccessDecision::kReject) {
@@ -258,9 +259,9 @@ void Session::start_greet() {
   // Postfix's stress mode: postscreen_greet_wait = ${stress?{2}:{6}}s. The server keeps one
   // timer for every greet wait (held sessions carry no timer of their own).
   auto wait = server_.under_stress() ? std::min(greet.wait, kStressGreetWait) : greet.wait;
-  greet_deadline_ =
+  wake_deadline_ =
       uv_now(server_.loop()) + static_cast<uint64_t>(std::max<int64_t>(1, wait.count()));
-  server_.greet_wait(this, alive_, greet_deadline_);
+  server_.wake_at(this, alive_, wake_deadline_);
 }
 
 void Session::greet_done() {
@@ -663,6 +664,14 @@ void Session::finish(const std::string& outcome) {
   state_ = State::kDone;
   stop_timer();
   stop_command_timer();
+  if (queue_ticket_) {
+    // Gone while queued: its place is free at once. A slot already on its way is passed on
+    // when it arrives (backend_slot_granted says no).
+    if (server_.backend_queue_leave(queue_ticket_)) {
+      metrics().inc("mxscreen_backend_queue_total", "outcome=\"left\"");
+    }
+    queue_ticket_ = 0;
+  }
   if (backend_conn_) backend_conn_->close_after_flush();
   if (client_conn_.open()) {
     client_close_notify();
@@ -683,7 +692,7 @@ void Session::finish(const std::string& outcome) {
 }
 
 void Session::arm_timer(std::chrono::milliseconds after) {
-  if (!timer_) {  // made on first use: a session in its greet wait needs none (greet_wait)
+  if (!timer_) {  // made on first use: a session in its greet wait needs none (wake_at)
     timer_ = std::make_unique<UvHandle<uv_timer_t>>();
     uv_timer_init(server_.loop(), timer_->get());
     timer_->initialized();
@@ -694,13 +703,17 @@ void Session::arm_timer(std::chrono::milliseconds after) {
 
 void Session::stop_timer() {
   if (timer_) uv_timer_stop(timer_->get());
-  greet_deadline_ = 0;
+  wake_deadline_ = 0;
 }
 
-void Session::greet_wait_over(uint64_t deadline) {
-  if (state_ != State::kGreet || greet_deadline_ != deadline) return;  // stopped or moved on
-  greet_deadline_ = 0;
-  timer_fired();
+void Session::wake(uint64_t deadline) {
+  if (wake_deadline_ != deadline) return;  // stopped or moved on
+  wake_deadline_ = 0;
+  if (state_ == State::kGreet) {
+    timer_fired();
+  } else if (state_ == State::kHandoff && step_ == Step::kQueued) {
+    queue_timed_out();
+  }
 }
 
 void Session::on_timer(uv_timer_t* timer) {

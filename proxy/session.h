@@ -35,9 +35,12 @@ class Session : public ConnHandler {
   void shutdown_if_unspliced();
   // The drain timeout ran out.
   void abort();
-  // The server's greet-wait timer: the wait that ends at `deadline` is over (ignored when the
-  // session has moved on or was given another deadline).
-  void greet_wait_over(uint64_t deadline);
+  // The server's wake timer (Server::wake_at): the greet wait or the backend queue wait that
+  // ends at `deadline` is over (ignored when the session has moved on or has another one).
+  void wake(uint64_t deadline);
+  // The backend slot this session queued for (ticket) is its own now: hand off. False when it
+  // no longer waits (gone, timed out): the caller passes the slot on.
+  bool backend_slot_granted(uint64_t ticket);
 
   void on_read(Conn& conn, std::string_view bytes) override;
   void on_eof(Conn& conn) override;
@@ -50,7 +53,8 @@ class Session : public ConnHandler {
   // bans, limits, pass cache) is being made, client bytes are only held.
   enum class State { kProxyHeader, kConnect, kGreet, kDialogue, kHandoff, kSplice, kDone };
   // Handoff steps, in order; the replay steps run only when the dialogue got that far.
-  enum class Step { kConnecting, kBanner, kXclientEhlo, kXclient, kHelo, kMail, kRcpt };
+  // kQueued: waiting for a backend slot (backend.queue_max), no backend connection yet.
+  enum class Step { kQueued, kConnecting, kBanner, kXclientEhlo, kXclient, kHelo, kMail, kRcpt };
 
   const Config& config() const { return *runtime_->config; }
   // A proxy_protocol listener believes only its proxy_trusted upstreams; false: closed.
@@ -88,6 +92,10 @@ class Session : public ConnHandler {
 
   // handoff.cc
   void start_handoff();
+  void connect_backend();  // holding a backend slot
+  void queue_timed_out();
+  // 421 4.3.2 when the backend has no slot and the queue no place (or the wait was too long).
+  void refuse_backend_busy(const std::string& why);
   void backend_reply(std::string_view bytes);
   void backend_step_done();
   void send_backend_step(Step step, const std::string& line);
@@ -105,7 +113,8 @@ class Session : public ConnHandler {
   void client_write(std::string_view plaintext);
   void client_ciphertext(std::string_view bytes);
   void client_close_notify();
-  // backend.max_sessions reached: 421 4.3.2, logged and counted, and true.
+  // At connect: every backend slot taken and the queue full: 421 4.3.2, logged and counted,
+  // and true.
   bool refuse_if_backend_full();
   // The held RCPT passed the dialogue: greylisting, then the handoff.
   void rcpt_passed();
@@ -144,7 +153,10 @@ class Session : public ConnHandler {
   std::unique_ptr<UvHandle<uv_timer_t>> timer_;
   // smtp.command_time_limit for the whole dialogue; made when the dialogue starts.
   std::unique_ptr<UvHandle<uv_timer_t>> command_timer_;
-  uint64_t greet_deadline_ = 0;  // uv_now() ms when the greet wait ends; 0 = none pending
+  // uv_now() ms when the greet wait or the backend queue wait ends; 0 = none pending.
+  uint64_t wake_deadline_ = 0;
+  uint64_t queue_ticket_ = 0;  // our place in the backend queue; 0 = not queued
+  uint64_t queued_at_ = 0;     // uv_now() ms when it was taken
   State state_ = State::kConnect;
   Step step_ = Step::kConnecting;
 

@@ -604,6 +604,13 @@ def rcpt_attempt(port, source, sender, marker, host="127.0.0.1", rcpt=MAILBOX):
         s.close()
 
 
+def backend_connections(pid, port=10025):
+    """Established connections of process pid to the backend port (the Postfix backend)."""
+    out = subprocess.run(["ss", "-Htnp", "state", "established", f"( dport = :{port} )"],
+                         capture_output=True, text=True, timeout=10).stdout
+    return sum(1 for line in out.splitlines() if f"pid={pid}," in line)
+
+
 def metric_sum(mx, name, labels=None):
     """Sum over every sample of name whose labels include labels (dict); 0 when none."""
     total = 0.0

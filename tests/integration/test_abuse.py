@@ -13,9 +13,9 @@ PROXY v2), a real redis-server and LMDB on disk:
   then gets 554 5.7.1 (ban.reply = true).
 - Flood: 2,000 connections from 127.0.0.66 against limits.client_connection_count = 50: 50
   sessions, 1,950 times 421 4.7.0 (LIMIT lines, metric); meanwhile 127.0.0.9 delivers.
-- backend.max_sessions = 3: never more than 3 mxscreen connections to Postfix (ss -p), the
-  extra clients get 421 4.3.2 at connect, before any test (allowlisted or not); a freed
-  slot is used again.
+- backend.max_sessions = 3 without a queue (backend.queue_max = 0): never more than 3
+  mxscreen connections to Postfix (ss -p), the extra clients get 421 4.3.2 at connect, before
+  any test (allowlisted or not); a freed slot is used again.
 - Bans survive kill -9 and restart on LMDB (and so does the fake-MX hit counter); a ban made
   by instance A is enforced by instance B sharing one Redis (and so is the pair signal).
 - A burst of connections (8 fake-MX hits, 5 pregreets at once) earns one ban, not one per
@@ -362,13 +362,6 @@ def flood(port, source, count, opened, results, deadline_s=20.0):
     results["answered"] = len(lines)
 
 
-def backend_connections(pid):
-    """Established connections of process pid to the Postfix backend port 10025."""
-    out = subprocess.run(["ss", "-Htnp", "state", "established", "( dport = :10025 )"],
-                         capture_output=True, text=True, timeout=10).stdout
-    return sum(1 for line in out.splitlines() if f"pid={pid}," in line)
-
-
 class LimitsTest(_Base):
     def test_stress_mode_shortens_the_greet_wait_and_tightens_limits(self):
         # max_sessions 10, threshold 0.5: a 6th session turns stress mode on (Postfix's
@@ -459,16 +452,17 @@ class LimitsTest(_Base):
         held_src = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
         extra_src, later_src, screened_src = "127.0.0.14", "127.0.0.15", "127.0.0.16"
         allow = [f"{a}/32" for a in held_src + [extra_src, later_src]]
-        with harness.Mxscreen({"backend": {"max_sessions": 3},
+        # No queue (backend.queue_max = 0): the extra clients are refused at once.
+        with harness.Mxscreen({"backend": {"max_sessions": 3, "queue_max": 0},
                                "access": {"allow": allow}}) as mx:
             mx.wait_log(r"backend 127\.0\.0\.1:10025 offers \d+ EHLO keywords")  # probe done
-            harness.wait_until(lambda: backend_connections(mx.proc.pid) == 0,
+            harness.wait_until(lambda: harness.backend_connections(mx.proc.pid) == 0,
                                what="the EHLO probe's connection to end")
             samples, stop = [], threading.Event()
 
             def sample():
                 while not stop.is_set():
-                    samples.append(backend_connections(mx.proc.pid))
+                    samples.append(harness.backend_connections(mx.proc.pid))
                     time.sleep(0.01)  # sampling rate, not synchronisation
 
             sampler = threading.Thread(target=sample)
@@ -481,7 +475,7 @@ class LimitsTest(_Base):
                     held.append(sock)
                     banner = harness.read_reply(sock, timeout=5)
                     self.assertRegex(banner.raw, rb"^220 \S+ ESMTP Postfix")
-                harness.wait_until(lambda: backend_connections(mx.proc.pid) == 3,
+                harness.wait_until(lambda: harness.backend_connections(mx.proc.pid) == 3,
                                    what="3 backend connections")
 
                 # A fourth allowlisted client: 421 4.3.2 instead of Postfix's banner.
@@ -489,7 +483,8 @@ class LimitsTest(_Base):
                 data, _ = connect_and_read_all(mx.port, extra_src)
                 self.assertEqual(data, b"421 4.3.2 All server ports are busy\r\n")
                 mx.wait_log(rf"NOQUEUE: reject: CONNECT from \[{esc(extra_src)}\]:\d+: "
-                            r"backend\.max_sessions \(3\) reached$", since=since)
+                            r"421 4\.3\.2 backend queue full: backend\.max_sessions \(3\) "
+                            r"reached, backend\.queue_max \(0\) waiting$", since=since)
                 mx.wait_log(rf"DISCONNECT \[{esc(extra_src)}\]:\d+ outcome=backend_busy ",
                             since=since)
                 self.assertEqual(mx.metric("mxscreen_sessions_backend"), 3)
@@ -505,7 +500,7 @@ class LimitsTest(_Base):
                 # One held client leaves: its slot is free for the next client, who delivers.
                 self.assertEqual(harness.command(held[0], "QUIT").code, 221)
                 held.pop(0).close()
-                harness.wait_until(lambda: backend_connections(mx.proc.pid) == 2,
+                harness.wait_until(lambda: harness.backend_connections(mx.proc.pid) == 2,
                                    what="2 backend connections")
                 harness.wait_until(lambda: mx.metric("mxscreen_sessions_backend") == 2,
                                    what="the backend gauge to drop to 2")

@@ -167,7 +167,8 @@ class BackendTroubleTest(unittest.TestCase):
             silent.close()
 
     def test_backend_max_sessions_reached_gets_421(self):
-        with harness.Mxscreen(spine({"backend": {"max_sessions": 1}})) as mx:
+        # No queue (backend.queue_max = 0): refused at once (test_backend_queue for the queue).
+        with harness.Mxscreen(spine({"backend": {"max_sessions": 1, "queue_max": 0}})) as mx:
             held = harness.smtp_client(mx.port, source=CLIENT)
             try:
                 self.assertEqual(held.ehlo()[0], 250)  # spliced: holds the one backend slot
@@ -176,8 +177,8 @@ class BackendTroubleTest(unittest.TestCase):
                     self.assertEqual(reply.code, 421, reply.raw)
                     self.assertTrue(reply.lines[-1].startswith("4.3.2 "), reply.raw)
                     self.assertTrue(harness.wait_closed(sock, 5))
-                mx.wait_log(r"NOQUEUE: reject: CONNECT from \[127\.0\.0\.6\]:\d+: "
-                            r"backend\.max_sessions \(1\) reached")
+                mx.wait_log(r"NOQUEUE: reject: CONNECT from \[127\.0\.0\.6\]:\d+: 421 4\.3\.2 "
+                            r"backend queue full: backend\.max_sessions \(1\) reached")
                 self.assertEqual(held.noop()[0], 250)  # the held session is unaffected
             finally:
                 held.quit()

@@ -1,0 +1,253 @@
+"""The backend queue (backend.queue_max, backend.queue_timeout) with the real Postfix backend.
+
+When every backend slot (backend.max_sessions) is taken, a session ready for handoff waits in
+one FIFO queue shared by the workers instead of getting 421: a screened client with its RCPT
+reply held, an allowlisted one before Postfix's banner.
+- A burst of 20 clients (10 screened, 10 allowlisted) against 2 slots, 2 workers: all 20 wait,
+  then every one delivers; no 421, never more than 2 connections to Postfix.
+- backend.queue_max = 3: three clients wait, the next ones get 421 4.3.2 at connect ("backend
+  queue full"); the waiters get the slot in the order they came, across workers.
+- backend.queue_timeout = 1s: a screened client waiting at RCPT gets 421 4.3.2 ("backend queue
+  timeout") and never reaches Postfix.
+- Clients that leave while queued free their places at once and are never handed off: Postfix
+  never sees them, the next client is served.
+
+Client source addresses: 127.0.9.1-127.0.9.60.
+"""
+
+import os
+import re
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+HOLDER = "127.0.9.1"  # allowlisted: takes a backend slot and sits on it
+ALLOW = [f"{HOLDER}/32", "127.0.9.32/27"]  # 127.0.9.32-63: allowlisted, straight to the queue
+
+
+def esc(ip):
+    return re.escape(ip)
+
+
+def queue_config(max_sessions, workers=1, **backend):
+    return {"server": {"workers": workers},
+            "backend": {"max_sessions": max_sessions, **backend},
+            "access": {"allow": ALLOW},
+            "limits": {"client_connection_count": 0}}
+
+
+def hold_slot(mx):
+    """An allowlisted client that Postfix greets and that then sits on its backend slot."""
+    sock = harness.raw_connect(mx.port, source=HOLDER)
+    banner = harness.read_reply(sock, timeout=10)
+    assert re.match(rb"^220 \S+ ESMTP Postfix", banner.raw), banner.raw
+    return sock
+
+
+def release(sock):
+    assert harness.command(sock, "QUIT").code == 221
+    sock.close()
+
+
+def depth(mx):
+    return mx.metric("mxscreen_backend_queue_depth", default=0)
+
+
+def queue_events(mx, outcome):
+    return harness.metric_sum(mx, "mxscreen_backend_queue_total", {"outcome": outcome})
+
+
+def wait_depth(mx, n, timeout=10):
+    harness.wait_until(lambda: depth(mx) == n, timeout, what=f"{n} sessions in the queue")
+
+
+class BackendSampler:
+    """Samples mxscreen's connections to Postfix (ss) until stopped; .peak is the most seen."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, harness.backend_connections(self.pid))
+            time.sleep(0.01)  # sampling rate, not synchronisation
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+        return False
+
+
+def probe_done(mx):
+    mx.wait_log(r"backend 127\.0\.0\.1:10025 offers \d+ EHLO keywords")
+    harness.wait_until(lambda: harness.backend_connections(mx.proc.pid) == 0,
+                       what="the EHLO probes' connections to end")
+
+
+class BackendQueueTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.ensure_postfix()
+
+    def test_a_burst_larger_than_the_slots_waits_and_delivers_everything(self):
+        with harness.Mxscreen(queue_config(2, workers=2)) as mx:
+            probe_done(mx)
+            with BackendSampler(mx.proc.pid) as sampler:
+                holders = [hold_slot(mx)]
+                holders.append(hold_slot(mx))
+                results, markers = {}, {}
+
+                def client(source):
+                    marker = harness.unique_marker("queue-burst")
+                    markers[source] = marker
+                    try:
+                        results[source] = harness.rcpt_attempt(
+                            mx.port, source, f"burst.{marker}@example.org", marker)
+                    except Exception as e:  # noqa: BLE001 - reported by the assertion below
+                        results[source] = repr(e)
+
+                screened = [f"127.0.9.{i}" for i in range(2, 12)]
+                allowlisted = [f"127.0.9.{i}" for i in range(40, 50)]
+                threads = [threading.Thread(target=client, args=(s,))
+                           for s in screened + allowlisted]
+                for t in threads:
+                    t.start()
+                # All 20 wait: the allowlisted ones before Postfix's banner, the screened ones
+                # at RCPT after the greet wait and the dialogue.
+                wait_depth(mx, 20, timeout=20)
+                self.assertEqual(queue_events(mx, "queued"), 20)
+                for sock in holders:
+                    release(sock)
+                for t in threads:
+                    t.join(60)
+            self.assertEqual(
+                {s: r for s, r in results.items() if r != (250, "2.1.5 Ok")}, {})
+            for source, marker in markers.items():
+                data = harness.wait_delivered(marker)
+                self.assertRegex(data, rf"Received: from \S+ \(unknown \[{esc(source)}\]\)")
+            self.assertLessEqual(sampler.peak, 2)
+            self.assertEqual(queue_events(mx, "served"), 20)
+            self.assertEqual(queue_events(mx, "full") + queue_events(mx, "timeout"), 0)
+            self.assertNotIn("NOQUEUE", mx.log_text())
+            self.assertEqual(depth(mx), 0)
+            hist = mx.metrics()
+            self.assertRegex(hist, r"(?m)^mxscreen_backend_queue_wait_seconds_count 20$")
+
+    def test_a_full_queue_answers_421_exactly_past_queue_max_and_serves_in_order(self):
+        with harness.Mxscreen(queue_config(1, workers=2, queue_max=3)) as mx:
+            probe_done(mx)
+            holder = hold_slot(mx)
+            waiting = []
+            try:
+                for i, source in enumerate(["127.0.9.32", "127.0.9.33", "127.0.9.34"]):
+                    waiting.append(harness.raw_connect(mx.port, source=source))
+                    wait_depth(mx, i + 1)
+                # The queue is full: the next clients are refused at connect, before any test.
+                for source in ("127.0.9.35", "127.0.9.20"):  # allowlisted, screened
+                    since = mx.log_offset()
+                    with harness.raw_connect(mx.port, source=source) as sock:
+                        data, how = harness.read_until_closed(sock)
+                    self.assertEqual(data, b"421 4.3.2 All server ports are busy\r\n")
+                    mx.wait_log(rf"NOQUEUE: reject: CONNECT from \[{esc(source)}\]:\d+: "
+                                r"421 4\.3\.2 backend queue full: backend\.max_sessions \(1\) "
+                                r"reached, backend\.queue_max \(3\) waiting$", since=since)
+                self.assertEqual(queue_events(mx, "full"), 2)
+                self.assertEqual(depth(mx), 3)
+                # Each freed slot goes to the oldest waiter, whichever worker it is on.
+                release(holder)
+                for i, sock in enumerate(waiting):
+                    banner = harness.read_reply(sock, timeout=10)
+                    self.assertRegex(banner.raw, rb"^220 \S+ ESMTP Postfix")
+                    for later in waiting[i + 1:]:
+                        later.setblocking(False)
+                        with self.assertRaises(BlockingIOError):
+                            later.recv(1)  # still waiting: nothing from Postfix yet
+                        later.setblocking(True)
+                    self.assertEqual(depth(mx), len(waiting) - i - 1)
+                    release(sock)
+                waiting.clear()
+            finally:
+                for sock in waiting:
+                    sock.close()
+            self.assertEqual(queue_events(mx, "served"), 3)
+
+    def test_queue_timeout_answers_421_and_the_client_never_reaches_postfix(self):
+        source = "127.0.9.21"
+        with harness.Mxscreen(queue_config(1, queue_timeout="1s")) as mx:
+            probe_done(mx)
+            holder = hold_slot(mx)
+            try:
+                offset = harness.postfix_log_offset()
+                s = harness.smtp_client(mx.port, source=source)
+                try:
+                    self.assertEqual(s.ehlo()[0], 250)
+                    self.assertEqual(s.mail("late@example.org")[0], 250)
+                    started = time.monotonic()
+                    code, text = s.rcpt(harness.MAILBOX)
+                    waited = time.monotonic() - started
+                finally:
+                    s.close()
+                self.assertEqual((code, text), (421, b"4.3.2 All server ports are busy"))
+                self.assertGreater(waited, 0.9)
+                self.assertLess(waited, 5)
+                mx.wait_log(rf"NOQUEUE: reject: RCPT from \[{esc(source)}\]:\d+: 421 4\.3\.2 "
+                            r"backend queue timeout after 1s \(backend\.queue_timeout\)")
+                self.assertEqual(queue_events(mx, "timeout"), 1)
+                self.assertEqual(depth(mx), 0)
+                # The slot holder is unaffected and Postfix never heard of the client.
+                self.assertEqual(harness.command(holder, "NOOP").code, 250)
+                self.assertNotIn(f"[{source}]", harness.postfix_log_since(offset))
+            finally:
+                release(holder)
+
+    def test_clients_that_leave_while_queued_are_never_handed_off(self):
+        screened, allowlisted, later = "127.0.9.22", "127.0.9.36", "127.0.9.23"
+        with harness.Mxscreen(queue_config(1, workers=2)) as mx:
+            probe_done(mx)
+            with BackendSampler(mx.proc.pid) as sampler:
+                holder = hold_slot(mx)
+                offset = harness.postfix_log_offset()
+                # One waits before Postfix's banner, one at RCPT (sent, reply held).
+                early = harness.raw_connect(mx.port, source=allowlisted)
+                wait_depth(mx, 1)
+                sock = harness.raw_connect(mx.port, source=screened)
+                self.assertEqual(harness.read_reply(sock, timeout=5).code, 220)
+                self.assertEqual(harness.command(sock, "EHLO mail.example.org").code, 250)
+                self.assertEqual(harness.command(sock, "MAIL FROM:<gone@example.org>").code, 250)
+                harness.send_line(sock, f"RCPT TO:<{harness.MAILBOX}>")
+                wait_depth(mx, 2)
+                early.close()
+                sock.close()
+                # Their places are free at once, the slot still held.
+                wait_depth(mx, 0)
+                self.assertEqual(queue_events(mx, "left"), 2)
+                self.assertEqual(mx.metric("mxscreen_sessions_backend"), 1)
+                release(holder)
+                harness.wait_until(lambda: mx.metric("mxscreen_sessions_backend") == 0,
+                                   what="the slot to be free")
+                # The next client is served at once; the two that left never reached Postfix.
+                marker = harness.unique_marker("queue-after-leave")
+                self.assertEqual(harness.rcpt_attempt(mx.port, later, "next@example.org", marker),
+                                 (250, "2.1.5 Ok"))
+                harness.wait_delivered(marker)
+            self.assertLessEqual(sampler.peak, 1)
+            postfix = harness.postfix_log_since(offset)
+            self.assertIn(f"[{later}]", postfix)
+            self.assertNotIn(f"[{screened}]", postfix)
+            self.assertNotIn(f"[{allowlisted}]", postfix)
+            self.assertEqual(queue_events(mx, "served"), 0)
+            mx.wait_log(rf"DISCONNECT \[{esc(screened)}\]:\d+ outcome=client_gone ")
+            mx.wait_log(rf"DISCONNECT \[{esc(allowlisted)}\]:\d+ outcome=client_gone ")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
