@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,16 @@ constexpr std::string_view kDenied = "550 5.7.0 Error: insufficient authorizatio
 struct Splice {
   explicit Splice(CommandStream::Options options = {}) : stream(options) {}
 
+  // Fed in pieces of 1..max_piece bytes, sizes drawn from rng.
+  void client_in_pieces(std::string_view bytes, std::mt19937* rng, size_t max_piece) {
+    std::uniform_int_distribution<size_t> size(1, max_piece);
+    while (!bytes.empty()) {
+      size_t n = std::min(size(*rng), bytes.size());
+      held += bytes.substr(0, n);
+      bytes.remove_prefix(n);
+      run();
+    }
+  }
   void client(std::string_view bytes, bool byte_by_byte = false) {
     if (!byte_by_byte) {
       held += bytes;
@@ -250,6 +261,49 @@ TEST(ProtocolCommandStream, BoundsCommandsInFlight) {
   EXPECT_EQ(s.held, "RSET\r\n");
   s.backend("250 2.0.0 Ok\r\n");
   EXPECT_EQ(s.to_backend, "NOOP\r\nNOOP\r\nRSET\r\n");
+}
+
+TEST(ProtocolCommandStream, PiecesDoNotChangeTheOutcome) {
+  // One session in phases (client bytes, then the backend's replies), fed whole and in
+  // random pieces: the same bytes reach the backend and the client either way.
+  CommandStream::Options options;
+  options.chunking = true;
+  options.line_limit = 100;
+  const std::vector<std::pair<std::string, std::string>> phases = {
+      {"EHLO a.example\r\nXCLIENT ADDR=1.2.3.4\r\n",
+       "250-vm\r\n250-XCLIENT NAME\r\n250 CHUNKING\r\n"},
+      {"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nSubject: x\r\n"
+       "XCLIENT ADDR=1\r\n..\r\n.\r\r\nXFORWARD A=1\r\n" +
+           std::string(150, 'L') +
+           "\r\nSTARTTLS\r\nBDAT 22 LAST\r\nXCLIENT ADDR=1.2.3.4\r\nNOOP\r\n",
+       "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n"},
+      {"", "250 2.0.0 Ok: queued\r\n"},
+      {"", "250 2.0.0 Ok: queued\r\n250 2.0.0 Ok\r\n"},
+  };
+  auto play = [&](std::mt19937* rng, size_t max_piece) {
+    Splice s(options);
+    for (const auto& [client, backend] : phases) {
+      if (rng) {
+        s.client_in_pieces(client, rng, max_piece);
+      } else {
+        s.client(client);
+      }
+      s.backend(backend);
+    }
+    return s;
+  };
+  Splice whole = play(nullptr, 0);
+  EXPECT_EQ(whole.held, "");
+  EXPECT_EQ(whole.stream.in_flight(), 0U);
+  EXPECT_EQ(whole.refused, (std::vector<Refused>{Refused::kXclient, Refused::kXforward,
+                                                 Refused::kLineTooLong, Refused::kStarttls}));
+  for (unsigned seed = 1; seed <= 300; ++seed) {
+    std::mt19937 rng(seed);
+    Splice pieces = play(&rng, 1 + seed % 40);
+    ASSERT_EQ(pieces.to_backend, whole.to_backend) << seed;
+    ASSERT_EQ(pieces.to_client, whole.to_client) << seed;
+    ASSERT_EQ(pieces.refused, whole.refused) << seed;
+  }
 }
 
 TEST(ProtocolCommandStream, RefusesOverlongBackendLines) {
