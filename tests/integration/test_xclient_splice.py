@@ -16,6 +16,7 @@ it can be outside Postfix's mynetworks (127.0.0.0/8 on this machine).
 
 import os
 import re
+import socket
 import sys
 import unittest
 
@@ -192,6 +193,25 @@ class XclientSplice(unittest.TestCase):
         bdat = received_message(f"<{marker}-bdat@example.org>")
         self.assertTrue(bdat.replace(b"\r\n", b"\n").endswith(b"\nXCLIENT ADDR=127.0.0.1\n.\n"),
                         bdat)
+
+    def test_everything_sent_at_once_then_half_close_still_delivers(self):
+        # The message waits in mxscreen for Postfix's 354, after the client's FIN: the FIN
+        # goes to Postfix only behind it.
+        marker = harness.unique_marker("xclient-halfclose")
+        with self.start({"access": {"allow": [f"{OUTSIDE}/32"]}}) as mx, \
+                proxied(mx, sport=4715) as sock:
+            self.assertEqual(harness.read_reply(sock).code, 220)
+            sock.sendall(f"EHLO {harness.CLIENT_HELO}\r\nMAIL FROM:<{SENDER}>\r\n"
+                         f"RCPT TO:<user@example.test>\r\nDATA\r\nSubject: {marker}\r\n\r\n"
+                         f"XCLIENT ADDR=127.0.0.1\r\n.\r\nQUIT\r\n".encode())
+            sock.shutdown(socket.SHUT_WR)
+            data, how = harness.read_until_closed(sock, timeout=10)
+            self.assertEqual(how, "eof", data)
+            codes = [int(line[:3]) for line in data.decode().split("\r\n")
+                     if line[:3].isdigit() and line[3:4] == " "]
+            self.assertEqual(codes, [250, 250, 250, 354, 250, 221], data)
+            mx.wait_log(r"DISCONNECT \[192\.0\.2\.77\]:4715 outcome=spliced")
+        self.assertIn(b"\nXCLIENT ADDR=127.0.0.1", received_message(marker))
 
     def test_source_route_with_bare_crs_is_refused(self):
         # The bytes of repro/sourceroute_cr.bin (two NUL bytes of a fuzzer's framing first).
