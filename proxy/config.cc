@@ -477,6 +477,24 @@ void read_runtime(Section& store, Section& metrics, Section& log, Config& c) {
   log.read("target", c.log.target, std::span<const Named<LogTarget>>(kLogTargets));
 }
 
+void read_policy(Section& s, PolicyConfig& c) {
+  if (s.get("listen")) {
+    std::string text;
+    s.read("listen", text);
+    if (!text.empty()) {
+      protocol::Endpoint endpoint;
+      s.read("listen", endpoint);
+      c.listen = endpoint;
+    }
+  }
+  s.read("max_connections", c.max_connections, 1, 100000);
+  s.read_duration("idle_timeout", c.idle_timeout, Ms(1000));
+  s.read_duration("request_timeout", c.request_timeout, Ms(1));
+  // Postfix's requests are about 1 KiB (more with client certificate attributes).
+  s.read("request_size_limit", c.request_size_limit, 1024, int64_t{1} << 20);
+  s.read("x_greylist_header", c.x_greylist_header);
+}
+
 void read_listeners(Reporter& reporter, const toml::node* node, Config& c) {
   if (node && node->is_array() && node->as_array()->empty()) {
     reporter.error(pos_of(*node), "'listen' is empty: add a [[listen]] entry or leave it out");
@@ -525,7 +543,7 @@ void read_listeners(Reporter& reporter, const toml::node* node, Config& c) {
 constexpr std::string_view kSections[] = {
     "server", "listen",    "backend", "greet", "smtp",     "errors", "helo",    "client",
     "sender", "recipient", "dnsbl",   "dns",   "greylist", "cache",  "fake_mx", "ban",
-    "limits", "access",    "tls",     "store", "metrics",  "log"};
+    "limits", "access",    "tls",     "store", "metrics",  "policy", "log"};
 
 void read_all(Reporter& reporter, const toml::table& root, Config& c) {
   std::vector<std::unique_ptr<Section>> sections;
@@ -563,6 +581,7 @@ void read_all(Reporter& reporter, const toml::table& root, Config& c) {
   limits.read("client_connection_rate", c.limits.client_connection_rate, 0);
   read_access_and_tls(section("access"), section("tls"), c);
   read_runtime(section("store"), section("metrics"), section("log"), c);
+  read_policy(section("policy"), c.policy);
   for (auto& s : sections) s->finish();
 }
 

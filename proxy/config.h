@@ -212,6 +212,17 @@ struct MetricsConfig {
       protocol::Endpoint{protocol::IpAddress::v4(127, 0, 0, 1), 9425};
 };
 
+// The Postfix policy service (proxy/policy_server.h): the backend's check_policy_service.
+struct PolicyConfig {
+  std::optional<protocol::Endpoint> listen;  // nullopt = off (listen = "" in the file)
+  int max_connections = 200;                 // one per backend smtpd process, at most
+  // Above Postfix's smtpd_policy_service_max_idle (300s): Postfix closes first, never we.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(600);
+  std::chrono::milliseconds request_timeout = std::chrono::seconds(10);  // a begun request
+  std::size_t request_size_limit = 16384;                                // bytes of one request
+  bool x_greylist_header = false;  // PREPEND X-Greylist: on a pass after the delay
+};
+
 enum class LogFormat : uint8_t { kText, kJson };
 enum class LogTarget : uint8_t { kStderr, kSyslog };
 
@@ -243,6 +254,7 @@ struct Config {
   TlsConfig tls;
   StoreConfig store;
   MetricsConfig metrics;
+  PolicyConfig policy;
   LogConfig log;
 };
 

@@ -159,6 +159,17 @@ bool Server::bind() {
       return false;
     }
   }
+  if (config.policy.listen && first_worker()) {
+    policy_ = std::make_unique<PolicyServer>(loop_, *this);
+    int rc = policy_->start(*config.policy.listen);
+    if (rc != 0) {
+      Log::error("cannot serve the policy service on " + config.policy.listen->to_string() + ": " +
+                 uv_error(rc));
+      return false;
+    }
+    Log::info("policy service on " + config.policy.listen->to_string() +
+              " (Postfix: check_policy_service inet:" + config.policy.listen->to_string() + ")");
+  }
   return true;
 }
 
@@ -453,6 +464,9 @@ void Server::reload() {
     same = old_listen[i].address == new_listen[i].address;
   }
   if (!same) Log::warning("reload: [[listen]] changes take effect after a restart");
+  if (rt->config->policy.listen != runtime_->config->policy.listen) {
+    Log::warning("reload: policy.listen changes take effect after a restart");
+  }
   if (rt->config->server.workers != runtime_->config->server.workers) {
     Log::warning("reload: server.workers changes take effect after a restart");
   }
@@ -521,6 +535,7 @@ void Server::maybe_finish_drain() {
   drain_timer_.close();
   wake_timer_.close();
   resolver_.reset();
+  policy_.reset();  // served the backend's spliced sessions until the last one ended
   bans_.reset();
   store_.reset();
   sighup_.close();

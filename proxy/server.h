@@ -3,8 +3,8 @@
 // store. server.workers of them run, each on its own thread with its own SO_REUSEPORT listening
 // sockets; what must be counted across them (sessions, backend slots, per-client limits, stress
 // mode) lives in one WorkerGroup. The first worker alone owns the signals, the metrics
-// endpoint, the admin socket and the TLS ticket-key timer, and tells the others of a reload or
-// a drain through their inboxes.
+// endpoint, the policy service, the admin socket and the TLS ticket-key timer, and tells the
+// others of a reload or a drain through their inboxes.
 #pragma once
 
 #include <uv.h>
@@ -27,6 +27,7 @@
 #include "proxy/control.h"
 #include "proxy/dns.h"
 #include "proxy/metrics.h"
+#include "proxy/policy_server.h"
 #include "proxy/runtime.h"
 #include "proxy/store.h"
 #include "proxy/tls.h"
@@ -167,7 +168,8 @@ class Server {
   std::unique_ptr<Resolver> resolver_;
   DnsblZoneHealth dnsbl_health_;
   std::unique_ptr<Store> store_;
-  std::unique_ptr<Bans> bans_;  // after the store it writes to
+  std::unique_ptr<Bans> bans_;            // after the store it writes to
+  std::unique_ptr<PolicyServer> policy_;  // first worker, policy.listen set; after the store
   std::unique_ptr<ControlServer> control_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;

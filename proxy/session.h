@@ -19,6 +19,7 @@
 #include "protocol/reply.h"
 #include "proxy/conn.h"
 #include "proxy/domain_dns.h"
+#include "proxy/greylisting.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
 
@@ -66,8 +67,7 @@ class Session : public ConnHandler {
   void continue_after_cache();
   void pass_new(const std::string& how);
   void greylist_rcpt();
-  void greylist_decided(const std::string& key, StoreStatus status, const std::string& record,
-                        const std::string& detail = "");
+  void greylist_decided(const GreylistAnswer& answer);
   void resume_dialogue();
 
   // session_abuse.cc: bans, fake-MX (nolisting) records, strikes.

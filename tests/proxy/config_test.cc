@@ -205,6 +205,37 @@ target = "syslog"
   EXPECT_EQ(c.log.target, LogTarget::kSyslog);
 }
 
+TEST(ConfigParse, PolicySection) {
+  EXPECT_FALSE(parse("").config->policy.listen.has_value());  // off by default
+  ConfigResult r = parse(R"(
+[policy]
+listen = "127.0.0.1:10040"
+max_connections = 50
+idle_timeout = "400s"
+request_timeout = "2s"
+request_size_limit = 4096
+x_greylist_header = true
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string();
+  const PolicyConfig& p = r.config->policy;
+  ASSERT_TRUE(p.listen.has_value());
+  EXPECT_EQ(p.listen->to_string(), "127.0.0.1:10040");
+  EXPECT_EQ(p.max_connections, 50);
+  EXPECT_EQ(p.idle_timeout, milliseconds(400000));
+  EXPECT_EQ(p.request_timeout, milliseconds(2000));
+  EXPECT_EQ(p.request_size_limit, 4096u);
+  EXPECT_TRUE(p.x_greylist_header);
+  EXPECT_FALSE(parse("[policy]\nlisten = \"\"\n").config->policy.listen.has_value());
+  EXPECT_EQ(only_error("[policy]\nlisten = \"localhost\"\n"),
+            "t.toml:2:10: 'listen' in [policy]: invalid address \"localhost\": expected ip:port, "
+            "e.g. \"127.0.0.1:10025\" or \"[::1]:10025\"");
+  EXPECT_EQ(only_error("[policy]\nrequest_size_limit = 100\n"),
+            "t.toml:2:22: 'request_size_limit' in [policy]: must be between 1024 and 1048576, "
+            "got 100");
+  EXPECT_EQ(only_error("[policy]\nlisten_on = \"127.0.0.1:1\"\n"),
+            "t.toml:2:13: unknown key 'listen_on' in [policy]");
+}
+
 TEST(ConfigErrorFormat, ToString) {
   EXPECT_EQ((ConfigError{"a.toml", 3, 7, "boom"}).to_string(), "a.toml:3:7: boom");
   EXPECT_EQ((ConfigError{"a.toml", 0, 0, "cannot open"}).to_string(), "a.toml: cannot open");

@@ -1,0 +1,50 @@
+// proxy/greylisting.h: one triplet's greylisting against the state store, shared by the
+// pre-handoff RCPT (session_store.cc) and the policy service (policy_server.cc), so that both
+// sides read and write the same key and record: a triplet is recorded once, whichever side
+// sees it first. The allowlist files, the auto-allowlisted client (postgrey's
+// --auto-whitelist-clients), then checks::greylist's decision; a pass is counted for the client
+// at most once an hour, as postgrey counts.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "checks/greylist.h"
+#include "protocol/address.h"
+#include "proxy/config.h"
+#include "proxy/store.h"
+
+namespace mxscreen::proxy {
+
+struct Runtime;
+
+checks::GreylistPolicy greylist_policy(const GreylistConfig& config);
+
+struct GreylistQuery {
+  protocol::IpAddress client;
+  std::string verified_name;  // the forward-confirmed client name, "" when there is none
+  std::string sender;
+  std::string recipient;
+};
+
+struct GreylistAnswer {
+  enum class Verdict { kPass, kDefer, kStoreUnavailable };
+  Verdict verdict = Verdict::kPass;
+  // "new", "early retry", "passed", "allowlisted": the word on the GREYLIST log line.
+  std::string outcome;
+  std::string detail;  // " by client_allowlist_file: <why>" and the like, for the log
+  bool recipient_allowlisted = false;  // the recipient allowlist file let it through
+  std::chrono::seconds wait{0};        // kDefer: until a retry can pass
+  std::chrono::seconds delayed{0};     // "passed": how long the triplet was held back
+
+  bool passed() const { return verdict != Verdict::kDefer; }
+};
+
+// Greylists `query`. `done` runs on the loop thread, at once (allowlisted, memory and LMDB
+// stores) or later (Redis); the caller guards its own lifetime. A store that fails answers
+// kStoreUnavailable: the caller fails open.
+void greylist_triplet(Store& store, const Runtime& runtime, const GreylistQuery& query,
+                      std::function<void(GreylistAnswer)> done);
+
+}  // namespace mxscreen::proxy

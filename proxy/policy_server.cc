@@ -1,0 +1,318 @@
+// proxy/policy_server.cc: see policy_server.h. One Connection per Postfix smtpd process (the
+// smtpd keeps its policy connection open across sessions, up to smtpd_policy_service_max_idle
+// and _max_ttl). Requests on a connection are answered one at a time, in order: while the
+// store is asked, the connection is not read.
+#include "proxy/policy_server.h"
+
+#include <charconv>
+#include <string>
+#include <vector>
+
+#include "protocol/escape.h"
+#include "protocol/policy.h"
+#include "proxy/conn.h"
+#include "proxy/greylisting.h"
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/server.h"
+
+namespace mxscreen::proxy {
+namespace {
+
+// Answers waiting for a client that does not read; past this, its requests are not read.
+constexpr std::size_t kMaxQueuedAnswers = 16 * 1024;
+
+std::string labels(std::string_view name, std::string_view value) {
+  return std::string(name) + "=\"" + label_value(value) + "\"";
+}
+
+}  // namespace
+
+class PolicyServer::Connection : public ConnHandler {
+ public:
+  Connection(uv_loop_t* loop, PolicyServer& owner, Server& server)
+      : owner_(owner), server_(server), conn_(loop, *this), parser_(limits(server)), loop_(loop) {}
+  ~Connection() override { *alive_ = false; }
+
+  Conn& conn() { return conn_; }
+
+  bool start() {
+    if (uv_timer_init(loop_, timer_.get()) != 0) return false;
+    timer_.initialized();
+    timer_->data = this;
+    peer_ = tcp_peer(conn_.tcp()).log_string();
+    conn_.start_reading();
+    arm_timer();
+    return true;
+  }
+
+  void on_read(Conn&, std::string_view bytes) override {
+    parser_.feed(bytes);
+    process();
+  }
+  void on_eof(Conn&) override { close(); }
+  void on_error(Conn&, int) override { close(); }
+  void on_drained(Conn&) override {
+    if (!busy_ && !closing_) conn_.start_reading();
+  }
+
+ private:
+  static protocol::PolicyLimits limits(Server& server) {
+    protocol::PolicyLimits l;
+    l.max_request_bytes = server.runtime()->config->policy.request_size_limit;
+    return l;
+  }
+  const PolicyConfig& config() const { return server_.runtime()->config->policy; }
+
+  // Hands out every complete request buffered, one at a time.
+  void process() {
+    while (!busy_ && !closing_) {
+      protocol::PolicyRequest request;
+      auto status = parser_.next(&request);
+      if (status == protocol::PolicyParse::kNeedMore) {
+        arm_timer();
+        return;
+      }
+      if (status != protocol::PolicyParse::kRequest) {
+        refuse(std::string(protocol::to_string(status)),
+               status == protocol::PolicyParse::kTooLarge            ? "too_large"
+               : status == protocol::PolicyParse::kTooManyAttributes ? "too_many_attributes"
+                                                                     : "bad_line");
+        return;
+      }
+      handle(request);
+    }
+  }
+
+  // Postfix expects an answer to each request; anything that is not one is closed.
+  void refuse(const std::string& why, std::string_view reason) {
+    Log::event(LogLevel::kWarning, "POLICY",
+               "POLICY " + why + " from " + peer_ + "; closing the connection",
+               {{"reason", std::string(reason)}});
+    metrics().inc("mxscreen_policy_errors_total", labels("reason", reason));
+    close();
+  }
+
+  void handle(const protocol::PolicyRequest& request) {
+    metrics().inc("mxscreen_policy_requests_total");
+    const auto& runtime = *server_.runtime();
+    // Only RCPT is greylisted; Postfix may call the service from other restriction lists.
+    bool rcpt = protocol::ascii_lower(request.get("protocol_state")) == "rcpt";
+    if (request.get("request") != "smtpd_access_policy" || !rcpt ||
+        !runtime.config->greylist.enabled) {
+      return answer("DUNNO", "skipped", "dunno");
+    }
+    auto client = protocol::IpAddress::parse(request.get("client_address"));
+    if (!client) {
+      Log::event(LogLevel::kWarning, "POLICY",
+                 "POLICY request from " + peer_ + " without a valid client_address \"" +
+                     protocol::printable(request.get("client_address")) + "\"; DUNNO");
+      return answer("DUNNO", "skipped", "dunno");
+    }
+    protocol::Endpoint endpoint{*client, 0};
+    auto port = request.get("client_port");  // Postfix >= 3.2
+    uint16_t number = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+    if (ec == std::errc() && end == port.data() + port.size()) endpoint.port = number;
+    std::string envelope = " from=<" + protocol::printable(request.get("sender"), 255) + "> to=<" +
+                           protocol::printable(request.get("recipient"), 255) + ">";
+    std::string who = endpoint.log_string() + envelope;
+    if (runtime.access.decide(*client) == checks::AccessDecision::kPermit) {
+      log_greylist("allowlisted", who, " by access.allow");
+      return answer("DUNNO", "allowlisted", "dunno");
+    }
+    GreylistQuery query;
+    query.client = *client;
+    // Postfix's client_name is the forward-confirmed name, or "unknown".
+    if (auto name = request.get("client_name"); name != "unknown") query.verified_name = name;
+    query.sender = request.get("sender");
+    query.recipient = request.get("recipient");
+    busy_ = true;
+    conn_.stop_reading();
+    uv_timer_stop(timer_.get());
+    auto alive = alive_;
+    greylist_triplet(server_.store(), runtime, query, [this, alive, who](GreylistAnswer a) {
+      if (!*alive) return;
+      busy_ = false;
+      decided(a, who);
+      if (!closing_) {
+        if (conn_.queued() <= kMaxQueuedAnswers) conn_.start_reading();
+        process();
+      }
+    });
+  }
+
+  void decided(const GreylistAnswer& a, const std::string& who) {
+    const auto& config = *server_.runtime()->config;
+    switch (a.verdict) {
+      case GreylistAnswer::Verdict::kStoreUnavailable:
+        Log::event(LogLevel::kWarning, "GREYLIST",
+                   "GREYLIST skipped for " + who +
+                       " (policy): state store unavailable; "
+                       "failing open");
+        return answer("DUNNO", "store_unavailable", "dunno");
+      case GreylistAnswer::Verdict::kDefer:
+        log_greylist(a.outcome, who, " retry in " + std::to_string(a.wait.count()) + "s");
+        // The text mxscreen's own RCPT uses; Postfix makes it "450 4.2.0 <rcpt>: Recipient
+        // address rejected: <text>" (access(5) DEFER_IF_PERMIT with an enhanced status code).
+        return answer("DEFER_IF_PERMIT 4.2.0 " + config.greylist.reply_text, a.outcome,
+                      "defer_if_permit");
+      case GreylistAnswer::Verdict::kPass:
+        break;
+    }
+    log_greylist(a.outcome, who, protocol::printable(a.detail, 300));
+    if (config.policy.x_greylist_header && a.outcome == "passed") {
+      // postgrey's header on a message that was held back.
+      return answer("PREPEND X-Greylist: delayed " + std::to_string(a.delayed.count()) +
+                        " seconds by mxscreen at " + server_.runtime()->config->server.hostname,
+                    a.outcome, "prepend");
+    }
+    answer("DUNNO", a.outcome, "dunno");
+  }
+
+  void log_greylist(const std::string& outcome, const std::string& who, const std::string& extra) {
+    Log::event(LogLevel::kInfo, "GREYLIST", "GREYLIST " + outcome + " " + who + extra + " (policy)",
+               {{"outcome", outcome}, {"side", "policy"}});
+  }
+
+  void answer(const std::string& action, std::string_view outcome, std::string_view verb) {
+    metrics().inc("mxscreen_policy_verdicts_total",
+                  labels("action", verb) + "," + labels("outcome", outcome));
+    if (!conn_.write(protocol::format_policy_action(action))) return close();
+    if (conn_.queued() > kMaxQueuedAnswers) conn_.stop_reading();
+  }
+
+  // The idle time between requests, or the time left for a request that has begun.
+  void arm_timer() {
+    if (!timer_ || closing_) return;
+    bool partial = parser_.buffered() > 0;
+    auto after = partial ? config().request_timeout : config().idle_timeout;
+    partial_ = partial;
+    uv_timer_start(
+        timer_.get(),
+        [](uv_timer_t* t) {
+          if (auto* self = static_cast<Connection*>(t->data)) self->timed_out();
+        },
+        static_cast<uint64_t>(after.count()), 0);
+  }
+
+  void timed_out() {
+    if (busy_) return;
+    if (partial_) return refuse("request timeout", "request_timeout");
+    metrics().inc("mxscreen_policy_errors_total", labels("reason", "idle_timeout"));
+    close();
+  }
+
+  void close() {
+    if (closing_) return;
+    closing_ = true;
+    timer_.close();
+    conn_.close_after_flush();
+    owner_.closed(this);
+  }
+
+  PolicyServer& owner_;
+  Server& server_;
+  Conn conn_;
+  protocol::PolicyParser parser_;
+  uv_loop_t* loop_;
+  UvHandle<uv_timer_t> timer_;
+  std::string peer_;
+  bool busy_ = false;     // a request is with the store: nothing else is read or answered
+  bool partial_ = false;  // the timer runs for a request that has begun
+  bool closing_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+PolicyServer::PolicyServer(uv_loop_t* loop, Server& server) : loop_(loop), server_(server) {
+  auto& m = metrics();
+  m.describe("mxscreen_policy_connections_total", "counter",
+             "Policy service connections, by result (accepted, refused at "
+             "policy.max_connections).");
+  m.describe("mxscreen_policy_connections_active", "gauge", "Policy service connections open now.");
+  m.describe("mxscreen_policy_requests_total", "counter", "Policy requests answered or refused.");
+  m.describe("mxscreen_policy_verdicts_total", "counter",
+             "Policy answers, by action (defer_if_permit, dunno, prepend) and greylist outcome.");
+  m.describe("mxscreen_policy_errors_total", "counter",
+             "Policy connections closed for a reason (too_large, too_many_attributes, bad_line, "
+             "request_timeout, idle_timeout).");
+  uv_check_init(loop_, reaper_.get());
+  reaper_.initialized();
+  reaper_->data = this;
+}
+
+PolicyServer::~PolicyServer() {
+  listener_.close();
+  connections_.clear();
+  dead_.clear();
+  metrics().set("mxscreen_policy_connections_active", "", 0);
+}
+
+int PolicyServer::start(const protocol::Endpoint& at) {
+  int rc = uv_tcp_init(loop_, listener_.get());
+  if (rc != 0) return rc;
+  listener_.initialized();
+  listener_->data = this;
+  auto ss = sockaddr_from_endpoint(at);
+  rc = uv_tcp_bind(listener_.get(), reinterpret_cast<const sockaddr*>(&ss),
+                   at.address.is_v4() ? 0 : UV_TCP_IPV6ONLY);
+  if (rc == 0) rc = uv_listen(listener_.stream(), 1024, on_connection);
+  if (rc != 0) listener_.close();
+  update_gauge();
+  return rc;
+}
+
+void PolicyServer::on_connection(uv_stream_t* listener, int status) {
+  auto* self = static_cast<PolicyServer*>(listener->data);
+  if (!self || status < 0) return;
+  self->accept_one();
+}
+
+void PolicyServer::accept_one() {
+  auto connection = std::make_unique<Connection>(loop_, *this, server_);
+  if (connection->conn().init() != 0 ||
+      uv_accept(listener_.stream(), connection->conn().stream()) != 0) {
+    return;
+  }
+  const auto& config = server_.runtime()->config->policy;
+  if (connections_.size() >= static_cast<std::size_t>(config.max_connections)) {
+    // Closed at once: Postfix's policy client retries (smtpd_policy_service_try_limit) and
+    // then applies smtpd_policy_service_default_action.
+    metrics().inc("mxscreen_policy_connections_total", "result=\"refused\"");
+    if (!full_logged_) {
+      Log::warning("policy service: " + std::to_string(connections_.size()) +
+                   " connections (policy.max_connections); refusing new ones");
+      full_logged_ = true;
+    }
+    return;  // the Conn closes with the connection object
+  }
+  full_logged_ = false;
+  uv_tcp_nodelay(connection->conn().tcp(), 1);
+  if (!connection->start()) return;
+  metrics().inc("mxscreen_policy_connections_total", "result=\"accepted\"");
+  Connection* raw = connection.get();
+  connections_.emplace(raw, std::move(connection));
+  update_gauge();
+}
+
+void PolicyServer::closed(Connection* connection) {
+  auto it = connections_.find(connection);
+  if (it == connections_.end()) return;
+  // Freed after the callback that closed it has unwound.
+  dead_.push_back(std::move(it->second));
+  connections_.erase(it);
+  update_gauge();
+  uv_check_start(reaper_.get(), [](uv_check_t* h) {
+    if (auto* self = static_cast<PolicyServer*>(h->data)) {
+      self->dead_.clear();
+      uv_check_stop(h);
+    }
+  });
+}
+
+void PolicyServer::update_gauge() {
+  metrics().set("mxscreen_policy_connections_active", "",
+                static_cast<int64_t>(connections_.size()));
+}
+
+}  // namespace mxscreen::proxy
