@@ -80,6 +80,7 @@ class PolicyServer::Connection : public ConnHandler {
                                                                      : "bad_line");
         return;
       }
+      partial_ = false;  // the next request gets a request_timeout of its own
       handle(request);
     }
   }
@@ -109,6 +110,7 @@ class PolicyServer::Connection : public ConnHandler {
                      protocol::printable(request.get("client_address")) + "\"; DUNNO");
       return answer("DUNNO", "skipped", "dunno");
     }
+    client_ = client->to_string();  // requests are answered one at a time
     protocol::Endpoint endpoint{*client, 0};
     auto port = request.get("client_port");  // Postfix >= 3.2
     uint16_t number = 0;
@@ -132,7 +134,7 @@ class PolicyServer::Connection : public ConnHandler {
     uv_timer_stop(timer_.get());
     auto alive = alive_;
     greylist_triplet(server_.store(), runtime, query, [this, alive, who](GreylistAnswer a) {
-      if (!*alive) return;
+      if (!*alive || closing_) return;
       busy_ = false;
       decided(a, who);
       if (!closing_) {
@@ -172,7 +174,7 @@ class PolicyServer::Connection : public ConnHandler {
 
   void log_greylist(const std::string& outcome, const std::string& who, const std::string& extra) {
     Log::event(LogLevel::kInfo, "GREYLIST", "GREYLIST " + outcome + " " + who + extra + " (policy)",
-               {{"outcome", outcome}, {"side", "policy"}});
+               {{"client", client_}, {"outcome", outcome}, {"side", "policy"}});
   }
 
   void answer(const std::string& action, std::string_view outcome, std::string_view verb) {
@@ -182,10 +184,12 @@ class PolicyServer::Connection : public ConnHandler {
     if (conn_.queued() > kMaxQueuedAnswers) conn_.stop_reading();
   }
 
-  // The idle time between requests, or the time left for a request that has begun.
+  // The idle time between requests, or the time left for a request that has begun (armed
+  // once per request: a client that trickles bytes does not push its deadline back).
   void arm_timer() {
     if (!timer_ || closing_) return;
     bool partial = parser_.buffered() > 0;
+    if (partial && partial_) return;
     auto after = partial ? config().request_timeout : config().idle_timeout;
     partial_ = partial;
     uv_timer_start(
@@ -218,6 +222,7 @@ class PolicyServer::Connection : public ConnHandler {
   uv_loop_t* loop_;
   UvHandle<uv_timer_t> timer_;
   std::string peer_;
+  std::string client_;    // client_address of the request being answered, for the log
   bool busy_ = false;     // a request is with the store: nothing else is read or answered
   bool partial_ = false;  // the timer runs for a request that has begun
   bool closing_ = false;

@@ -328,6 +328,33 @@ class PolicyServiceBadInputTest(unittest.TestCase):
             self.assertEqual(mx.metric("mxscreen_policy_verdicts_total",
                                        {"action": "dunno", "outcome": "skipped"}), 1)
 
+    def test_x_greylist_header_on_the_pass_after_the_delay(self):
+        self.policy_port = harness.free_port()
+        mx = harness.Mxscreen({"greylist": {"enabled": True, "delay": "1s"},
+                               "server": {"hostname": "mx.example.test"},
+                               "policy": {"listen": f"127.0.0.1:{self.policy_port}",
+                                          "x_greylist_header": True}})
+        mx.ports.append(self.policy_port)
+        with mx, self.connect() as sock:
+            sender = unique_sender()
+            sock.sendall(request(sender, "p@example.test"))
+            self.assertEqual(read_answer(sock), GREYLISTED)
+
+            def passed():
+                sock.sendall(request(sender, "p@example.test"))
+                answer = read_answer(sock)
+                if answer == GREYLISTED:
+                    time.sleep(0.2)  # pacing between retries, not synchronisation
+                    return None
+                return answer
+
+            answer = harness.wait_until(passed, 10, interval=0, what="the triplet to pass")
+            self.assertRegex(answer, r"^action=PREPEND X-Greylist: delayed [12] seconds by "
+                                     r"mxscreen at mx\.example\.test\n\n$")
+            sock.sendall(request(sender, "p@example.test"))  # passed before: no header
+            self.assertEqual(read_answer(sock), "action=DUNNO\n\n")
+            mx.wait_log(r"GREYLIST passed \[192\.0\.2\.7\]:4711 .* \(policy\)$")
+
     def test_oversized_request_garbage_and_too_many_attributes_are_closed(self):
         with self.service(request_size_limit=2048) as mx:
             with self.connect() as sock:
@@ -366,8 +393,19 @@ class PolicyServiceBadInputTest(unittest.TestCase):
             with self.connect() as sock:
                 sock.sendall(b"request=smtpd_access_policy\n")
                 self.assertTrue(harness.wait_closed(sock, 5))
+            # Trickling bytes does not push the deadline back.
+            with self.connect() as sock:
+                t0 = time.monotonic()
+                try:
+                    for b in b"request=smtpd_access_policy\nsender=":
+                        sock.sendall(bytes([b]))
+                        time.sleep(0.1)  # the trickle under test, not synchronisation
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.assertTrue(harness.wait_closed(sock, 5))
+                self.assertLess(time.monotonic() - t0, 2.5)
             harness.wait_until(lambda: mx.metric("mxscreen_policy_errors_total",
-                                                 {"reason": "request_timeout"}) == 1, 5)
+                                                 {"reason": "request_timeout"}) == 2, 5)
             self.assertEqual(mx.metric("mxscreen_policy_errors_total",
                                        {"reason": "idle_timeout"}), 1)
             mx.wait_log(r"POLICY request timeout from")
