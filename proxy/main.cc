@@ -38,25 +38,29 @@ void usage(FILE* out) {
 }
 
 // Every session holds its client's descriptor, and a spliced one the backend's too (at most
-// backend.max_sessions of them); leave room for listeners, DNS, store and logs.
-void raise_open_files(int max_sessions, int backend_sessions) {
+// backend.max_sessions of them); leave room for listeners, DNS, store and logs. Returns how
+// many sessions the limit holds: past it the connect decision answers 421 (server.h).
+constexpr rlim_t kReservedFiles = 64;
+
+std::size_t raise_open_files(int max_sessions, int backend_sessions) {
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return SIZE_MAX;
   if (rl.rlim_cur < rl.rlim_max) {
     rlimit raised = rl;
     raised.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
   }
-  rlim_t needed = static_cast<rlim_t>(max_sessions) + static_cast<rlim_t>(backend_sessions) + 64;
-  if (rl.rlim_cur < needed) {
+  if (rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  const rlim_t overhead = static_cast<rlim_t>(backend_sessions) + kReservedFiles;
+  const std::size_t fit = rl.rlim_cur > overhead ? rl.rlim_cur - overhead : 1;
+  if (fit < static_cast<std::size_t>(max_sessions)) {
     Log::warning("open files limit " + std::to_string(rl.rlim_cur) + " cannot fit " +
                  "server.max_sessions = " + std::to_string(max_sessions) + " (needs about " +
-                 std::to_string(needed) + "); about " +
-                 std::to_string(rl.rlim_cur > needed - max_sessions
-                                    ? rl.rlim_cur - (needed - max_sessions)
-                                    : 0) +
-                 " sessions fit; new connections past that wait in the listen backlog");
+                 std::to_string(static_cast<rlim_t>(max_sessions) + overhead) + "); " +
+                 std::to_string(fit) +
+                 " sessions fit; past that new clients get 421 4.3.2 (limit=\"open_files\")");
   }
+  return fit;
 }
 
 bool drop_privileges(const Config& config) {
@@ -162,12 +166,13 @@ int run(int argc, char** argv) {
   const Config& config = *runtime->config;
   Log::configure(config.log.format, config.log.target);
   std::signal(SIGPIPE, SIG_IGN);
-  raise_open_files(config.server.max_sessions, config.backend.max_sessions);
+  const std::size_t fit = raise_open_files(config.server.max_sessions, config.backend.max_sessions);
 
   // Worker 0 runs on the default loop (it owns the signals) in this thread; the others each
   // get a loop and a thread once everything is bound and started.
   const auto workers = static_cast<std::size_t>(config.server.workers);
   WorkerGroup group(workers);
+  group.open_files_sessions = fit;
   std::vector<std::unique_ptr<uv_loop_t>> loops;
   std::vector<std::unique_ptr<Server>> servers;
   // Close what was made and let each loop run its close callbacks.

@@ -376,8 +376,25 @@ void Server::wake_timer_fired() {
 
 void Server::on_connection(uv_stream_t* server, int status) {
   auto* listener = static_cast<Listener*>(server->data);
-  if (!listener || status < 0) return;
+  if (!listener) return;
+  if (status < 0) {
+    // EMFILE/ENFILE: libuv has already closed the waiting connections through its reserve
+    // descriptor (so the loop does not spin on a readable listener); the sessions we have go on.
+    listener->server->accept_failed(*listener, uv_err_name(status), uv_error(status));
+    return;
+  }
   listener->server->accept_one(*listener);
+}
+
+void Server::accept_failed(const Listener& listener, const char* error, const std::string& why) {
+  metrics().inc("mxscreen_accept_errors_total", "error=\"" + std::string(error) + "\"");
+  // One line a second at most: a flood past the descriptor limit must not flood the log.
+  uint64_t now = uv_now(loop_);
+  if (accept_warned_ms_ != 0 && now - accept_warned_ms_ < 1000) return;
+  accept_warned_ms_ = now;
+  Log::warning("accept on " + listener.label + " failed: " + why + " (" +
+               std::to_string(sessions_.size()) +
+               " sessions open); new connections are closed until descriptors free up");
 }
 
 void Server::accept_one(Listener& listener) {
@@ -394,9 +411,7 @@ void Server::accept_one(Listener& listener) {
   group_.sessions.fetch_add(1, std::memory_order_relaxed);
   metrics().inc("mxscreen_worker_sessions_total", worker_label_);
   if (!raw->accept(listener.tcp.stream())) {
-    // EMFILE and friends: the connection stays in the kernel's backlog until a slot frees.
-    Log::warning("accept on " + listener.label + " failed");
-    metrics().inc("mxscreen_accept_errors_total");
+    accept_failed(listener, "session", "the connection could not be taken over");
     session_ended(raw);
     return;
   }
@@ -428,15 +443,15 @@ void Server::update_gauges() {
   // Under the lock, so that the last gauge written holds the counts as they are now.
   std::lock_guard lock(group_.gauge_mutex);
   std::size_t sessions = group_.sessions.load();
-  bool stressed = static_cast<double>(sessions) >
-                  server.stress_threshold * static_cast<double>(server.max_sessions);
+  const auto limit = static_cast<double>(session_limit());
+  bool stressed = static_cast<double>(sessions) > server.stress_threshold * limit;
   if (stressed != group_.stressed.load()) {
     group_.stressed = stressed;
     // postscreen's words: limits tighten (hard limit 1, no error sleep) while it lasts.
     Log::event(stressed ? LogLevel::kWarning : LogLevel::kInfo, "STRESS",
                std::string(stressed ? "entering" : "leaving") +
                    " stress mode: " + std::to_string(sessions) + " sessions, threshold " +
-                   std::to_string(static_cast<int>(server.stress_threshold * server.max_sessions)));
+                   std::to_string(static_cast<int64_t>(server.stress_threshold * limit)));
     metrics().inc("mxscreen_stress_transitions_total",
                   std::string("to=\"") + (stressed ? "on" : "off") + "\"");
   }

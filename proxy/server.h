@@ -9,7 +9,9 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -52,6 +54,9 @@ struct WorkerGroup {
   std::vector<class Server*> workers;  // [0] is the first worker
   std::atomic<std::size_t> sessions{0};
   BackendSlots backend_slots;  // backend.max_sessions and the queue behind them
+  // Sessions the open-files limit can hold (set once at start): past it a client gets 421
+  // like past server.max_sessions, rather than being closed unheard by libuv's EMFILE guard.
+  std::atomic<std::size_t> open_files_sessions{SIZE_MAX};
   std::atomic<bool> stressed{false};
   std::mutex gauge_mutex;  // one stress transition at a time; gauges set from fresh counts
   std::mutex limits_mutex;
@@ -82,6 +87,11 @@ class Server {
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
   // Across all workers.
   std::size_t active_sessions() const { return group_.sessions.load(std::memory_order_relaxed); }
+  // server.max_sessions, or fewer when the open-files limit cannot hold that many (main.cc).
+  std::size_t session_limit() const {
+    return std::min(static_cast<std::size_t>(runtime_->config->server.max_sessions),
+                    group_.open_files_sessions.load(std::memory_order_relaxed));
+  }
   // Postfix's stress mode: sessions above server.stress_threshold of server.max_sessions.
   bool under_stress() const { return group_.stressed.load(std::memory_order_relaxed); }
   // Sessions holding a backend connection (handing off or spliced): backend.max_sessions.
@@ -134,6 +144,8 @@ class Server {
  private:
   static void on_connection(uv_stream_t* server, int status);
   void accept_one(Listener& listener);
+  // Counted by error (mxscreen_accept_errors_total) and logged once a second at most.
+  void accept_failed(const Listener& listener, const char* error, const std::string& why);
   void update_gauges();
   void reap();
   void maybe_finish_drain();
@@ -176,6 +188,7 @@ class Server {
   std::vector<std::unique_ptr<Session>> dead_;
   bool draining_ = false;
   uint64_t accepted_ = 0;
+  uint64_t accept_warned_ms_ = 0;  // uv_now() of the last "accept failed" line
   MetricsServer metrics_server_;
   UvHandle<uv_check_t> reaper_;
   UvHandle<uv_prepare_t> log_flush_;  // writes the loop turn's log lines before it waits

@@ -118,11 +118,15 @@ void Session::connect_decision() {
                                                   "\",role=\"" + role_name(listener_.config.role) +
                                                   "\"");
 
-  if (server_.active_sessions() > static_cast<size_t>(config().server.max_sessions)) {
+  if (server_.active_sessions() > server_.session_limit()) {
+    // The open-files limit may hold fewer sessions than server.max_sessions (main.cc warns).
+    bool files = server_.session_limit() < static_cast<size_t>(config().server.max_sessions);
     Log::event(LogLevel::kWarning, "NOQUEUE",
-               "NOQUEUE: reject: CONNECT from " + who() + ": all server ports busy",
+               "NOQUEUE: reject: CONNECT from " + who() + ": all server ports busy" +
+                   (files ? " (open files limit)" : ""),
                {{"client", client_labels()}});
-    metrics().inc("mxscreen_limit_hits_total", "limit=\"max_sessions\"");
+    metrics().inc("mxscreen_limit_hits_total",
+                  files ? "limit=\"open_files\"" : "limit=\"max_sessions\"");
     reply_and_close("421 4.3.2 All server ports are busy\r\n", "busy");
     return;
   }

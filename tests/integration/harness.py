@@ -467,7 +467,7 @@ class Mxscreen:
         self._log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen([self.binary, "--config", str(self.config_path), *self.args],
                                      stdin=subprocess.DEVNULL, stdout=self._log_file,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn)
         ports = list(self.ports) + ([self.metrics_port] if self.metrics_port else [])
         try:
             wait_listening(ports, self.start_timeout, proc=self.proc)
@@ -490,6 +490,14 @@ class Mxscreen:
         if not os.environ.get("MXSCREEN_KEEP_TMP"):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
         return False
+
+    # Runs in the child before exec (e.g. to lower its RLIMIT_NOFILE); None = nothing.
+    preexec_fn = None
+
+    def cpu_seconds(self):
+        """User + system CPU time the process has used so far (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
