@@ -10,6 +10,7 @@
 
 #include "protocol/escape.h"
 #include "protocol/policy.h"
+#include "proxy/client_dns.h"
 #include "proxy/conn.h"
 #include "proxy/greylisting.h"
 #include "proxy/log.h"
@@ -132,16 +133,54 @@ class PolicyServer::Connection : public ConnHandler {
     busy_ = true;
     conn_.stop_reading();
     uv_timer_stop(timer_.get());
+    // A DNSWL client skips greylisting, as it skips mxscreen's own tests: ask the lists (the
+    // worker's DNS cache answers most of these at once), then greylist.
+    Resolver* resolver = server_.resolver();
+    if (resolver && has_dnswl(*runtime.dnsbl_sites)) {
+      dns_ = std::make_unique<ClientLookups>(
+          *resolver, server_.dnsbl_health(), runtime.dnsbl_sites, *client, ClientLookupsOptions{},
+          [this, query, who](ClientDnsEvent) { dns_answered(query, who); });
+      return;
+    }
+    greylist(query, who);
+  }
+
+  static bool has_dnswl(const std::vector<checks::DnsblSite>& sites) {
+    for (const auto& site : sites) {
+      if (site.weight < 0) return true;
+    }
+    return false;
+  }
+
+  void dns_answered(const GreylistQuery& query, const std::string& who) {
+    if (!dns_ || !dns_->snapshot().dnsbl_done()) return;
+    int rank = dns_->snapshot().dnsbl_rank;
+    // The lookups are done with (this runs inside their callback, which allows it).
+    dns_.reset();
+    if (rank <= server_.runtime()->config->dnsbl.allowlist_threshold) {
+      log_greylist("allowlisted", who, " by DNSWL (rank " + std::to_string(rank) + ")");
+      answer("DUNNO", "allowlisted", "dunno");
+      return resume();
+    }
+    greylist(query, who);
+  }
+
+  void greylist(const GreylistQuery& query, const std::string& who) {
     auto alive = alive_;
-    greylist_triplet(server_.store(), runtime, query, [this, alive, who](GreylistAnswer a) {
-      if (!*alive || closing_) return;
-      busy_ = false;
-      decided(a, who);
-      if (!closing_) {
-        if (conn_.queued() <= kMaxQueuedAnswers) conn_.start_reading();
-        process();
-      }
-    });
+    greylist_triplet(server_.store(), *server_.runtime(), query,
+                     [this, alive, who](GreylistAnswer a) {
+                       if (!*alive || closing_) return;
+                       decided(a, who);
+                       resume();
+                     });
+  }
+
+  // The answer is out: read and answer the next request.
+  void resume() {
+    busy_ = false;
+    if (closing_) return;
+    if (conn_.queued() <= kMaxQueuedAnswers) conn_.start_reading();
+    process();
   }
 
   void decided(const GreylistAnswer& a, const std::string& who) {
@@ -226,6 +265,7 @@ class PolicyServer::Connection : public ConnHandler {
   bool busy_ = false;     // a request is with the store: nothing else is read or answered
   bool partial_ = false;  // the timer runs for a request that has begun
   bool closing_ = false;
+  std::unique_ptr<ClientLookups> dns_;  // DNSWL lookups of the request being answered
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

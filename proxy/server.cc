@@ -549,8 +549,8 @@ void Server::maybe_finish_drain() {
   if (!draining_ || !sessions_.empty() || !dead_.empty()) return;
   drain_timer_.close();
   wake_timer_.close();
-  resolver_.reset();
   policy_.reset();  // served the backend's spliced sessions until the last one ended
+  resolver_.reset();
   bans_.reset();
   store_.reset();
   sighup_.close();

@@ -474,5 +474,35 @@ class PolicyServiceBadInputTest(unittest.TestCase):
             redis.cleanup()
 
 
+class PolicyServiceDnswlTest(unittest.TestCase):
+    """A client on a DNSWL skips greylisting at the policy service too (a real unbound serves
+    test_dns.py's zones: 127.0.0.203 is listed in wl.test, 127.0.0.201 nowhere)."""
+
+    def test_dnswl_client_is_not_greylisted(self):
+        import test_dns  # noqa: E402 (its Unbound helper and zones)
+        binary = test_dns.unbound_binary()
+        if binary is None:
+            self.skipTest("unbound is not installed")
+        policy_port = harness.free_port()
+        with test_dns.Unbound(binary) as unbound:
+            cfg = {"greylist": {"enabled": True, "delay": "1h"},
+                   "dns": {"nameservers": [f"127.0.0.1:{unbound.port}"], "timeout": "2s"},
+                   "dnsbl": {"sites": ["zen.test=127.0.0.[2..11]*3",
+                                       "wl.test=127.0.[0..255].[1..3]*-5"]},
+                   "policy": {"listen": f"127.0.0.1:{policy_port}"}}
+            mx = harness.Mxscreen(cfg)
+            mx.ports.append(policy_port)
+            with mx, socket.create_connection(("127.0.0.1", policy_port), timeout=5) as sock:
+                sender = unique_sender()
+                sock.sendall(request(sender, "w@example.test", client=test_dns.DNSWL))
+                self.assertEqual(read_answer(sock), "action=DUNNO\n\n")
+                sock.sendall(request(sender, "w@example.test", client=test_dns.CLEAN))
+                self.assertEqual(read_answer(sock), GREYLISTED)
+                mx.wait_log(rf"GREYLIST allowlisted \[{re.escape(test_dns.DNSWL)}\]:4711 "
+                            rf"from=<{re.escape(sender)}> to=<w@example\.test> by DNSWL \(rank -5\) "
+                            r"\(policy\)$")
+                mx.wait_log(rf"GREYLIST new \[{re.escape(test_dns.CLEAN)}\]:4711 .* \(policy\)$")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
