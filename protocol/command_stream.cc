@@ -19,6 +19,7 @@ constexpr std::string_view kInsufficientAuthorization =
                                                         // XCLIENT or XFORWARD
 constexpr std::string_view kNotImplemented = "502 5.5.1 Error: command not implemented\r\n";
 constexpr std::string_view kLineTooLong = "500 5.5.2 Error: line too long\r\n";
+constexpr std::string_view kReadyToStartTls = "220 2.0.0 Ready to start TLS\r\n";
 
 bool is_separator(unsigned char c) { return c <= 0x20 || c == 0x7f; }
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
@@ -200,6 +201,15 @@ CommandStream::Action CommandStream::take_line(std::string_view line, size_t con
     line_too_long_ = false;
     line = out_;
   }
+  if (c.refused == Refused::kStarttls && options_.offer_starttls) {
+    Action a;
+    a.kind = Action::Kind::kStartTls;
+    a.consumed = consumed;
+    a.line = line;
+    a.reply = kReadyToStartTls;
+    options_.offer_starttls = false;  // once per session (RFC 3207 4.2)
+    return a;
+  }
   if (c.what == Class::kRefuse) {
     Action a;
     a.kind = Action::Kind::kAnswer;
@@ -289,7 +299,8 @@ CommandStream::ReplyStatus CommandStream::backend_bytes(std::string_view input,
     }
     input.remove_prefix(end);
     bool continued = line.size() >= 4 && line[3] == '-';
-    if (continued || !reply_lines_.empty()) {
+    bool ehlo = !expect_.empty() && expect_.front() == Expect::kEhlo;
+    if (continued || !reply_lines_.empty() || ehlo) {
       reply_bytes_ += line.size();
       if (reply_bytes_ > kMaxReplyBytes) return ReplyStatus::kInvalid;
       reply_lines_.emplace_back(line);
@@ -326,6 +337,18 @@ void CommandStream::emit_reply(std::string* to_client) {
   // last line kept ends the reply.
   reply_lines_.resize(kept);
   if (final_dropped) reply_lines_.back()[3] = ' ';
+  bool ehlo = !expect_.empty() && expect_.front() == Expect::kEhlo;
+  if (ehlo && code == 250 && options_.offer_starttls && reply_lines_.back().size() >= 3) {
+    // mxscreen's own STARTTLS, as the last keyword.
+    std::string& last = reply_lines_.back();
+    std::string ending = last.size() >= 2 && last[last.size() - 2] == '\r' ? "\r\n" : "\n";
+    if (last.size() >= 4 && (last[3] == ' ' || last[3] == '-')) {
+      last[3] = '-';
+    } else {  // a bare "250": give it the separator the next line needs
+      last = last.substr(0, 3) + "-" + last.substr(3);
+    }
+    reply_lines_.push_back(last.substr(0, 3) + " STARTTLS" + ending);
+  }
   for (const auto& line : reply_lines_) to_client->append(line);
   reply_lines_.clear();
   reply_bytes_ = 0;

@@ -28,6 +28,10 @@ class CommandStream {
     // The backend offered CHUNKING (RFC 3030): a BDAT line starts a chunk. Without it a BDAT
     // line is an ordinary command and the bytes after it are read as commands too.
     bool chunking = false;
+    // mxscreen does TLS itself ([tls]): EHLO replies offer STARTTLS and a client STARTTLS is
+    // Kind::kStartTls. Otherwise STARTTLS is refused. The backend's own STARTTLS is never
+    // offered: mxscreen could not read what the client says inside it.
+    bool offer_starttls = false;
   };
 
   enum class Refused : uint8_t { kNone, kXclient, kXforward, kStarttls, kLineTooLong };
@@ -38,6 +42,8 @@ class CommandStream {
       kForward,   // write `forward` to the backend
       kAnswer,    // write `reply` to the client: every earlier command has had its reply
       kWait,      // nothing more until the backend answers; keep the unused input
+      kStartTls,  // write `reply` (220) to the client, drop every byte after the STARTTLS
+                  // line (RFC 3207 4.2) and read TLS from here on
     };
     Kind kind = Kind::kNeedMore;
     std::size_t consumed = 0;  // bytes of the input this action used

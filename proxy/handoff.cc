@@ -265,6 +265,7 @@ void Session::start_splice(const std::string& to_client) {
     options.line_limit =
         std::max<size_t>(static_cast<size_t>(config().smtp.line_length_limit), 512);
     options.chunking = backend_chunking_;
+    options.offer_starttls = runtime_->tls != nullptr && !tls_;
     commands_ = std::make_unique<protocol::CommandStream>(options);
   }
   // Client input not yet answered goes to the backend in the order it came: lines still in
@@ -344,6 +345,23 @@ size_t Session::run_commands(std::string_view input) {
         bytes_out_ += action.reply.size();
         client_write(action.reply);
         break;
+      case Kind::kStartTls: {
+        bytes_out_ += action.reply.size();
+        client_write(action.reply);
+        // RFC 3207 4.2: plain text pipelined behind STARTTLS is discarded, never answered
+        // inside TLS (as start_tls() does before the handoff).
+        std::string_view rest = input.substr(used);
+        if (!rest.empty()) {
+          Log::event(LogLevel::kWarning, "TLS",
+                     "discarding " + std::to_string(rest.size()) +
+                         " plaintext bytes sent after STARTTLS by " + who() + ": " +
+                         protocol::printable(rest),
+                     {{"client", client_labels()}});
+          metrics().inc("mxscreen_tls_injection_discarded_total");
+        }
+        tls_ = std::make_unique<TlsSession>(runtime_->tls);
+        return input.size();
+      }
       case Kind::kNeedMore:
       case Kind::kWait:
         return used;

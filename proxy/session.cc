@@ -819,7 +819,7 @@ void Session::client_ciphertext(std::string_view bytes) {
       if (state_ != State::kDone) on_eof(client_conn_);
       return;
     case TlsSession::Result::kHandshakeDone:
-      stop_timer();
+      if (state_ != State::kSplice) stop_timer();  // spliced: the idle timer runs on
       Log::event(LogLevel::kInfo, "TLS",
                  "Anonymous TLS connection established from " + who() + ": " + tls_->protocol() +
                      " with cipher " + tls_->cipher() + ", client certificate " +

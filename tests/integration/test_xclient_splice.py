@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -212,6 +213,43 @@ class XclientSplice(unittest.TestCase):
             self.assertEqual(codes, [250, 250, 250, 354, 250, 221], data)
             mx.wait_log(r"DISCONNECT \[192\.0\.2\.77\]:4715 outcome=spliced")
         self.assertIn(b"\nXCLIENT ADDR=127.0.0.1", received_message(marker))
+
+    def test_client_spliced_at_connect_gets_mxscreens_starttls(self):
+        # The backend's STARTTLS would hide the client's commands from mxscreen: with [tls],
+        # mxscreen offers its own in Postfix's EHLO reply and does the TLS itself.
+        marker = harness.unique_marker("xclient-tls")
+        from test_tls import client_context, make_cert
+        with tempfile.TemporaryDirectory() as d:
+            cert, key = make_cert(d, "mx", "mx.test.example")
+            extra = {"access": {"allow": [f"{OUTSIDE}/32"]},
+                     "tls": {"cert_file": str(cert), "key_file": str(key)}}
+            with self.start(extra) as mx, proxied(mx, sport=4716) as sock:
+                self.assertIn("ESMTP Postfix", harness.read_reply(sock).lines[0])
+                ehlo = harness.command(sock, f"EHLO {harness.CLIENT_HELO}")
+                self.assertEqual(keywords(ehlo)[-1], "STARTTLS")
+                self.assertNotRegex(ehlo.raw, rb"(?i)XCLIENT|XFORWARD")
+                sock.sendall(b"STARTTLS\r\nXCLIENT ADDR=127.0.0.1\r\n")  # injected: dropped
+                self.assertEqual(harness.read_reply(sock).raw,
+                                 b"220 2.0.0 Ready to start TLS\r\n")
+                tls = client_context().wrap_socket(sock, server_hostname="mx.test.example")
+                ehlo = harness.command(tls, f"EHLO {harness.CLIENT_HELO}")
+                self.assertIn("PIPELINING", keywords(ehlo))
+                self.assertNotRegex(ehlo.raw, rb"(?i)XCLIENT|XFORWARD|STARTTLS")
+                self.assertEqual(harness.command(tls, "XCLIENT ADDR=127.0.0.1").raw,
+                                 (DENIED + "\r\n").encode())
+                self.assertEqual(harness.command(tls, "STARTTLS").code, 502)
+                self.assertEqual(harness.command(tls, f"MAIL FROM:<{SENDER}>").code, 250)
+                self.assertEqual(harness.command(tls, "RCPT TO:<user@example.test>").code, 250)
+                self.assertEqual(harness.command(tls, "DATA").code, 354)
+                reply = harness.command(tls, f"Subject: {marker}\r\n\r\nin tls\r\n.")
+                self.assertIn("queued as", reply.lines[0])
+                self.assertEqual(harness.command(tls, "QUIT").code, 221)
+                tls.close()
+                mx.wait_log(r"TLS connection established from \[192\.0\.2\.77\]:4716")
+                mx.wait_log(r"discarding 24 plaintext bytes sent after STARTTLS by "
+                            r"\[192\.0\.2\.77\]:4716")
+                mx.wait_log(r"DISCONNECT \[192\.0\.2\.77\]:4716 outcome=spliced")
+        self.assertIn(b"in tls", received_message(marker))
 
     def test_source_route_with_bare_crs_is_refused(self):
         # The bytes of repro/sourceroute_cr.bin (two NUL bytes of a fuzzer's framing first).

@@ -54,8 +54,9 @@ struct Splice {
       in.remove_prefix(a.consumed);
       if (a.kind == Kind::kForward) {
         to_backend += a.forward;
-      } else if (a.kind == Kind::kAnswer) {
+      } else if (a.kind == Kind::kAnswer || a.kind == Kind::kStartTls) {
         to_client += a.reply;
+        if (a.kind == Kind::kStartTls) starttls_at = to_client.size();
         refused.push_back(a.refused);
         lines.emplace_back(a.line);
       } else {
@@ -71,6 +72,7 @@ struct Splice {
   std::string to_client;
   std::vector<Refused> refused;
   std::vector<std::string> lines;
+  size_t starttls_at = 0;  // to_client's size when TLS would start
 };
 
 TEST(ProtocolCommandStream, RefusesXclientAndXforwardWithoutForwarding) {
@@ -233,6 +235,36 @@ TEST(ProtocolCommandStream, StarttlsIsAnsweredByMxscreen) {
   EXPECT_EQ(s.to_backend, "");
   EXPECT_EQ(s.to_client, "502 5.5.1 Error: command not implemented\r\n");
   EXPECT_EQ(s.refused, std::vector<Refused>{Refused::kStarttls});
+}
+
+TEST(ProtocolCommandStream, OffersAndStartsItsOwnTls) {
+  CommandStream::Options options;
+  options.offer_starttls = true;
+  Splice s(options);
+  auto exchange = [&](std::string_view client, std::string_view backend) {
+    size_t mark = s.to_client.size();
+    s.client(client);
+    s.backend(backend);
+    return s.to_client.substr(mark);
+  };
+  EXPECT_EQ(exchange("EHLO a.example\r\n", "250-vm\r\n250-STARTTLS\r\n250 XCLIENT NAME\r\n"),
+            "250-vm\r\n250 STARTTLS\r\n");
+  EXPECT_EQ(exchange("EHLO a.example\r\n", "250 vm\r\n"), "250-vm\r\n250 STARTTLS\r\n");
+  EXPECT_EQ(exchange("EHLO a.example\r\n", "250\n"), "250-\n250 STARTTLS\n");
+  size_t mark = s.to_client.size();
+  s.client("HELO a.example\r\nSTARTTLS\r\n");
+  EXPECT_EQ(s.to_backend,
+            "EHLO a.example\r\nEHLO a.example\r\nEHLO a.example\r\nHELO a.example\r\n");
+  EXPECT_EQ(s.starttls_at, 0U);  // waits for the HELO's reply
+  s.backend("250 vm\r\n");
+  EXPECT_EQ(s.to_client.substr(mark), "250 vm\r\n220 2.0.0 Ready to start TLS\r\n");
+  EXPECT_EQ(s.starttls_at, s.to_client.size());
+  // Inside TLS: no second STARTTLS, in EHLO replies or as a command.
+  EXPECT_EQ(exchange("EHLO a.example\r\nSTARTTLS\r\n", "250-vm\r\n250 PIPELINING\r\n"),
+            "250-vm\r\n250 PIPELINING\r\n502 5.5.1 Error: command not implemented\r\n");
+  // A failed EHLO is not touched.
+  EXPECT_EQ(exchange("EHLO\r\n", "501 5.5.4 Syntax: EHLO hostname\r\n"),
+            "501 5.5.4 Syntax: EHLO hostname\r\n");
 }
 
 TEST(ProtocolCommandStream, LongLinesAreRefusedWhole) {
