@@ -98,6 +98,11 @@ std::string Metrics::render() const {
       out += " " + std::to_string(value) + "\n";
     }
   }
+  for (const auto& [name, fam] : families_) {  // described histograms without a sample yet
+    if (fam.type != "histogram" || histograms_.count(name)) continue;
+    if (!fam.help.empty()) out += "# HELP " + name + " " + fam.help + "\n";
+    out += "# TYPE " + name + " histogram\n";
+  }
   for (const auto& [name, series] : histograms_) {
     auto fam = families_.find(name);
     if (fam != families_.end() && !fam->second.help.empty()) {

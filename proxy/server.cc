@@ -109,6 +109,14 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::str
              "client_connection_count, client_connection_rate).");
   m.describe("mxscreen_test_results_total", "counter",
              "Pre-dialogue test hits, by test and outcome (ignore, enforce, drop, reject).");
+  // Families the alert rules and the dashboard (docs/monitoring/) query exist from the start,
+  // before their first sample: an alert on a family that never appears would never fire.
+  m.describe("mxscreen_greylist_total", "counter", "Greylist decisions, by outcome.");
+  m.describe("mxscreen_bans_total", "counter", "Bans given, by trigger.");
+  m.describe("mxscreen_tls_handshakes_total", "counter", "STARTTLS handshakes, by result.");
+  m.describe("mxscreen_dnsbl_hits_total", "counter", "DNSBL/DNSWL listings seen, by zone.");
+  m.describe("mxscreen_dnsbl_zone_healthy", "gauge",
+             "1 while a DNSBL zone answers sanely, 0 after it answered with an error code.");
   const auto& limits = runtime_->config->limits;
   {
     std::lock_guard lock(group_.limits_mutex);
