@@ -297,6 +297,7 @@ void read_server(Section& s, ServerConfig& c) {
   s.read_duration("drain_timeout", c.drain_timeout);
   s.read("workers", c.workers, 1, 256);
   s.read("buffer_size", c.buffer_size, 1024, int64_t{64} << 20);
+  s.read("kernel_splice", c.kernel_splice);
 }
 
 void read_backend(Section& s, BackendConfig& c) {

@@ -25,6 +25,8 @@ struct ServerConfig {
   std::chrono::milliseconds drain_timeout = std::chrono::seconds(30);
   int workers = 1;
   std::size_t buffer_size = 65536;  // bytes buffered per direction per spliced session
+  // Plain spliced sessions move bytes with splice(2) (kernel_splice.h) instead of copying.
+  bool kernel_splice = true;
 };
 
 enum class ListenRole : uint8_t { kMx, kFakeMx };

@@ -283,6 +283,58 @@ void Session::start_splice(const std::string& to_client) {
   client_conn_.start_reading();
   backend_conn_->start_reading();
   arm_timer(config().smtp.idle_timeout);
+  try_kernel_splice();
+}
+
+void Session::try_kernel_splice() {
+  // Only bytes nobody reads (no TLS, no XCLIENT command reading), only from a clean start:
+  // both write queues empty (what libuv still holds must not be overtaken) and both sides open.
+  if (kernel_splice_tried_ || state_ != State::kSplice || !config().server.kernel_splice || tls_ ||
+      commands_ || client_eof_ || backend_eof_ || client_conn_.queued() != 0 ||
+      backend_conn_->queued() != 0) {
+    return;
+  }
+  kernel_splice_tried_ = true;
+  if (!server_.take_kernel_splice_files()) {
+    // The descriptors are there for new clients first: copy this one.
+    metrics().inc("mxscreen_kernel_splice_total", "result=\"no_files\"");
+    return;
+  }
+  kernel_splice_files_ = true;
+  client_conn_.stop_reading();
+  backend_conn_->stop_reading();
+  int status = 0;
+  kernel_splice_ = KernelSplice::start(server_.loop(), client_conn_.tcp(), backend_conn_->tcp(),
+                                       *this, {&bytes_in_, &bytes_out_, &last_activity_}, &status);
+  if (kernel_splice_) {
+    metrics().inc("mxscreen_kernel_splice_total", "result=\"spliced\"");
+    return;
+  }
+  kernel_splice_refused(status);
+}
+
+void Session::kernel_splice_refused(int status) {
+  // No pipe or descriptor to be had (EMFILE), or a kernel without splice(2) for these
+  // sockets: the copy path carries on, nothing was moved yet.
+  metrics().inc("mxscreen_kernel_splice_total", "result=\"fallback\"");
+  Log::event(LogLevel::kInfo, "SPLICE",
+             "splice(2) unavailable for " + who() + ": " + uv_error(status) + "; copying",
+             {{"client", client_labels()}});
+  kernel_splice_.reset();
+  if (kernel_splice_files_) server_.give_back_kernel_splice_files();
+  kernel_splice_files_ = false;
+  client_conn_.start_reading();
+  backend_conn_->start_reading();
+}
+
+void Session::kernel_splice_eof(bool client_side) {
+  // As on_eof on the copy path: the FIN went on; the session ends when both sides are done.
+  (client_side ? client_eof_ : backend_eof_) = true;
+  if (client_eof_ && backend_eof_) finish("spliced");
+}
+
+void Session::kernel_splice_error(bool client_side, int status) {
+  on_error(client_side ? client_conn_ : *backend_conn_, status);
 }
 
 void Session::splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t* counter) {
@@ -408,6 +460,9 @@ void Session::on_drained(Conn& conn) {
     return;
   }
   if (state_ != State::kSplice) return;
+  if (kernel_splice_) return;
+  try_kernel_splice();
+  if (kernel_splice_) return;
   // The side that fed this queue may read again.
   if (&conn == &client_conn_) {
     if (!backend_eof_) backend_conn_->start_reading();

@@ -39,7 +39,8 @@ void usage(FILE* out) {
 
 // Every session holds its client's descriptor, and a spliced one the backend's too (at most
 // backend.max_sessions of them); leave room for listeners, DNS, store and logs. Returns how
-// many sessions the limit holds: past it the connect decision answers 421 (server.h).
+// many sessions the limit holds: past it the connect decision answers 421 (server.h). The
+// splice(2) path's pipes use only descriptors left over (Server::take_kernel_splice_files).
 constexpr rlim_t kReservedFiles = 64;
 
 std::size_t raise_open_files(int max_sessions, int backend_sessions) {

@@ -87,6 +87,10 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::str
   m.describe("mxscreen_sessions_backend", "gauge",
              "Sessions holding a backend connection now (handoff or splice).");
   m.describe("mxscreen_handoffs_total", "counter", "Sessions handed to the backend.");
+  m.describe("mxscreen_kernel_splice_total", "counter",
+             "Spliced sessions whose bytes the kernel moves (splice(2), result=spliced) or that "
+             "stayed on the copy path because the kernel refused (result=fallback) or the "
+             "open-files limit had no descriptors to spare (result=no_files).");
   m.describe("mxscreen_backend_queue_depth", "gauge",
              "Sessions waiting for a backend slot now (backend.queue_max).");
   m.describe("mxscreen_backend_queue_total", "counter",

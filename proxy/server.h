@@ -57,6 +57,8 @@ struct WorkerGroup {
   // Sessions the open-files limit can hold (set once at start): past it a client gets 421
   // like past server.max_sessions, rather than being closed unheard by libuv's EMFILE guard.
   std::atomic<std::size_t> open_files_sessions{SIZE_MAX};
+  // Sessions on the splice(2) path, each holding kKernelSpliceFiles more descriptors.
+  std::atomic<std::size_t> kernel_spliced{0};
   std::atomic<bool> stressed{false};
   std::mutex gauge_mutex;  // one stress transition at a time; gauges set from fresh counts
   std::mutex limits_mutex;
@@ -98,6 +100,22 @@ class Server {
   std::size_t backend_sessions() const { return group_.backend_slots.used(); }
   // Sessions waiting for a backend slot (backend.queue_max), across all workers.
   std::size_t backend_queued() const { return group_.backend_slots.queued(); }
+  // The splice(2) path takes two pipes and two dup()s (kernel_splice.h): only descriptors the
+  // open-files limit has to spare beyond every session's, never one a new client would need.
+  // True: taken, give them back with give_back_kernel_splice_files().
+  static constexpr std::size_t kKernelSpliceFiles = 6;
+  bool take_kernel_splice_files() {
+    std::size_t limit = group_.open_files_sessions.load(std::memory_order_relaxed);
+    std::size_t spliced = group_.kernel_spliced.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (limit == SIZE_MAX || active_sessions() + spliced * kKernelSpliceFiles <= limit) {
+      return true;
+    }
+    group_.kernel_spliced.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  void give_back_kernel_splice_files() {
+    group_.kernel_spliced.fetch_sub(1, std::memory_order_relaxed);
+  }
   bool draining() const { return draining_; }
 
   // Called by a session when it is done; it is freed on the next loop turn.

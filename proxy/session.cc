@@ -44,6 +44,8 @@ Session::Session(Server& server, const Listener& listener)
 Session::~Session() {
   *alive_ = false;
   if (backend_conn_) server_.backend_slot_released();
+  kernel_splice_.reset();
+  if (kernel_splice_files_) server_.give_back_kernel_splice_files();
   if (counted_) server_.client_disconnect(client_.address);
 }
 
@@ -668,6 +670,7 @@ void Session::finish(const std::string& outcome) {
   state_ = State::kDone;
   stop_timer();
   stop_command_timer();
+  kernel_splice_.reset();  // its descriptors go before the connections close
   if (queue_ticket_) {
     // Gone while queued: its place is free at once. A slot already on its way is passed on
     // when it arrives (backend_slot_granted says no).

@@ -20,12 +20,13 @@
 #include "proxy/conn.h"
 #include "proxy/domain_dns.h"
 #include "proxy/greylisting.h"
+#include "proxy/kernel_splice.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
 
 namespace mxscreen::proxy {
 
-class Session : public ConnHandler {
+class Session : public ConnHandler, public KernelSpliceHandler {
  public:
   Session(Server& server, const Listener& listener);
   ~Session() override;
@@ -48,6 +49,10 @@ class Session : public ConnHandler {
   void on_error(Conn& conn, int status) override;
   void on_drained(Conn& conn) override;
   void on_connect(Conn& conn, int status) override;
+
+  void kernel_splice_eof(bool client_side) override;
+  void kernel_splice_error(bool client_side, int status) override;
+  void kernel_splice_refused(int status) override;
 
  private:
   // kProxyHeader: reading an upstream's PROXY header; kConnect: the connect decision (access,
@@ -101,6 +106,8 @@ class Session : public ConnHandler {
   void send_backend_step(Step step, const std::string& line);
   void start_splice(const std::string& to_client);
   void splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t* counter);
+  // Hands a plain session's bytes to the kernel (splice(2)) when nothing needs to see them.
+  void try_kernel_splice();
   // handoff = "xclient": the client's commands pass through commands_ (command_stream.h).
   void commands_from_client(std::string_view bytes);
   void replies_from_backend(std::string_view bytes);
@@ -191,6 +198,11 @@ class Session : public ConnHandler {
   uint64_t last_activity_ = 0;  // uv_now() of the last spliced byte
   uint64_t bytes_in_ = 0;       // client -> backend
   uint64_t bytes_out_ = 0;      // backend -> client
+  // server.kernel_splice: the splice(2) path once both write queues are empty (declared after
+  // the connections: it goes first). Tried once per session.
+  std::unique_ptr<KernelSplice> kernel_splice_;
+  bool kernel_splice_tried_ = false;
+  bool kernel_splice_files_ = false;  // took Server::kKernelSpliceFiles descriptors
 };
 
 }  // namespace mxscreen::proxy
