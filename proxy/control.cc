@@ -134,68 +134,97 @@ void ControlServer::on_connection(uv_stream_t* listener, int status) {
   self->clients_.push_back(std::move(client));
 }
 
-void ControlServer::handle(Client* client, const std::string& line) {
+ControlRequest parse_control_request(const std::string& line) {
   auto args = words(line);
-  Log::info("ctl: " + protocol::printable(line));
-  auto alive = client->alive;
-  auto reply = [this, client, alive](const std::string& text) {
-    if (*alive) answer(client, text);
-  };
   const std::string what = args.empty() ? "" : args[0];
+  ControlRequest request;
   if (what == "bans" && args.size() == 1) {
-    server_.bans().list([reply](StoreStatus status, std::vector<BanEntry> bans) {
-      if (status != StoreStatus::kOk) {
-        return reply("ERR state store " + std::string(to_string(status)) + "\n");
-      }
-      std::string text;
-      const int64_t now = wall_clock_seconds();
-      for (const auto& b : bans) {
-        text += b.address + " until=" + utc_time(b.record.until) +
-                " left=" + std::to_string(b.record.until - now) +
-                "s reason=" + protocol::printable(b.record.reason, 200) + "\n";
-      }
-      reply(text + "OK " + std::to_string(bans.size()) + " banned\n");
-    });
+    request.kind = ControlRequest::Kind::kBans;
+  } else if (what == "stats" && args.size() == 1) {
+    request.kind = ControlRequest::Kind::kStats;
   } else if ((what == "unban" && args.size() == 2) || (what == "ban" && args.size() == 3)) {
     auto address = protocol::IpAddress::parse(args[1]);
-    if (!address) return reply("ERR invalid address \"" + protocol::printable(args[1]) + "\"\n");
+    if (!address) {
+      request.error = "ERR invalid address \"" + protocol::printable(args[1]) + "\"\n";
+      return request;
+    }
+    request.address = *address;
     if (what == "unban") {
-      server_.bans().unban(*address, [reply, address](StoreStatus status) {
-        reply(status == StoreStatus::kOk
-                  ? "OK unbanned " + address->to_string() + "\n"
-                  : "ERR state store " + std::string(to_string(status)) + "\n");
-      });
-      return;
+      request.kind = ControlRequest::Kind::kUnban;
+      return request;
     }
     auto length = parse_duration(args[2]);
     auto secs = length ? std::chrono::duration_cast<std::chrono::seconds>(*length)
                        : std::chrono::seconds(0);
     if (secs.count() <= 0) {
-      return reply("ERR invalid duration \"" + protocol::printable(args[2]) +
-                   "\" (expected e.g. 90s, 30m, 12h, 7d)\n");
+      request.error = "ERR invalid duration \"" + protocol::printable(args[2]) +
+                      "\" (expected e.g. 90s, 30m, 12h, 7d)\n";
+      return request;
     }
-    server_.bans().ban(*address, "admin", "banned by the admin", secs,
-                       [reply, address](StoreStatus status, std::chrono::seconds s) {
-                         reply(status == StoreStatus::kOk
-                                   ? "OK banned " + address->to_string() + " for " +
-                                         std::to_string(s.count()) + "s\n"
-                                   : "ERR state store " + std::string(to_string(status)) + "\n");
-                       });
-  } else if (what == "stats" && args.size() == 1) {
-    std::string text = std::string("version ") + MXSCREEN_VERSION + "\n" + "sessions_active " +
-                       std::to_string(server_.active_sessions()) + "\n" + "backend_sessions " +
-                       std::to_string(server_.backend_sessions()) + "\n" + "stress " +
-                       (server_.under_stress() ? "yes" : "no") + "\n" + "store " +
-                       std::string(server_.store().engine()) + "\n";
-    // Then every counter and gauge as /metrics has it (histogram buckets left out).
-    std::istringstream in(metrics().render());
-    for (std::string l; std::getline(in, l);) {
-      if (!l.empty() && l[0] != '#' && l.find("_bucket{") == std::string::npos) text += l + "\n";
-    }
-    reply(text + "OK\n");
+    request.kind = ControlRequest::Kind::kBan;
+    request.duration = secs;
   } else {
-    reply("ERR unknown request \"" + protocol::printable(line) +
-          "\"; expected: bans | unban ADDR | ban ADDR DURATION | stats\n");
+    request.error = "ERR unknown request \"" + protocol::printable(line) +
+                    "\"; expected: bans | unban ADDR | ban ADDR DURATION | stats\n";
+  }
+  return request;
+}
+
+void ControlServer::handle(Client* client, const std::string& line) {
+  Log::info("ctl: " + protocol::printable(line));
+  auto alive = client->alive;
+  auto reply = [this, client, alive](const std::string& text) {
+    if (*alive) answer(client, text);
+  };
+  const ControlRequest request = parse_control_request(line);
+  const auto address = request.address;
+  switch (request.kind) {
+    case ControlRequest::Kind::kInvalid:
+      return reply(request.error);
+    case ControlRequest::Kind::kBans:
+      server_.bans().list([reply](StoreStatus status, std::vector<BanEntry> bans) {
+        if (status != StoreStatus::kOk) {
+          return reply("ERR state store " + std::string(to_string(status)) + "\n");
+        }
+        std::string text;
+        const int64_t now = wall_clock_seconds();
+        for (const auto& b : bans) {
+          text += b.address + " until=" + utc_time(b.record.until) +
+                  " left=" + std::to_string(b.record.until - now) +
+                  "s reason=" + protocol::printable(b.record.reason, 200) + "\n";
+        }
+        reply(text + "OK " + std::to_string(bans.size()) + " banned\n");
+      });
+      return;
+    case ControlRequest::Kind::kUnban:
+      server_.bans().unban(address, [reply, address](StoreStatus status) {
+        reply(status == StoreStatus::kOk
+                  ? "OK unbanned " + address.to_string() + "\n"
+                  : "ERR state store " + std::string(to_string(status)) + "\n");
+      });
+      return;
+    case ControlRequest::Kind::kBan:
+      server_.bans().ban(address, "admin", "banned by the admin", request.duration,
+                         [reply, address](StoreStatus status, std::chrono::seconds s) {
+                           reply(status == StoreStatus::kOk
+                                     ? "OK banned " + address.to_string() + " for " +
+                                           std::to_string(s.count()) + "s\n"
+                                     : "ERR state store " + std::string(to_string(status)) + "\n");
+                         });
+      return;
+    case ControlRequest::Kind::kStats: {
+      std::string text = std::string("version ") + MXSCREEN_VERSION + "\n" + "sessions_active " +
+                         std::to_string(server_.active_sessions()) + "\n" + "backend_sessions " +
+                         std::to_string(server_.backend_sessions()) + "\n" + "stress " +
+                         (server_.under_stress() ? "yes" : "no") + "\n" + "store " +
+                         std::string(server_.store().engine()) + "\n";
+      // Then every counter and gauge as /metrics has it (histogram buckets left out).
+      std::istringstream in(metrics().render());
+      for (std::string l; std::getline(in, l);) {
+        if (!l.empty() && l[0] != '#' && l.find("_bucket{") == std::string::npos) text += l + "\n";
+      }
+      return reply(text + "OK\n");
+    }
   }
 }
 

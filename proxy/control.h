@@ -7,11 +7,13 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "protocol/address.h"
 #include "proxy/uv_handle.h"
 
 namespace mxscreen::proxy {
@@ -20,6 +22,17 @@ inline constexpr const char* kControlSocketName = "mxscreen.ctl";
 std::string control_socket_path(const std::string& state_dir);
 
 class Server;
+
+// One request line as the admin socket reads it (its only parser of untrusted bytes; kept
+// apart from the socket so that tests/fuzz/control_request_fuzz.cc can feed it).
+struct ControlRequest {
+  enum class Kind { kBans, kUnban, kBan, kStats, kInvalid };
+  Kind kind = Kind::kInvalid;
+  protocol::IpAddress address;      // unban, ban
+  std::chrono::seconds duration{};  // ban
+  std::string error;                // the "ERR ..." line when kInvalid
+};
+ControlRequest parse_control_request(const std::string& line);
 
 class ControlServer {
  public:

@@ -134,6 +134,36 @@ bool init_udns_default(std::string* error) {
 
 }  // namespace
 
+DnsAnswer parse_dns_reply(DnsType type, std::string_view packet) {
+  DnsAnswer answer;
+  const auto* pkt = reinterpret_cast<const unsigned char*>(packet.data());
+  const unsigned char* end = pkt + packet.size();
+  // What udns checks before it calls the parser: a header, one question, its name.
+  if (packet.size() < DNS_HSIZE || dns_numqd(pkt) != 1) return answer;
+  const unsigned char* cur = dns_payload(pkt);
+  unsigned char qdn[DNS_MAXDN];
+  if (dns_getdn(pkt, &cur, end, qdn, sizeof qdn) <= 0 || end - cur < 4) return answer;
+  // udns's parsers start at the question's type and assert that it is what was asked.
+  if (dns_get16(cur) != static_cast<unsigned>(udns_type(type)) || dns_get16(cur + 2) != DNS_C_IN) {
+    return answer;
+  }
+  if (dns_rcode(pkt) == DNS_R_NXDOMAIN) {
+    answer.status = DnsStatus::kNxDomain;
+    return answer;
+  }
+  if (dns_rcode(pkt) != DNS_R_NOERROR) return answer;
+  void* result = nullptr;
+  int status = udns_parser(type)(qdn, pkt, cur, end, &result);
+  if (status < 0 || !result) {
+    answer.status = status_from_udns(status);
+    free(result);
+    return answer;
+  }
+  answer = answer_from_udns(type, result);
+  free(result);  // udns allocates results with malloc()
+  return answer;
+}
+
 // One udns query, shared by every lookup of the same (type, name) while it is in flight.
 struct Resolver::Query {
   Resolver* owner = nullptr;

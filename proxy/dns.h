@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -61,6 +62,11 @@ class [[nodiscard]] DnsLookup {
   explicit DnsLookup(std::shared_ptr<Waiter> waiter) : waiter_(std::move(waiter)) {}
   std::shared_ptr<Waiter> waiter_;
 };
+
+// What the resolver makes of a raw DNS reply to a `type` query (header, one question, the
+// answer records): udns's checks and parser, then the same values a live answer gives. For the
+// fuzzer (tests/fuzz/dns_answer_fuzz.cc); a reply udns would not take is kTempFail.
+DnsAnswer parse_dns_reply(DnsType type, std::string_view packet);
 
 class Resolver {
  public:
