@@ -398,6 +398,24 @@ def _merge(defaults, overrides):
     return merged
 
 
+# Set by scripts/test --sanitize/--tsan: the binary is a sanitizer build. Its allocator keeps
+# freed memory and adds shadow memory, so RSS bounds are not comparable to a release build.
+SANITIZED = bool(os.environ.get("MXSCREEN_SANITIZE"))
+
+_SANITIZER_REPORT = re.compile(
+    r"^.*(?:ERROR: (?:Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer|"
+    r"runtime error: ).*$", re.MULTILINE)
+
+
+def sanitizer_report(text, max_lines=60):
+    """The first sanitizer report in `text` (a log or a captured stderr) and the lines after
+    it, or None."""
+    m = _SANITIZER_REPORT.search(text)
+    if not m:
+        return None
+    return "\n".join(text[m.start():].splitlines()[:max_lines])
+
+
 class Mxscreen:
     """A running mxscreen with a temporary config, as a context manager.
 
@@ -487,8 +505,13 @@ class Mxscreen:
         if exc_type is not None:
             sys.stderr.write(f"--- mxscreen log ({self.log_path}) ---\n{self.log_tail(60)}\n")
         self.kill()
+        report = self.sanitizer_report()
         if not os.environ.get("MXSCREEN_KEEP_TMP"):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if report and exc_type is None:
+            raise AssertionError(f"sanitizer report in mxscreen's log:\n{report}")
+        if report:
+            sys.stderr.write(f"--- sanitizer report ---\n{report}\n")
         return False
 
     # Runs in the child before exec (e.g. to lower its RLIMIT_NOFILE); None = nothing.
@@ -533,6 +556,11 @@ class Mxscreen:
             return self.log_path.read_bytes().decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
+
+    def sanitizer_report(self):
+        """The first ASan/UBSan/LSan/TSan report in the log (a sanitizer build, scripts/test
+        --sanitize or --tsan), or None. A test that passed still fails on one."""
+        return sanitizer_report(self.log_text())
 
     def log_tail(self, n=40):
         return "\n".join(self.log_text().splitlines()[-n:])

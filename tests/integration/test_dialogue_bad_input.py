@@ -70,7 +70,8 @@ class BadInputTest(unittest.TestCase):
             reply = harness.command(sock, "EHLO mail.example.org")
             self.assertEqual((reply.code, reply.lines[0]), (250, HOST))
             growth = rss_kib(mx.proc.pid) - before
-            self.assertLess(growth, 20 * 1024, f"RSS grew {growth} KiB for one long line")
+            if not harness.SANITIZED:  # RSS is a release-build figure (harness.SANITIZED)
+                self.assertLess(growth, 20 * 1024, f"RSS grew {growth} KiB for one long line")
             self.assertEqual(harness.command(sock, "MAIL FROM:<a@example.org>").code, 250)
             self.assertEqual(harness.command(sock, "RCPT TO:<user@example.test>").raw,
                              b"250 2.1.5 Ok\r\n")
@@ -88,7 +89,8 @@ class BadInputTest(unittest.TestCase):
                 sock.sendall(b"NOOP " + b"y" * (1 << 20) + b"\r\n")
                 self.assertEqual(harness.read_reply(sock, 15).code, 500)
             growth = rss_kib(mx.proc.pid) - before
-            self.assertLess(growth, 20 * 1024, f"RSS grew {growth} KiB over 15 MB of input")
+            if not harness.SANITIZED:  # RSS is a release-build figure (harness.SANITIZED)
+                self.assertLess(growth, 20 * 1024, f"RSS grew {growth} KiB over 15 MB of input")
             self.assertEqual(harness.command(sock, "NOOP").code, 250)
 
     def test_nul_bytes_get_500_and_the_session_goes_on(self):
@@ -117,7 +119,8 @@ class BadInputTest(unittest.TestCase):
             self.assertTrue(harness.wait_closed(sock, 5), "connection left open after 421")
             mx.wait_log(rf"COMMAND COUNT LIMIT from \[{client}\]:\d+ after NOOP")
             self.wait_idle(mx)
-            self.assertLess(rss_kib(mx.proc.pid) - before, 20 * 1024)
+            if not harness.SANITIZED:
+                self.assertLess(rss_kib(mx.proc.pid) - before, 20 * 1024)
             self.assert_serves_mail(mx, "127.0.0.165")
 
     def test_client_that_never_reads_its_replies_cannot_grow_memory(self):
@@ -140,7 +143,8 @@ class BadInputTest(unittest.TestCase):
                 while time.monotonic() < deadline and growth < 20 * 1024:
                     growth = rss_kib(mx.proc.pid) - before
                     time.sleep(0.05)
-                self.assertLess(growth, 20 * 1024, f"RSS grew {growth} KiB for one client")
+                if not harness.SANITIZED:  # RSS is a release-build figure (harness.SANITIZED)
+                    self.assertLess(growth, 20 * 1024, f"RSS grew {growth} KiB for one client")
             finally:
                 sock.shutdown(socket.SHUT_RDWR)
                 sender.join(10)
