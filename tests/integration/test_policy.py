@@ -198,6 +198,41 @@ class PostfixCallsPolicyTest(unittest.TestCase):
         with harness.Mxscreen(policy_config(BACKEND_XCLIENT_POLICY, "xclient")) as mx:
             self.check_spliced_session(mx, "127.0.0.62")
 
+    def test_triplet_seen_by_postfix_first_is_known_to_the_rcpt_before_handoff(self):
+        with harness.Mxscreen(policy_config()) as mx:
+            source, sender = "127.0.0.66", unique_sender()
+            rcpt1, rcpt2 = mailbox(uid()), mailbox(uid())
+            s = self.wait_pass_first_rcpt(mx, source, sender, rcpt1)
+            try:
+                code, text = s.rcpt(rcpt2)  # first seen by Postfix, through the policy service
+                self.assertEqual((code, text.decode()), (450, greylisted_text(rcpt2)))
+                mx.wait_log(gl_line("new", source, sender, rcpt2, policy=True))
+                s.rset()
+                s.quit()
+            finally:
+                s.close()
+            # A new session with that triplet first: mxscreen's own RCPT knows the record.
+            since = mx.log_offset()
+            code, text = harness.rcpt_attempt(mx.port, source, sender, "unused", rcpt=rcpt2)
+            self.assertEqual((code, text), (450, greylisted_text(rcpt2)))
+            mx.wait_log(gl_line("early retry", source, sender, rcpt2, policy=False), since=since)
+            marker = harness.unique_marker("pol-vv")
+
+            def passed():
+                code, text = harness.rcpt_attempt(mx.port, source, sender, marker, rcpt=rcpt2)
+                if code == 250:
+                    return True
+                self.assertEqual((code, text), (450, greylisted_text(rcpt2)))
+                time.sleep(0.3)  # pacing between retries, not synchronisation
+                return False
+
+            harness.wait_until(passed, 15, interval=0, what="the triplet to pass before handoff")
+            harness.wait_delivered(marker)
+            mx.wait_log(gl_line("passed", source, sender, rcpt2, policy=False), since=since)
+            mx.wait_log(gl_line("allowlisted", source, sender, rcpt2, policy=True), since=since)
+            self.assertEqual(len(re.findall(rf"GREYLIST new \S+ from=<{re.escape(sender)}> "
+                                            rf"to=<{re.escape(rcpt2)}>", mx.log_text())), 1)
+
     def test_unknown_recipient_gets_550_without_greylisting(self):
         with harness.Mxscreen(policy_config()) as mx:
             source, sender = "127.0.0.63", unique_sender()
