@@ -18,6 +18,7 @@
 
 #include "proxy/config.h"
 #include "proxy/control.h"
+#include "proxy/ctl_check.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "version.h"
@@ -34,6 +35,8 @@ void usage(FILE* out) {
                "usage: mxscreen --config FILE         run in the foreground\n"
                "       mxscreen --check-config [--plan] --config FILE\n"
                "       mxscreen ctl --config FILE bans | unban ADDR | ban ADDR DURATION | stats\n"
+               "       mxscreen ctl --config FILE check [--warn-sessions S] [--crit-sessions S]\n"
+               "                                        [--warn-queue S] [--crit-queue S]\n"
                "       mxscreen --version\n");
 }
 
@@ -119,6 +122,9 @@ int run_ctl_command(int argc, char** argv) {
   if (!loaded.config) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
     return kExitUsage;
+  }
+  if (request[0] == "check") {
+    return run_ctl_check(*loaded.config, {request.begin() + 1, request.end()});
   }
   return run_ctl(loaded.config->server.state_dir, request);
 }
