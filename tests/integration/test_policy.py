@@ -1,7 +1,7 @@
 """Greylisting of every recipient: mxscreen's Postfix policy service, with real Postfix calling it
 (issue 14, item 2).
 
-The backend services 127.0.0.1:10027 (PROXY) and 10028 (XCLIENT) of scripts/postfix-backend ask
+The backend services 127.0.0.1:10035 (PROXY) and 10036 (XCLIENT) of scripts/postfix-backend ask
 the policy service at 127.0.0.1:POLICY_PORT in smtpd_recipient_restrictions, after
 reject_unauth_destination and reject_unlisted_recipient. What the user notices:
 - a spliced session (the client passed mxscreen's own greylisting for its first recipient) gets
@@ -34,9 +34,9 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-POLICY_PORT = int(os.environ.get("POSTFIX_BACKEND_POLICY_PORT", "10040"))
-BACKEND_PROXY_POLICY = "127.0.0.1:10027"
-BACKEND_XCLIENT_POLICY = "127.0.0.1:10028"
+POLICY_PORT = int(os.environ.get("POSTFIX_BACKEND_POLICY_PORT", "10045"))
+BACKEND_PROXY_POLICY = "127.0.0.1:10035"
+BACKEND_XCLIENT_POLICY = "127.0.0.1:10036"
 DELAY = 2.0
 LOCK_PATH = f"/tmp/mxscreen-test-policy-{POLICY_PORT}.lock"
 
