@@ -4,7 +4,8 @@
 // line cut and its rest skipped, leading whitespace skipped, content only after its own 354, a
 // BDAT chunk only on a strictly formed line). The property of issue 13.1: whatever the client
 // sends and however the bytes are split, the backend never reads an XCLIENT, XFORWARD or
-// STARTTLS command from the client, and the client never sees those EHLO keywords.
+// STARTTLS command from the client, and the client never sees those EHLO keywords (but
+// mxscreen's own STARTTLS, before its TLS started, when it offers one).
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cctype>
@@ -146,7 +147,9 @@ class Backend {
   std::string replies_;
 };
 
-void check_to_client(const std::string& text) {
+// STARTTLS may be offered only by mxscreen (offer_starttls) and only before its own TLS
+// started (at byte tls_at of what the client was sent).
+void check_to_client(const std::string& text, bool offer_starttls, size_t tls_at) {
   size_t start = 0;
   while (start < text.size()) {
     size_t end = text.find('\n', start);
@@ -154,7 +157,8 @@ void check_to_client(const std::string& text) {
                           (end == std::string::npos ? text.size() : end) - start);
     if (line.size() > 4) {
       std::string_view kw = line.substr(4);
-      FUZZ_CHECK(!istarts(kw, "XCLIENT") && !istarts(kw, "XFORWARD") && !istarts(kw, "STARTTLS"));
+      FUZZ_CHECK(!istarts(kw, "XCLIENT") && !istarts(kw, "XFORWARD"));
+      FUZZ_CHECK(!istarts(kw, "STARTTLS") || (offer_starttls && start < tls_at));
     }
     if (end == std::string::npos) break;
     start = end + 1;
@@ -169,6 +173,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.line_limit = in.ConsumeIntegralInRange<size_t>(8, 300);
   options.max_in_flight = in.ConsumeIntegralInRange<size_t>(1, 8);
   options.chunking = in.ConsumeBool();
+  options.offer_starttls = options.line_limit % 2 == 0;  // no input byte of its own
   std::vector<std::string> chunks;
   while (in.remaining_bytes() > 0 && chunks.size() < 32) {
     chunks.push_back(in.ConsumeRandomLengthString(400));
@@ -179,6 +184,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string client;     // bytes the stream has not consumed yet
   std::string to_client;  // what the client is sent
   size_t next_chunk = 0;
+  size_t tls_at = std::string::npos;  // to_client's size when mxscreen's TLS started
   for (int steps = 0; steps < 20000; ++steps) {
     CommandStream::Action a = stream.next(client);
     FUZZ_CHECK(a.consumed <= client.size());
@@ -188,10 +194,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else if (a.kind == Kind::kAnswer) {
       FUZZ_CHECK(!a.reply.empty());
       to_client += a.reply;
+    } else if (a.kind == Kind::kStartTls) {
+      FUZZ_CHECK(options.offer_starttls && tls_at == std::string::npos);
+      to_client += a.reply;
+      tls_at = to_client.size();
     }
     client.erase(0, a.consumed);
+    // The session drops plain text pipelined behind STARTTLS (RFC 3207 4.2); what the client
+    // sends next arrives decrypted through the same stream.
+    if (a.kind == Kind::kStartTls) client.clear();
     FUZZ_CHECK(stream.in_flight() <= options.max_in_flight);
-    bool progress = a.consumed > 0 || a.kind == Kind::kForward || a.kind == Kind::kAnswer;
+    bool progress = a.consumed > 0 || a.kind == Kind::kForward || a.kind == Kind::kAnswer ||
+                    a.kind == Kind::kStartTls;
     if (progress && a.kind != Kind::kWait) continue;
     // Stuck on input or on the backend: let the backend answer, else the client send more.
     if (backend.has_replies()) {
@@ -205,6 +219,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
   }
-  check_to_client(to_client);
+  check_to_client(to_client, options.offer_starttls, tls_at);
   return 0;
 }
