@@ -15,7 +15,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMXSCREEN_WERROR=ON \
 
 FROM debian:12-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libuv1 libssl3 libudns0 liblmdb0 libhiredis0.14 \
+ && apt-get install -y --no-install-recommends libuv1 libssl3 libudns0 liblmdb0 libhiredis0.14 libre2-9 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/mxscreen --shell /usr/sbin/nologin mxscreen \

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "checks/sha256.h"
 #include "protocol/escape.h"
 
 namespace mxscreen::checks {
@@ -158,6 +159,25 @@ std::string normalize_sender(std::string_view sender, bool strip_tags) {
   return local + "@" + domain;
 }
 
+namespace {
+
+// One escaped address of the key, cut to kGreylistKeyPartLimit: a longer one becomes its first
+// kGreylistKeyPrefix bytes, '~' and the SHA-256 of the whole escaped part. Different addresses
+// stay different keys; the client no longer chooses how much the store holds.
+void append_bounded(std::string& key, std::string_view address) {
+  std::string part;
+  append_escaped(part, address);
+  if (part.size() <= kGreylistKeyPartLimit) {
+    key += part;
+    return;
+  }
+  key.append(part, 0, kGreylistKeyPrefix);
+  key += '~';
+  key += sha256_hex(part);
+}
+
+}  // namespace
+
 std::string greylist_key(const protocol::IpAddress& client, std::string_view sender,
                          std::string_view recipient, const GreylistPolicy& policy) {
   int prefix = client.is_v4() ? policy.ipv4_prefix : policy.ipv6_prefix;
@@ -166,9 +186,9 @@ std::string greylist_key(const protocol::IpAddress& client, std::string_view sen
   key += '/';
   key += std::to_string(prefix);
   key += ':';
-  append_escaped(key, normalize_sender(sender, policy.strip_sender_tags));
+  append_bounded(key, normalize_sender(sender, policy.strip_sender_tags));
   key += ':';
-  append_escaped(key, protocol::ascii_lower(recipient));
+  append_bounded(key, protocol::ascii_lower(recipient));
   return key;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -53,7 +54,12 @@ std::string normalize_sender(std::string_view sender, bool strip_tags);
 
 // "gl:<network>/<prefix>:<sender>:<recipient>" with the client's network (policy prefixes),
 // the normalised sender and the lower-cased recipient. ':' and '%' inside the addresses are
-// %-escaped so that the key is unambiguous.
+// %-escaped so that the key is unambiguous. An escaped address longer than
+// kGreylistKeyPartLimit bytes (RFC 5321 4.5.3.1.3 allows a path of 256) is stored as its first
+// kGreylistKeyPrefix bytes, '~' and the SHA-256 (hex) of the whole, so that a key is at most
+// about 450 bytes whatever the client sends (under LMDB's 511-byte key limit).
+inline constexpr std::size_t kGreylistKeyPartLimit = 200;
+inline constexpr std::size_t kGreylistKeyPrefix = 64;
 std::string greylist_key(const protocol::IpAddress& client, std::string_view sender,
                          std::string_view recipient, const GreylistPolicy& policy);
 

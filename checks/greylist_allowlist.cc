@@ -1,6 +1,8 @@
 // checks/greylist_allowlist.cc: see greylist_allowlist.h.
 #include "checks/greylist_allowlist.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -15,7 +17,8 @@ bool ends_with_domain(std::string_view name, std::string_view domain) {
          name[name.size() - domain.size() - 1] == '.';
 }
 
-// Calls entry(text, column) for each non-comment line's first word; a second word is an error.
+// Calls entry(word, &offset) for each non-comment line's first word; a second word is an error.
+// An error message from entry is reported at the word's column plus the offset it set.
 template <typename Entry>
 void for_each_entry(std::string_view text, std::vector<AccessFileError>* errors, Entry entry) {
   int line_no = 0;
@@ -35,22 +38,35 @@ void for_each_entry(std::string_view text, std::vector<AccessFileError>* errors,
                          "one entry per line, got \"" + std::string(word) + "\""});
       continue;
     }
-    if (auto message = entry(word); !message.empty()) {
-      errors->push_back({line_no, static_cast<int>(start) + 1, message});
+    int offset = 0;
+    if (auto message = entry(word, &offset); !message.empty()) {
+      errors->push_back({line_no, static_cast<int>(start) + 1 + offset, message});
     }
   }
 }
 
-// "/regex/" -> the compiled regex, or an error message.
-std::string compile(std::string_view word, std::vector<std::pair<std::string, std::regex>>* out) {
+// "/regex/" -> the compiled regex, or an error message (and in *offset where in the word the
+// error is, when RE2 names the offending fragment).
+std::string compile(std::string_view word, std::vector<AllowlistRegex>* out, int* offset) {
   if (word.size() < 3 || word.back() != '/') return "a regex must be written /.../";
-  try {
-    out->emplace_back(std::string(word), std::regex(std::string(word.substr(1, word.size() - 2)),
-                                                    std::regex::ECMAScript | std::regex::icase));
-  } catch (const std::regex_error& e) {
-    return "invalid regex " + std::string(word) + ": " + e.what();
+  std::string_view body = word.substr(1, word.size() - 2);
+  RE2::Options options;
+  options.set_case_sensitive(false);
+  options.set_log_errors(false);  // reported as file:line:col instead of on stderr
+  auto pattern = std::make_shared<const RE2>(re2::StringPiece(body.data(), body.size()), options);
+  if (!pattern->ok()) {
+    const std::string& fragment = pattern->error_arg();
+    if (auto at = body.find(fragment); !fragment.empty() && at != std::string_view::npos) {
+      *offset = static_cast<int>(at) + 1;
+    }
+    return "invalid regex " + std::string(word) + ": " + pattern->error();
   }
+  out->push_back({std::string(word), std::move(pattern)});
   return "";
+}
+
+bool search(const AllowlistRegex& re, std::string_view text) {
+  return RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), *re.pattern);
 }
 
 bool plausible_domain(std::string_view d) {
@@ -65,8 +81,8 @@ bool plausible_domain(std::string_view d) {
 ClientAllowlist ClientAllowlist::parse(std::string_view text,
                                        std::vector<AccessFileError>* errors) {
   ClientAllowlist list;
-  for_each_entry(text, errors, [&](std::string_view word) -> std::string {
-    if (word.front() == '/') return compile(word, &list.regexes_);
+  for_each_entry(text, errors, [&](std::string_view word, int* offset) -> std::string {
+    if (word.front() == '/') return compile(word, &list.regexes_, offset);
     if (auto cidr = protocol::Cidr::parse(word)) {
       list.networks_.push_back(*cidr);
       return "";
@@ -104,9 +120,9 @@ bool ClientAllowlist::matches(const protocol::IpAddress& client, std::string_vie
       return true;
     }
   }
-  for (const auto& [text, re] : regexes_) {
-    if (std::regex_search(name, re)) {
-      if (why) *why = text;
+  for (const auto& re : regexes_) {
+    if (search(re, name)) {
+      if (why) *why = re.text;
       return true;
     }
   }
@@ -116,8 +132,8 @@ bool ClientAllowlist::matches(const protocol::IpAddress& client, std::string_vie
 RecipientAllowlist RecipientAllowlist::parse(std::string_view text,
                                              std::vector<AccessFileError>* errors) {
   RecipientAllowlist list;
-  for_each_entry(text, errors, [&](std::string_view word) -> std::string {
-    if (word.front() == '/') return compile(word, &list.regexes_);
+  for_each_entry(text, errors, [&](std::string_view word, int* offset) -> std::string {
+    if (word.front() == '/') return compile(word, &list.regexes_, offset);
     auto at = word.rfind('@');
     if (at == std::string_view::npos) {
       if (word.size() > 1 && word.back() == '.') word.remove_suffix(1);
@@ -155,8 +171,8 @@ bool RecipientAllowlist::matches(std::string_view recipient, std::string* why) c
   for (const auto& d : domains_) {
     if (!domain.empty() && ends_with_domain(domain, d)) return found(d);
   }
-  for (const auto& [text, re] : regexes_) {
-    if (std::regex_search(address, re)) return found(text);
+  for (const auto& re : regexes_) {
+    if (search(re, address)) return found(re.text);
   }
   return false;
 }

@@ -298,6 +298,8 @@ void read_server(Section& s, ServerConfig& c) {
   s.read("workers", c.workers, 1, 256);
   s.read("buffer_size", c.buffer_size, 1024, int64_t{64} << 20);
   s.read("kernel_splice", c.kernel_splice);
+  s.read("ctl_max_connections", c.ctl_max_connections, 1, 1024);
+  s.read_duration("ctl_timeout", c.ctl_timeout, Ms(1));
 }
 
 void read_backend(Section& s, BackendConfig& c) {
@@ -461,6 +463,7 @@ void read_runtime(Section& store, Section& metrics, Section& log, Config& c) {
   store.read("backend", c.store.backend, std::span<const Named<StoreBackend>>(kStoreBackends));
   store.read("redis_url", c.store.redis_url);
   store.read("map_size", c.store.map_size, int64_t{1} << 20, int64_t{1} << 40);
+  store.read("memory_max_bytes", c.store.memory_max_bytes, int64_t{1} << 20, int64_t{1} << 40);
   store.check(c.store.backend != StoreBackend::kRedis || !c.store.redis_url.empty(), "redis_url",
               "must be set when backend = \"redis\"");
   if (metrics.get("listen")) {
@@ -474,6 +477,8 @@ void read_runtime(Section& store, Section& metrics, Section& log, Config& c) {
       c.metrics.listen = endpoint;
     }
   }
+  metrics.read("max_connections", c.metrics.max_connections, 1, 1024);
+  metrics.read_duration("timeout", c.metrics.timeout, Ms(1));
   log.read("format", c.log.format, std::span<const Named<LogFormat>>(kLogFormats));
   log.read("target", c.log.target, std::span<const Named<LogTarget>>(kLogTargets));
 }

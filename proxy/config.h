@@ -27,6 +27,10 @@ struct ServerConfig {
   std::size_t buffer_size = 65536;  // bytes buffered per direction per spliced session
   // Plain spliced sessions move bytes with splice(2) (kernel_splice.h) instead of copying.
   bool kernel_splice = true;
+  // The admin socket (state_dir/mxscreen.ctl): connections at once (more are answered "ERR
+  // busy" and closed) and how long a connection may take to send its request.
+  int ctl_max_connections = 16;
+  std::chrono::milliseconds ctl_timeout = std::chrono::seconds(5);
 };
 
 enum class ListenRole : uint8_t { kMx, kFakeMx };
@@ -206,12 +210,19 @@ struct StoreConfig {
   StoreBackend backend = StoreBackend::kLmdb;
   std::string redis_url = "redis://127.0.0.1:6379/0";
   std::size_t map_size = 256u << 20;  // LMDB map size in bytes; a full map fails open
+  // Memory engine bound in bytes (keys, values, a fixed estimate per entry); when reached,
+  // expired entries go and new keys are refused (fail open), live ones are kept.
+  std::size_t memory_max_bytes = 256u << 20;
 };
 
 struct MetricsConfig {
   // nullopt = off (listen = "" in the file).
   std::optional<protocol::Endpoint> listen =
       protocol::Endpoint{protocol::IpAddress::v4(127, 0, 0, 1), 9425};
+  // Scrapes at once (more get 503 and are closed), and how long a scraper may take to send its
+  // request: an idle connection is closed after it.
+  int max_connections = 16;
+  std::chrono::milliseconds timeout = std::chrono::seconds(5);
 };
 
 // The Postfix policy service (proxy/policy_server.h): the backend's check_policy_service.

@@ -55,6 +55,7 @@ std::string control_socket_path(const std::string& state_dir) {
 struct ControlServer::Client {
   ControlServer* owner = nullptr;
   UvHandle<uv_pipe_t> pipe;
+  UvHandle<uv_timer_t> timer;  // server.ctl_timeout, from accept to the answer written
   std::string request;
   bool answered = false;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
@@ -107,8 +108,31 @@ void ControlServer::on_connection(uv_stream_t* listener, int status) {
   uv_pipe_init(self->loop_, client->pipe.get(), 0);
   client->pipe.initialized();
   if (uv_accept(listener, client->pipe.stream()) != 0) return;
-  if (self->clients_.size() >= kMaxClients) return;  // closed at once: try again later
+  const ServerConfig& config = self->server_.runtime()->config->server;
+  if (self->clients_.size() >= static_cast<std::size_t>(config.ctl_max_connections)) {
+    // Refused at once (the descriptor is back before the next accept); the admin retries.
+    count_admin_close("ctl", "max_connections");
+    Log::warning("ctl: connection refused: " + std::to_string(self->clients_.size()) +
+                 " admin connections open (server.ctl_max_connections)");
+    static constexpr char kBusy[] =
+        "ERR busy: too many admin connections (server.ctl_max_connections); try again\n";
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(kBusy), sizeof kBusy - 1);
+    uv_try_write(client->pipe.stream(), &buf, 1);  // a fresh socket takes this much at once
+    return;
+  }
   client->pipe->data = client.get();
+  uv_timer_init(self->loop_, client->timer.get());
+  client->timer.initialized();
+  client->timer->data = client.get();
+  uv_timer_start(
+      client->timer.get(),
+      [](uv_timer_t* t) {
+        auto* c = static_cast<Client*>(t->data);
+        count_admin_close("ctl", "timeout");
+        Log::warning("ctl: connection closed: no request answered within server.ctl_timeout");
+        c->owner->drop(c);
+      },
+      static_cast<uint64_t>(config.ctl_timeout.count()), 0);
   uv_read_start(
       client->pipe.stream(),
       [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
@@ -286,8 +310,9 @@ int run_ctl(const std::string& state_dir, const std::vector<std::string>& reques
   std::string answer;
   bool io_ok =
       send(fd, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size());
+  // Read even when the send failed: a busy server answers "ERR busy" and closes at once.
   char buf[4096];
-  for (ssize_t n; io_ok && (n = recv(fd, buf, sizeof buf, 0)) != 0;) {
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) != 0;) {
     if (n < 0) {
       io_ok = false;
       break;
@@ -295,6 +320,7 @@ int run_ctl(const std::string& state_dir, const std::vector<std::string>& reques
     answer.append(buf, static_cast<std::size_t>(n));
   }
   close(fd);
+  if (!io_ok && answer.rfind("ERR ", 0) == 0) io_ok = true;
   if (!io_ok) {
     std::fprintf(stderr, "mxscreen ctl: no answer from %s: %s\n", path.c_str(),
                  std::strerror(errno));

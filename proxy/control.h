@@ -37,7 +37,9 @@ ControlRequest parse_control_request(const std::string& line);
 class ControlServer {
  public:
   static constexpr std::size_t kMaxRequest = 1024;  // bytes of the request line
-  static constexpr std::size_t kMaxClients = 16;    // admin connections at once
+  // Admin connections at once: server.ctl_max_connections (more are answered "ERR busy" and
+  // closed); each must be answered within server.ctl_timeout or is closed. Both are counted
+  // in mxscreen_admin_connections_closed_total{socket="ctl"}.
 
   ControlServer(uv_loop_t* loop, Server& server);
   ~ControlServer();

@@ -1,13 +1,16 @@
 // proxy/main.cc: the command line (DESIGN.md "Interface contract"): load and check the
 // config, raise the open-files limit, bind as root, drop to server.user, run the loop.
 // Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or arguments.
+#include <fcntl.h>
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -67,6 +70,31 @@ std::size_t raise_open_files(int max_sessions, int backend_sessions) {
   return fit;
 }
 
+// Gives server.state_dir to server.user, as root. The directory is opened without following a
+// symbolic link and chowned through that descriptor: a link planted there (or a race that swaps
+// the directory for one) would otherwise hand root's chown of any file to whoever planted it.
+bool own_state_dir(const std::string& dir, const passwd& pw) {
+  mkdir(dir.c_str(), 0750);  // never follows a link: a link there makes it fail with EEXIST
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    struct stat st {};
+    if (err == ELOOP || (lstat(dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode))) {
+      Log::error("server.state_dir " + dir +
+                 " is a symbolic link; refusing to chown it as root (set server.state_dir to "
+                 "the real directory)");
+      return false;
+    }
+    Log::warning("cannot chown " + dir + ": " + std::strerror(err));
+    return true;  // as before: the store says what it cannot open
+  }
+  if (fchown(fd, pw.pw_uid, pw.pw_gid) != 0) {
+    Log::warning("cannot chown " + dir + ": " + std::strerror(errno));
+  }
+  close(fd);
+  return true;
+}
+
 bool drop_privileges(const Config& config) {
   const std::string& user = config.server.user;
   if (user.empty() || geteuid() != 0) {
@@ -78,11 +106,8 @@ bool drop_privileges(const Config& config) {
     Log::error("server.user \"" + user + "\" does not exist; refusing to run as root");
     return false;
   }
-  if (!config.server.state_dir.empty()) {
-    mkdir(config.server.state_dir.c_str(), 0750);
-    if (chown(config.server.state_dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
-      Log::warning("cannot chown " + config.server.state_dir + ": " + std::strerror(errno));
-    }
+  if (!config.server.state_dir.empty() && !own_state_dir(config.server.state_dir, *pw)) {
+    return false;
   }
   if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
       setuid(pw->pw_uid) != 0) {
@@ -105,6 +130,65 @@ bool config_arg(int argc, char** argv, int* i, std::string* path) {
     return true;
   }
   return false;
+}
+
+// Whether `pw` can open `path` for reading, asked of the kernel itself (modes, ACLs, every
+// directory on the way) by a child that takes the user's identity. "" = readable, else why not.
+// Only as root, before any thread starts.
+std::string unreadable_by(const passwd& pw, const std::string& path) {
+  int count = 64;
+  std::vector<gid_t> groups(static_cast<std::size_t>(count));
+  if (getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &count) < 0) {
+    groups.resize(static_cast<std::size_t>(count));
+    getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &count);
+  }
+  groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+  pid_t child = fork();
+  if (child < 0) return "";  // cannot tell: say nothing
+  if (child == 0) {
+    if (setgroups(groups.size(), groups.data()) != 0 || setgid(pw.pw_gid) != 0 ||
+        setuid(pw.pw_uid) != 0) {
+      _exit(0);
+    }
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    _exit(fd >= 0 ? 0 : (errno > 0 && errno < 255 ? errno : EACCES));
+  }
+  int status = 0;
+  if (waitpid(child, &status, 0) != child || !WIFEXITED(status)) return "";
+  return WEXITSTATUS(status) == 0 ? "" : std::strerror(WEXITSTATUS(status));
+}
+
+// Every file a SIGHUP reload reads again, after the privilege drop, that server.user cannot
+// read: one warning each (the start, as root, reads them all; the reload would be refused).
+std::vector<std::string> reload_warnings(const Config& config, const std::string& config_path) {
+  std::vector<std::string> out;
+  if (geteuid() != 0 || config.server.user.empty()) return out;
+  const passwd* found = getpwnam(config.server.user.c_str());
+  if (!found) return out;  // drop_privileges says so
+  const passwd pw = *found;
+  std::vector<std::pair<std::string, std::string>> files = {{"the config file", config_path}};
+  auto add = [&](const char* what, const std::string& path) {
+    if (!path.empty()) files.emplace_back(what, path);
+  };
+  add("tls.cert_file", config.tls.cert_file);
+  add("tls.key_file", config.tls.key_file);
+  for (const auto& f : config.tls.extra_cert_files) add("tls.extra_cert_files", f);
+  for (const auto& f : config.tls.extra_key_files) add("tls.extra_key_files", f);
+  add("access.file", config.access.file);
+  add("greylist.client_allowlist_file", config.greylist.client_allowlist_file);
+  add("greylist.recipient_allowlist_file", config.greylist.recipient_allowlist_file);
+  for (const auto& [what, path] : files) {
+    std::string why = unreadable_by(pw, path);
+    if (why.empty()) continue;
+    std::string hint = what.find("key") != std::string::npos
+                           ? "; Debian's way: chgrp ssl-cert " + path + " && chmod 0640 " + path +
+                                 " && adduser " + pw.pw_name + " ssl-cert"
+                           : "";
+    out.push_back(what + " " + path + " is not readable by server.user \"" + pw.pw_name + "\" (" +
+                  why + "): it is read now, as root, but every SIGHUP reload will be " + "refused" +
+                  hint);
+  }
+  return out;
 }
 
 // `mxscreen ctl --config FILE request...`: the admin socket's client (control.h).
@@ -165,13 +249,17 @@ int run(int argc, char** argv) {
     for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
     return kExitUsage;
   }
+  const auto warnings = reload_warnings(*runtime->config, config_path);
   if (check_only) {
     if (print_plan) std::printf("%s", runtime->plan.describe().c_str());
+    for (const auto& w : warnings)
+      std::fprintf(stderr, "%s: warning: %s\n", config_path.c_str(), w.c_str());
     std::printf("%s: configuration OK\n", config_path.c_str());
     return kExitOk;
   }
   const Config& config = *runtime->config;
   Log::configure(config.log.format, config.log.target);
+  for (const auto& w : warnings) Log::warning(w);
   std::signal(SIGPIPE, SIG_IGN);
   const std::size_t fit = raise_open_files(config.server.max_sessions, config.backend.max_sessions);
 

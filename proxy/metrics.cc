@@ -1,6 +1,7 @@
 // proxy/metrics.cc: see metrics.h.
 #include "proxy/metrics.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "proxy/conn.h"
@@ -128,19 +129,42 @@ std::string Metrics::render() const {
   return out;
 }
 
-namespace {
+void count_admin_close(std::string_view socket, std::string_view reason) {
+  metrics().inc("mxscreen_admin_connections_closed_total",
+                "socket=\"" + std::string(socket) + "\",reason=\"" + std::string(reason) + "\"");
+}
 
-// One scrape: read the request head (bounded), answer, close.
-class HttpExchange : public ConnHandler {
+// One scrape: read the request head (bounded), answer, close once the answer is out. The timer
+// bounds the whole exchange, so a scraper that sends nothing, or never reads the answer, is
+// cut off at metrics.timeout.
+class MetricsServer::Exchange : public ConnHandler {
  public:
-  explicit HttpExchange(uv_loop_t* loop) : conn_(loop, *this) {}
+  explicit Exchange(MetricsServer& server) : server_(server), conn_(server.loop_, *this) {}
   Conn& conn() { return conn_; }
 
+  // Counted: read the request within the timeout.
+  void begin() {
+    uv_timer_init(server_.loop_, timer_.get());
+    timer_.initialized();
+    timer_->data = this;
+    uv_timer_start(
+        timer_.get(),
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Exchange*>(t->data);
+          count_admin_close("metrics", "timeout");
+          self->conn_.close();
+          self->server_.finished(self);
+        },
+        static_cast<uint64_t>(server_.limits_.timeout.count()), 0);
+    conn_.start_reading();
+  }
+
   void on_read(Conn&, std::string_view bytes) override {
+    if (replied_) return;
     request_.append(bytes);
     if (request_.find("\r\n\r\n") == std::string::npos &&
         request_.find("\n\n") == std::string::npos) {
-      if (request_.size() > kMaxRequest) finish("431 Request Header Fields Too Large", "");
+      if (request_.size() > kMaxRequest) reply("431 Request Header Fields Too Large", "");
       return;
     }
     bool get = request_.rfind("GET ", 0) == 0;
@@ -148,36 +172,52 @@ class HttpExchange : public ConnHandler {
     path = path.substr(path.find(' ') + 1);
     path = path.substr(0, path.find(' '));
     if (get && (path == "/metrics" || path.rfind("/metrics?", 0) == 0)) {
-      finish("200 OK", metrics().render());
+      reply("200 OK", metrics().render());
     } else if (get && path == "/health") {
-      finish("200 OK", "ok\n");
+      reply("200 OK", "ok\n");
     } else {
-      finish("404 Not Found", "see /metrics\n");
+      reply("404 Not Found", "see /metrics\n");
     }
   }
-  void on_eof(Conn&) override { done(); }
+  void on_drained(Conn&) override {
+    if (replied_) done();
+  }
+  void on_eof(Conn&) override {
+    if (!replied_) done();
+  }
   void on_error(Conn&, int) override { done(); }
+
+  void reply(const std::string& status, const std::string& body) {
+    replied_ = true;
+    conn_.stop_reading();
+    std::string text = "HTTP/1.0 " + status +
+                       "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    if (!conn_.write(text)) return done();
+    if (conn_.queued() == 0) done();  // else on_drained, or the timer
+  }
 
  private:
   static constexpr std::size_t kMaxRequest = 8192;
 
-  void finish(const std::string& status, const std::string& body) {
-    std::string reply = "HTTP/1.0 " + status +
-                        "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-    conn_.write(reply);
+  void done() {
     conn_.close_after_flush();
-    done();
+    server_.finished(this);
   }
-  void done() { delete this; }  // the exchange owns itself; Conn's handle outlives it safely
 
+  MetricsServer& server_;
   Conn conn_;
+  UvHandle<uv_timer_t> timer_;
   std::string request_;
+  bool replied_ = false;
 };
 
-}  // namespace
+MetricsServer::MetricsServer(uv_loop_t* loop) : loop_(loop) {}
 
-int MetricsServer::start(const protocol::Endpoint& at) {
+MetricsServer::~MetricsServer() { stop(); }
+
+int MetricsServer::start(const protocol::Endpoint& at, const Limits& limits) {
+  limits_ = limits;
   int rc = uv_tcp_init(loop_, listener_.get());
   if (rc != 0) return rc;
   listener_.initialized();
@@ -188,15 +228,36 @@ int MetricsServer::start(const protocol::Endpoint& at) {
   return rc;
 }
 
+void MetricsServer::stop() {
+  listener_.close();
+  exchanges_.clear();  // each closes its connection and timer
+}
+
+void MetricsServer::finished(Exchange* exchange) {
+  auto it = std::find_if(exchanges_.begin(), exchanges_.end(),
+                         [exchange](const auto& e) { return e.get() == exchange; });
+  if (it == exchanges_.end()) return;
+  // Freed now, from inside its own callback: nothing there touches it after this call, and
+  // its handles are closed through their wrappers (callbacks still queued find data == null).
+  exchanges_.erase(it);
+}
+
 void MetricsServer::on_connection(uv_stream_t* server, int status) {
   auto* self = static_cast<MetricsServer*>(server->data);
   if (!self || status < 0) return;
-  auto* ex = new HttpExchange(self->loop_);
-  if (ex->conn().init() != 0 || uv_accept(server, ex->conn().stream()) != 0) {
-    delete ex;
+  auto ex = std::make_unique<Exchange>(*self);
+  if (ex->conn().init() != 0 || uv_accept(server, ex->conn().stream()) != 0) return;
+  if (self->exchanges_.size() >= self->limits_.max_connections) {
+    // Refused at once: the descriptor is back before the next accept.
+    count_admin_close("metrics", "max_connections");
+    ex->conn().write(
+        "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: "
+        "22\r\nConnection: close\r\n\r\ntoo many connections\r\n");
+    ex->conn().close_after_flush();
     return;
   }
-  ex->conn().start_reading();
+  self->exchanges_.push_back(std::move(ex));
+  self->exchanges_.back()->begin();
 }
 
 }  // namespace mxscreen::proxy

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -60,18 +61,41 @@ Metrics& metrics();
 // A label value for Prometheus: quotes, backslashes and newlines escaped.
 std::string label_value(std::string_view text);
 
+// The /metrics endpoint's own bounds (metrics.max_connections, metrics.timeout): a scrape is
+// one request and one reply, so a connection that holds on is closed, and connections past the
+// cap get a 503 at once, so that idle scrapers cannot eat the descriptors SMTP clients need.
+// Both are counted in mxscreen_admin_connections_closed_total{socket="metrics"}.
 class MetricsServer {
  public:
-  explicit MetricsServer(uv_loop_t* loop) : loop_(loop) {}
+  struct Limits {
+    std::size_t max_connections = 16;
+    std::chrono::milliseconds timeout{5000};  // request in and reply out, from accept
+  };
+
+  explicit MetricsServer(uv_loop_t* loop);
+  ~MetricsServer();
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
   // Binds and listens; returns 0 or a libuv error.
-  int start(const protocol::Endpoint& at);
-  void stop() { listener_.close(); }
+  int start(const protocol::Endpoint& at, const Limits& limits);
+  void stop();
+  std::size_t open_connections() const { return exchanges_.size(); }
+
+  class Exchange;
 
  private:
   static void on_connection(uv_stream_t* server, int status);
+  void finished(Exchange* exchange);
 
   uv_loop_t* loop_;
+  Limits limits_;
   UvHandle<uv_tcp_t> listener_;
+  std::vector<std::unique_ptr<Exchange>> exchanges_;
 };
+
+// Counts a side-door connection closed by its bound: socket "metrics" | "ctl", reason
+// "max_connections" | "timeout".
+void count_admin_close(std::string_view socket, std::string_view reason);
 
 }  // namespace mxscreen::proxy

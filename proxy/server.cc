@@ -121,6 +121,13 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::str
   m.describe("mxscreen_dnsbl_hits_total", "counter", "DNSBL/DNSWL listings seen, by zone.");
   m.describe("mxscreen_dnsbl_zone_healthy", "gauge",
              "1 while a DNSBL zone answers sanely, 0 after it answered with an error code.");
+  m.describe("mxscreen_admin_connections_closed_total", "counter",
+             "Connections to /metrics (socket=\"metrics\") or the admin socket "
+             "(socket=\"ctl\") closed by their bounds: reason=\"max_connections\" (refused at "
+             "once) or \"timeout\".");
+  m.describe("mxscreen_connections_unknown_peer_total", "counter",
+             "Connections closed at accept because the kernel had no client address for them "
+             "(the client reset first).");
   const auto& limits = runtime_->config->limits;
   {
     std::lock_guard lock(group_.limits_mutex);
@@ -164,7 +171,10 @@ bool Server::bind() {
     listeners_.push_back(std::move(listener));
   }
   if (config.metrics.listen && first_worker()) {
-    int rc = metrics_server_.start(*config.metrics.listen);
+    MetricsServer::Limits limits;
+    limits.max_connections = static_cast<std::size_t>(config.metrics.max_connections);
+    limits.timeout = config.metrics.timeout;
+    int rc = metrics_server_.start(*config.metrics.listen, limits);
     if (rc != 0) {
       Log::error("cannot serve metrics on " + config.metrics.listen->to_string() + ": " +
                  uv_error(rc));
@@ -190,6 +200,7 @@ bool Server::start() {
   std::string store_error;
   StoreLimits store_limits;
   store_limits.map_size = config.store.map_size;
+  store_limits.memory_max_bytes = config.store.memory_max_bytes;
   if (config.store.backend == StoreBackend::kMemory && group_.workers.size() > 1) {
     // One table for every worker: a client's retry may land on another worker.
     if (!group_.memory_engine) {

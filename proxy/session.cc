@@ -77,7 +77,18 @@ bool Session::accept(uv_stream_t* listener_stream) {
   if (client_conn_.init() != 0) return false;
   if (uv_accept(listener_stream, client_conn_.stream()) != 0) return false;
   uv_tcp_nodelay(client_conn_.tcp(), 1);
-  client_ = tcp_peer(client_conn_.tcp());
+  int peer_error = 0;
+  auto peer = tcp_peer(client_conn_.tcp(), &peer_error);
+  if (!peer) {
+    // Gone (reset) between the kernel's accept and ours: no address to screen, limit or log.
+    Log::warning("connection on " + listener_.label + " closed: client address unknown (" +
+                 uv_error(peer_error) + ")");
+    metrics().inc("mxscreen_connections_unknown_peer_total");
+    client_conn_.close();
+    server_.session_ended(this);
+    return true;
+  }
+  client_ = *peer;
   local_ = tcp_local(client_conn_.tcp());
   if (listener_.config.proxy_protocol) {
     if (!proxy_upstream_trusted()) return true;

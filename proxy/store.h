@@ -32,10 +32,11 @@ std::string_view to_string(StoreStatus status);
 using StoreClock = std::function<int64_t()>;
 int64_t wall_clock_seconds();
 
-// Named bounds of the engines. map_size comes from store.map_size; the rest are fixed defaults
-// (no config key yet).
+// Named bounds of the engines. map_size and memory_max_bytes come from [store]; the rest are
+// fixed defaults (no config key yet).
 struct StoreLimits {
   std::size_t max_entries = 1'000'000;                 // memory: entries held
+  std::size_t memory_max_bytes = 256u << 20;           // store.memory_max_bytes: memory engine
   std::size_t map_size = 256u << 20;                   // store.map_size: lmdb map size in bytes
   std::chrono::seconds sweep_interval{60};             // lmdb: expired-entry sweep every ...
   std::size_t sweep_batch = 1000;                      // ... this many keys per loop turn

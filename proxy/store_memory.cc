@@ -2,6 +2,7 @@
 #include "proxy/store_memory.h"
 
 #include <charconv>
+#include <iterator>
 
 #include "proxy/log.h"
 
@@ -17,23 +18,38 @@ int64_t expiry(int64_t now, std::chrono::seconds ttl) {
 MemoryStore::MemoryStore(const StoreLimits& limits, StoreClock clock)
     : limits_(limits), clock_(std::move(clock)) {}
 
-bool MemoryStore::make_room(int64_t now) {
-  if (entries_.size() >= limits_.max_entries && last_eviction_scan_ != now) {
+bool MemoryStore::make_room(int64_t now, std::size_t more, bool new_key) {
+  auto fits = [&] {
+    return (!new_key || entries_.size() < limits_.max_entries) &&
+           bytes_ + more <= limits_.memory_max_bytes;
+  };
+  if (!fits() && last_eviction_scan_ != now) {
     last_eviction_scan_ = now;
-    std::erase_if(entries_, [&](const auto& item) { return expired(item.second, now); });
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      auto next = std::next(it);
+      if (expired(it->second, now)) erase(it);
+      it = next;
+    }
   }
-  if (entries_.size() < limits_.max_entries) {
+  if (fits()) {
     if (full_) Log::info("memory store has room again");
     full_ = false;
     return true;
   }
   count_store_error(engine(), "full");
   if (!full_) {
-    Log::warning("memory store full (" + std::to_string(limits_.max_entries) +
-                 " live entries): new keys refused; failing open");
+    Log::warning("memory store full (" + std::to_string(entries_.size()) + " live entries, " +
+                 std::to_string(bytes_) + " bytes; limits " + std::to_string(limits_.max_entries) +
+                 " entries, store.memory_max_bytes = " + std::to_string(limits_.memory_max_bytes) +
+                 "): new keys refused; failing open");
   }
   full_ = true;
   return false;
+}
+
+void MemoryStore::erase(std::unordered_map<std::string, Entry>::iterator it) {
+  bytes_ -= cost(it->first, it->second.value);
+  entries_.erase(it);
 }
 
 void MemoryStore::get(const std::string& key, GetCallback cb) {
@@ -45,7 +61,7 @@ void MemoryStore::get(const std::string& key, GetCallback cb) {
     return;
   }
   if (expired(it->second, now)) {
-    entries_.erase(it);
+    erase(it);
     if (cb) cb(StoreStatus::kNotFound, {});
     return;
   }
@@ -58,13 +74,26 @@ void MemoryStore::put(const std::string& key, const std::string& value, std::chr
   int64_t now = clock_();
   auto it = entries_.find(key);
   if (it == entries_.end()) {
-    if (!make_room(now)) {
+    if (!make_room(now, cost(key, value), true)) {
       if (cb) cb(StoreStatus::kUnavailable);
       return;
     }
     entries_.emplace(key, Entry{value, expiry(now, ttl)});
+    bytes_ += cost(key, value);
   } else {
-    it->second = Entry{value, expiry(now, ttl)};
+    const std::size_t old_size = it->second.value.size();
+    if (value.size() > old_size && !make_room(now, value.size() - old_size, false)) {
+      if (cb) cb(StoreStatus::kUnavailable);
+      return;
+    }
+    it = entries_.find(key);  // make_room may have swept expired entries, this one too
+    if (it == entries_.end()) {
+      entries_.emplace(key, Entry{value, expiry(now, ttl)});
+      bytes_ += cost(key, value);
+    } else {
+      bytes_ = bytes_ - it->second.value.size() + value.size();
+      it->second = Entry{value, expiry(now, ttl)};
+    }
   }
   if (cb) cb(StoreStatus::kOk);
 }
@@ -75,15 +104,17 @@ void MemoryStore::increment(const std::string& key, int64_t by, std::chrono::sec
   int64_t now = clock_();
   auto it = entries_.find(key);
   if (it != entries_.end() && expired(it->second, now)) {
-    entries_.erase(it);
+    erase(it);
     it = entries_.end();
   }
   if (it == entries_.end()) {
-    if (!make_room(now)) {
+    std::string value = std::to_string(by);
+    if (!make_room(now, cost(key, value), true)) {
       if (cb) cb(StoreStatus::kUnavailable, 0);
       return;
     }
-    entries_.emplace(key, Entry{std::to_string(by), expiry(now, ttl)});
+    bytes_ += cost(key, value);
+    entries_.emplace(key, Entry{std::move(value), expiry(now, ttl)});
     if (cb) cb(StoreStatus::kOk, by);
     return;
   }
@@ -96,13 +127,16 @@ void MemoryStore::increment(const std::string& key, int64_t by, std::chrono::sec
     if (cb) cb(StoreStatus::kUnavailable, 0);
     return;
   }
-  it->second.value = std::to_string(value);
+  // A number grows by a digit or two: counted, never refused (the bound is on keys).
+  std::string next = std::to_string(value);
+  bytes_ = bytes_ - text.size() + next.size();
+  it->second.value = std::move(next);
   if (cb) cb(StoreStatus::kOk, value);
 }
 
 void MemoryStore::remove(const std::string& key, StatusCallback cb) {
   count_store_operation(engine(), "remove");
-  entries_.erase(key);
+  if (auto it = entries_.find(key); it != entries_.end()) erase(it);
   if (cb) cb(StoreStatus::kOk);
 }
 

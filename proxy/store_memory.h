@@ -1,6 +1,10 @@
 // proxy/store_memory.h: the memory engine (store.backend = "memory"), for tests and
-// throw-away runs: a hash map with expiry times, bounded at StoreLimits::max_entries.
-// Nothing survives a restart. Every call answers at once.
+// throw-away runs: a hash map with expiry times, bounded at StoreLimits::max_entries entries
+// and StoreLimits::memory_max_bytes bytes (keys, values and a fixed estimate per entry). When
+// either bound is reached, expired entries are dropped; if that frees nothing, new keys are
+// refused (the caller fails open: no greylisting, no cache) and live ones are never evicted,
+// so that a flood of new triplets cannot push out the ones that passed. Nothing survives a
+// restart. Every call answers at once.
 #pragma once
 
 #include <string>
@@ -24,6 +28,11 @@ class MemoryStore : public Store {
   std::string_view engine() const override { return "memory"; }
 
   std::size_t size() const { return entries_.size(); }
+  // What the entries are counted as against memory_max_bytes.
+  std::size_t bytes() const { return bytes_; }
+  // Bytes counted per entry beside its key and value: the hash node, the two string headers,
+  // the expiry and the bucket pointer (libstdc++, 64-bit).
+  static constexpr std::size_t kEntryOverhead = 96;
 
  private:
   struct Entry {
@@ -34,13 +43,19 @@ class MemoryStore : public Store {
   bool expired(const Entry& entry, int64_t now) const {
     return entry.expires_at != 0 && entry.expires_at <= now;
   }
-  // Room for one more key: evicts expired entries when full (a full scan, at most once per
-  // second so that a store full of live keys does not scan on every write).
-  bool make_room(int64_t now);
+  static std::size_t cost(const std::string& key, const std::string& value) {
+    return key.size() + value.size() + kEntryOverhead;
+  }
+  // Room for one more key (`more` = its cost) or for a value that grows by `more` bytes:
+  // evicts expired entries when full (a full scan, at most once per second so that a store
+  // full of live keys does not scan on every write).
+  bool make_room(int64_t now, std::size_t more, bool new_key);
+  void erase(std::unordered_map<std::string, Entry>::iterator it);
 
   StoreLimits limits_;
   StoreClock clock_;
   std::unordered_map<std::string, Entry> entries_;
+  std::size_t bytes_ = 0;  // sum of cost() over entries_
   int64_t last_eviction_scan_ = -1;
   bool full_ = false;  // logged once per episode of refused writes
 };

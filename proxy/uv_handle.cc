@@ -46,10 +46,13 @@ sockaddr_storage sockaddr_from_endpoint(const protocol::Endpoint& endpoint) {
   return ss;
 }
 
-protocol::Endpoint tcp_peer(const uv_tcp_t* tcp) {
+std::optional<protocol::Endpoint> tcp_peer(const uv_tcp_t* tcp, int* error) {
   sockaddr_storage ss{};
   int len = sizeof ss;
-  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  if (int rc = uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&ss), &len); rc != 0) {
+    if (error) *error = rc;
+    return std::nullopt;
+  }
   return endpoint_from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
 }
 

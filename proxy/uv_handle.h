@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -73,8 +74,10 @@ class UvHandle {
 
 protocol::Endpoint endpoint_from_sockaddr(const sockaddr* sa);
 sockaddr_storage sockaddr_from_endpoint(const protocol::Endpoint& endpoint);
-// Local and peer address of a connected TCP handle.
-protocol::Endpoint tcp_peer(const uv_tcp_t* tcp);
+// Peer address of a connected TCP handle; nullopt (and the libuv error in *error) when the
+// kernel cannot say, e.g. the peer reset the connection before it was accepted (ENOTCONN).
+std::optional<protocol::Endpoint> tcp_peer(const uv_tcp_t* tcp, int* error = nullptr);
+// Local address of a connected TCP handle.
 protocol::Endpoint tcp_local(const uv_tcp_t* tcp);
 std::string uv_error(int code);
 

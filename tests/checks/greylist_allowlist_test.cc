@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <string>
+
 namespace mxscreen::checks {
 namespace {
 
@@ -73,6 +76,37 @@ TEST(GreylistRecipientAllowlist, BadLines) {
   ASSERT_EQ(errors.size(), 4u);
   EXPECT_EQ(errors[0].line, 1);
   EXPECT_EQ(errors[3].line, 4);
+}
+
+// An admin's pattern with nested repetition against a client-chosen recipient: a backtracking
+// engine (std::regex, before RE2) took seconds per RCPT on this; RE2 is linear in the input.
+TEST(GreylistRecipientAllowlist, PathologicalRegexCostsLinearTime) {
+  std::vector<AccessFileError> errors;
+  auto list = RecipientAllowlist::parse("/^(a+)+@example\\.org$/\n/^(.*a){20}x/\n", &errors);
+  ASSERT_TRUE(errors.empty()) << errors[0].message;
+  const std::string recipient = std::string(30, 'a') + "!@example.org";
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(list.matches(recipient));
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::milliseconds(200));
+  EXPECT_TRUE(list.matches(std::string(30, 'a') + "@example.org"));
+  // Long client-chosen input (a 2,000-byte local part) stays cheap too.
+  EXPECT_FALSE(list.matches(std::string(2000, 'a') + "!@example.org"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(400));
+}
+
+TEST(GreylistClientAllowlist, RegexErrorsPointAtTheFragment) {
+  std::vector<AccessFileError> errors;
+  ClientAllowlist::parse("  /^mail-(x+\\.example$/\n/a**/\n/[z-a]/\n", &errors);
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0].line, 1);
+  EXPECT_NE(errors[0].message.find("invalid regex /^mail-(x+\\.example$/: missing )"),
+            std::string::npos)
+      << errors[0].message;
+  EXPECT_EQ(errors[1].line, 2);
+  EXPECT_EQ(errors[1].column, 3) << errors[1].message;  // "**" starts at column 3
+  EXPECT_EQ(errors[2].line, 3);
+  EXPECT_EQ(errors[2].column, 3) << errors[2].message;  // the range "z-a"
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "checks/sha256.h"
+
 namespace mxscreen::checks {
 namespace {
 
@@ -103,6 +105,34 @@ TEST(ChecksGreylist, Ipv6ClientsOfOneSlash64ShareATriplet) {
   EXPECT_NE(a, greylist_key(ip("2001:db8:1:3::1"), "a@x", "b@y", policy));
   // An IPv4-mapped client is grouped as IPv4.
   EXPECT_EQ(greylist_key(ip("::ffff:192.0.2.7"), "a@x", "b@y", policy), "gl:192.0.2.0/24:a@x:b@y");
+}
+
+// A client chooses its addresses: 2,000-byte quoted local parts made 11.9 KB per triplet.
+TEST(ChecksGreylist, LongAddressesMakeBoundedKeys) {
+  GreylistPolicy policy;
+  policy.strip_sender_tags = false;
+  auto client = ip("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff");
+  const std::string long_local = "\"" + std::string(2000, 'x') + "\"";
+  const std::string sender = long_local + "@example.org";
+  const std::string recipient = "rcpt-" + long_local + "@example.net";
+  std::string key = greylist_key(client, sender, recipient, policy);
+  EXPECT_LE(key.size(), 3u + 39 + 4 + 2 + 2 * kGreylistKeyPartLimit);
+  EXPECT_LT(key.size(), 511u);  // LMDB's key limit: never its own (FNV) fallback
+  // Prefix, '~' and the SHA-256 of the whole escaped part, for both parts.
+  EXPECT_EQ(key, "gl:2001:db8:ffff:ffff::/64:" + sender.substr(0, kGreylistKeyPrefix) + "~" +
+                     sha256_hex(sender) + ":" + recipient.substr(0, kGreylistKeyPrefix) + "~" +
+                     sha256_hex(recipient));
+  // Deterministic, and one byte anywhere makes another key (even past the prefix).
+  EXPECT_EQ(key, greylist_key(client, sender, recipient, policy));
+  std::string other = recipient;
+  other[1500] = 'y';
+  EXPECT_NE(key, greylist_key(client, sender, other, policy));
+  // Up to the limit an address is kept as it is (escaped).
+  const std::string at_limit = std::string(kGreylistKeyPartLimit - 12, 'a') + "@example.org";
+  EXPECT_EQ(greylist_key(ip("192.0.2.1"), "", at_limit, policy), "gl:192.0.2.0/24::" + at_limit);
+  const std::string over = "a" + at_limit;
+  EXPECT_EQ(greylist_key(ip("192.0.2.1"), "", over, policy),
+            "gl:192.0.2.0/24::" + over.substr(0, kGreylistKeyPrefix) + "~" + sha256_hex(over));
 }
 
 TEST(ChecksGreylist, KeysAreCaseInsensitiveAndUnambiguous) {

@@ -366,6 +366,32 @@ TEST(ConfigErrors, Ranges) {
             "t.toml:2:21: 'line_length_limit' in [smtp]: must be at least 512, got 100");
 }
 
+// The side doors' and the memory store's bounds (issue 13): defaults, values, ranges.
+TEST(ConfigParse, SideDoorAndStoreBounds) {
+  ConfigResult d = parse("");
+  ASSERT_TRUE(d.config.has_value());
+  EXPECT_EQ(d.config->metrics.max_connections, 16);
+  EXPECT_EQ(d.config->metrics.timeout, milliseconds(5000));
+  EXPECT_EQ(d.config->server.ctl_max_connections, 16);
+  EXPECT_EQ(d.config->server.ctl_timeout, milliseconds(5000));
+  EXPECT_EQ(d.config->store.memory_max_bytes, std::size_t{256} << 20);
+  ConfigResult r = parse(
+      "[server]\nctl_max_connections = 4\nctl_timeout = \"1s\"\n[metrics]\nmax_connections = 2\n"
+      "timeout = \"500ms\"\n[store]\nmemory_max_bytes = 1048576\n");
+  ASSERT_TRUE(r.config.has_value()) << r.errors[0].to_string();
+  EXPECT_EQ(r.config->server.ctl_max_connections, 4);
+  EXPECT_EQ(r.config->server.ctl_timeout, milliseconds(1000));
+  EXPECT_EQ(r.config->metrics.max_connections, 2);
+  EXPECT_EQ(r.config->metrics.timeout, milliseconds(500));
+  EXPECT_EQ(r.config->store.memory_max_bytes, 1048576u);
+  EXPECT_EQ(only_error("[metrics]\nmax_connections = 0\n"),
+            "t.toml:2:19: 'max_connections' in [metrics]: must be between 1 and 1024, got 0");
+  EXPECT_EQ(only_error("[server]\nctl_timeout = \"0s\"\n").substr(0, 40),
+            "t.toml:2:15: 'ctl_timeout' in [server]: ");
+  EXPECT_EQ(only_error("[store]\nmemory_max_bytes = 1000\n").substr(0, 44),
+            "t.toml:2:20: 'memory_max_bytes' in [store]: ");
+}
+
 TEST(ConfigErrors, HardLimitBelowSoftLimit) {
   EXPECT_EQ(only_error("[errors]\nsoft_limit = 10\nhard_limit = 5\n"),
             "t.toml:3:14: 'hard_limit' in [errors]: must be at least soft_limit (10), got 5");

@@ -194,6 +194,39 @@ TEST(StoreMemory, FullStoreEvictsExpiredElseRefuses) {
   EXPECT_EQ(get(store, "d").status, StoreStatus::kOk);
 }
 
+// store.memory_max_bytes: long keys fill the byte budget long before max_entries; expired
+// entries make room, live ones are never pushed out, and the new key is refused (fail open).
+TEST(StoreMemory, ByteBoundRefusesNewKeysKeepsLiveOnes) {
+  int64_t now = kT0;
+  StoreLimits limits;
+  const std::string big(1000, 'k');
+  limits.memory_max_bytes = 3 * (1000 + 1 + 1 + MemoryStore::kEntryOverhead);
+  MemoryStore store(limits, [&] { return now; });
+  uint64_t errors =
+      metrics().value("mxscreen_store_errors_total", "engine=\"memory\",reason=\"full\"");
+  EXPECT_EQ(put(store, big + "a", "1", 10s), StoreStatus::kOk);
+  EXPECT_EQ(put(store, big + "b", "1", 100s), StoreStatus::kOk);
+  EXPECT_EQ(put(store, big + "c", "1", 100s), StoreStatus::kOk);
+  EXPECT_EQ(store.bytes(), limits.memory_max_bytes);
+  EXPECT_EQ(put(store, big + "d", "1", 100s), StoreStatus::kUnavailable);
+  EXPECT_EQ(increment(store, big + "e", 1, 100s).first, StoreStatus::kUnavailable);
+  EXPECT_EQ(put(store, big + "b", "22", 100s), StoreStatus::kUnavailable);  // would grow past
+  EXPECT_EQ(put(store, big + "b", "2", 100s), StoreStatus::kOk);            // same size: fine
+  EXPECT_EQ(metrics().value("mxscreen_store_errors_total", "engine=\"memory\",reason=\"full\""),
+            errors + 3);
+  EXPECT_EQ(get(store, big + "b").value, "2");
+  now += 10;  // "a" expired: its bytes are reused
+  EXPECT_EQ(put(store, big + "d", "1", 100s), StoreStatus::kOk);
+  EXPECT_EQ(store.size(), 3u);
+  EXPECT_EQ(store.bytes(), limits.memory_max_bytes);
+  EXPECT_EQ(remove(store, big + "d"), StoreStatus::kOk);
+  EXPECT_EQ(store.bytes(), 2 * (1000 + 1 + 1 + MemoryStore::kEntryOverhead));
+  EXPECT_EQ(increment(store, "n", 5, 100s).second, 5);
+  EXPECT_EQ(increment(store, "n", 5, 100s).second, 10);
+  EXPECT_EQ(store.bytes(),
+            2 * (1000 + 1 + 1 + MemoryStore::kEntryOverhead) + 1 + 2 + MemoryStore::kEntryOverhead);
+}
+
 class StoreLmdb : public ::testing::Test {
  protected:
   void SetUp() override {
