@@ -11,6 +11,7 @@ What an admin notices:
 """
 
 import os
+import re
 import shutil
 import socket
 import stat
@@ -92,12 +93,15 @@ class SideDoorTest(unittest.TestCase):
                     idle.append(socket.create_connection(("127.0.0.1", mx.metrics_port), timeout=10))
                 # SMTP clients get their greeting while the idle connections are open.
                 self.assertTrue(self.greeting(mx.port).startswith(b"220"))
-                # Past the cap: 503 at once, connection closed.
-                refused = recv_some(idle[-1], timeout=5)
-                self.assertIsNotNone(refused, "over-cap connection left open")
-                self.assertTrue(refused.startswith(b"HTTP/1.0 503 "), refused)
-                # The first 8 are held until metrics.timeout, then closed without a reply.
-                self.assertEqual(recv_some(idle[0], timeout=10), b"")
+                # Every one is closed by mxscreen: past the cap with a 503 at once, the first 8
+                # (and any that took a slot a timeout freed while they arrived) without a
+                # reply after metrics.timeout.
+                answers = [recv_some(s, timeout=10) for s in idle]
+                self.assertNotIn(None, answers, "an idle connection was left open")
+                busy = [a for a in answers if a.startswith(b"HTTP/1.0 503 ")]
+                self.assertEqual(len(busy) + answers.count(b""), 260, set(answers))
+                self.assertGreaterEqual(len(busy), 200)
+                self.assertGreaterEqual(answers.count(b""), 8)
                 status, text = harness.wait_until(
                     lambda: (lambda r: r if r[0] == 200 else None)(scrape(mx.metrics_port)),
                     timeout=10, what="/metrics to answer again")
@@ -130,20 +134,26 @@ class SideDoorTest(unittest.TestCase):
                     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                     s.connect(path)
                     held.append(s)
-                # The 17th and later are told at once.
-                self.assertEqual(recv_some(held[-1], timeout=5),
-                                 b"ERR busy: too many admin connections "
-                                 b"(server.ctl_max_connections); try again\n")
                 r = self.ctl(mx)
-                if r.returncode != 0:  # still within ctl_timeout: refused, never a hang
+                if r.returncode != 0:  # within ctl_timeout of the idle ones: refused, no hang
                     self.assertIn("busy", r.stderr)
-                # Once the 16 idle ones time out, ctl works again with all 40 still held here.
+                # The 17th and later are told at once; the first 16 (and any that took a slot
+                # a timeout freed) are closed after server.ctl_timeout.
+                busy = (b"ERR busy: too many admin connections (server.ctl_max_connections); "
+                        b"try again\n")
+                answers = [recv_some(s, timeout=10) for s in held]
+                self.assertNotIn(None, answers, "an idle admin connection was left open")
+                self.assertEqual(answers.count(busy) + answers.count(b""), 40, set(answers))
+                self.assertGreaterEqual(answers.count(busy), 20)
+                self.assertGreaterEqual(answers.count(b""), 16)
+                # ctl works again with all 40 still held open here.
                 r = harness.wait_until(lambda: (lambda r: r if r.returncode == 0 else None)(
                     self.ctl(mx)), timeout=10, what="ctl stats to work")
                 self.assertIn("sessions_active", r.stdout)
-                self.assertIn('mxscreen_admin_connections_closed_total{socket="ctl",'
-                              'reason="timeout"} 16\n', r.stdout)
-                self.assertEqual(recv_some(held[0], timeout=1), b"")
+                m = re.search(r'^mxscreen_admin_connections_closed_total\{socket="ctl",'
+                              r'reason="timeout"\} (\d+)$', r.stdout, re.MULTILINE)
+                self.assertIsNotNone(m, r.stdout)
+                self.assertGreaterEqual(int(m.group(1)), 16)
                 mx.wait_log(r"ctl: connection closed: no request answered within "
                             r"server\.ctl_timeout")
                 mx.wait_log(r"ctl: connection refused: 16 admin connections open")
@@ -152,7 +162,7 @@ class SideDoorTest(unittest.TestCase):
                     s.close()
             self.assertGreaterEqual(
                 mx.metric("mxscreen_admin_connections_closed_total",
-                          {"socket": "ctl", "reason": "max_connections"}), 24)
+                          {"socket": "ctl", "reason": "max_connections"}), 20)
 
 
 if __name__ == "__main__":
