@@ -41,7 +41,8 @@ class PolicyServer::Connection : public ConnHandler {
     if (uv_timer_init(loop_, timer_.get()) != 0) return false;
     timer_.initialized();
     timer_->data = this;
-    peer_ = tcp_peer(conn_.tcp()).log_string();
+    auto peer = tcp_peer(conn_.tcp());  // only for log lines: Postfix on loopback
+    peer_ = peer ? peer->log_string() : "unknown (reset before accept)";
     conn_.start_reading();
     arm_timer();
     return true;
