@@ -83,7 +83,10 @@ class SideDoorTest(unittest.TestCase):
             sock.close()
 
     def test_idle_metrics_connections_cannot_starve_smtp(self):
-        config = harness.connection_tests_only({"metrics": {"max_connections": 8, "timeout": "2s"}})
+        # Sessions that fit in 200 descriptors (max_sessions + backend + 64 for the rest).
+        config = harness.connection_tests_only({"metrics": {"max_connections": 8, "timeout": "2s"},
+                                                "server": {"max_sessions": 50},
+                                                "backend": {"max_sessions": 10}})
         tmpdir = Path(tempfile.mkdtemp(prefix="mxscreen-side-"))
         self.addCleanup(shutil.rmtree, tmpdir, True)
         with harness.Mxscreen(config, binary=self.limited_binary(tmpdir, 200)) as mx:
