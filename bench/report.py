@@ -33,6 +33,28 @@ def cpu_per_10k(run):
     return run["target_cpu_s"] / n * 10000 if n else None
 
 
+def refused(run):
+    """Clients answered 4xx/5xx anywhere in the dialogue (banner_4xx, rcpt_4xx, ...)."""
+    return sum(n for kind, n in run.get("outcomes", {}).items()
+               if kind.endswith("_4xx") or kind.endswith("_5xx"))
+
+
+def delivered(run):
+    return run.get("messages")
+
+
+def peak_kib_per_client(run):
+    """burst: mxscreen's peak RSS (VmHWM) over its idle RSS, per client of the burst."""
+    if not run.get("peak_rss_kib") or not run.get("started"):
+        return None
+    return (run["peak_rss_kib"] - run.get("idle_rss_kib", 0)) / run["started"]
+
+
+def cpu_per_gb(run):
+    size = (run.get("messages") or 0) * (run.get("message_size") or 0)
+    return run["target_cpu_s"] / (size / 1e9) if size else None
+
+
 METRICS = {
     "rss_per_conn": ("RSS KiB per held conn", lambda r: per_conn_kib(r, "rss")),
     "pss_per_conn": ("PSS KiB per held conn", lambda r: per_conn_kib(r, "pss")),
@@ -43,6 +65,13 @@ METRICS = {
     "msgs_s": ("messages/s", lambda r: r.get("messages_per_s")),
     "p50": ("legit latency p50 ms", lambda r: r["latency_ms"]["p50"]),
     "p99": ("legit latency p99 ms", lambda r: r["latency_ms"]["p99"]),
+    "delivered": ("clients delivered", delivered),
+    "refused": ("clients refused (4xx/5xx)", refused),
+    "failed": ("clients not delivered", lambda r: (r.get("started") or 0) - (r.get("messages") or 0)),
+    "delivery_p50": ("time to delivery p50 ms", lambda r: r["latency_ms"]["p50"]),
+    "delivery_p99": ("time to delivery p99 ms", lambda r: r["latency_ms"]["p99"]),
+    "peak_kib": ("peak RSS KiB per client", peak_kib_per_client),
+    "cpu_gb": ("target CPU s per GB", cpu_per_gb),
 }
 
 # (case, metric, mxscreen label, peer label, target ratio, "le"|"ge", what the target says)
@@ -62,6 +91,8 @@ ROWS = [
     ("legit", "cpu_10k", "mxscreen-w1", "haproxy", None, None, "proxy CPU only"),
     ("large", "mb_s", "mxscreen-w1", "smtp-sink", 0.95, "ge", ">= 0.95x direct"),
     ("large", "mb_s", "haproxy", "smtp-sink", None, None, ""),
+    ("large", "mb_s", "mxscreen-copy", "smtp-sink", None, None, "copy path (kernel_splice off)"),
+    ("large", "cpu_gb", "mxscreen-w1", "mxscreen-copy", None, None, "splice(2) vs copy path"),
     ("mixed", "p99", "mxscreen-bots500", "mxscreen-bots0", 1.5, "le", "p99 <= 1.5x unloaded"),
     ("mixed", "p50", "mxscreen-bots500", "mxscreen-bots0", None, None, ""),
     ("workers", "sessions_s", "mxscreen-w2", "mxscreen-w1", 1.6, "ge",
@@ -70,6 +101,15 @@ ROWS = [
     ("workers_plain", "sessions_s", "mxscreen-w2", "mxscreen-w1", None, None,
      "generator-bound on 2 cores"),
     ("postfix", "msgs_s", "mxscreen-postfix", "postfix-direct", None, None, "real Postfix behind"),
+    ("burst", "delivered", "mxscreen-burst", "postscreen-burst", None, None, "goal: every one"),
+    ("burst", "delivered", "mxscreen-burst", "haproxy-burst", None, None, ""),
+    ("burst", "refused", "mxscreen-burst", "postscreen-burst", None, None, "goal: 0 refused"),
+    ("burst", "refused", "mxscreen-burst", "haproxy-burst", None, None, ""),
+    ("burst", "failed", "mxscreen-burst", "haproxy-burst", None, None, "refused or timed out"),
+    ("burst", "delivery_p50", "mxscreen-burst", "haproxy-burst", None, None, ""),
+    ("burst", "delivery_p99", "mxscreen-burst", "haproxy-burst", 1.0, "le", "p99 <= HAProxy's"),
+    ("burst", "delivery_p99", "mxscreen-burst", "postscreen-burst", None, None, ""),
+    ("burst", "peak_kib", "mxscreen-burst", "-", None, None, "goal: < 1 KiB per queued"),
 ]
 
 
@@ -110,6 +150,8 @@ def main():
             ok = ratio <= target if sense == "le" else ratio >= target
         if case.startswith("hold") and metric == "rss_per_conn" and a is not None:
             ok = a <= 1.0
+        if metric == "refused" and case == "burst" and a is not None:
+            ok = a == 0
         rows.append({"case": case, "metric": name, "mxscreen_label": mine, "peer_label": peer,
                      "mxscreen": a, "peer": b, "ratio": ratio, "target": target,
                      "sense": sense, "note": note, "met": ok,
