@@ -85,6 +85,14 @@ void Session::start_handoff() {
   wake_deadline_ =
       queued_at_ + static_cast<uint64_t>(std::max<int64_t>(1, backend.queue_timeout.count()));
   server_.wake_at(this, alive_, wake_deadline_);
+  // A queued client should cost what a held one does: the dialogue's line reader (its queue
+  // alone is half a KiB) and command timer are done with; lines it had not answered yet go
+  // first in what is replayed after the handoff.
+  if (lines_) {
+    held_.insert(0, lines_->take_unprocessed());
+    lines_.reset();
+  }
+  command_timer_.reset();
   // Watch the client while it waits: one that leaves gives its place up at once (what it
   // sends meanwhile is held, bounded by server.buffer_size, and replayed after the handoff).
   if (held_.size() < config().server.buffer_size) client_conn_.start_reading();
