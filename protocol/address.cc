@@ -183,6 +183,17 @@ std::optional<uint16_t> parse_port(std::string_view text) {
 
 int family_bits(IpAddress::Family family) { return family == IpAddress::Family::kV4 ? 32 : 128; }
 
+// "[host]:port", built by appending. `"[" + std::string&&` inserts at the front of the
+// temporary (a memmove of the whole address), and GCC 12 at -O2/-O3 warns about that inlined
+// insert with a bogus -Wrestrict (GCC bug 105329), which stops Release -Werror builds.
+std::string bracketed(const IpAddress& address, uint16_t port) {
+  std::string out = "[";
+  out += address.to_string();
+  out += "]:";
+  out += std::to_string(port);
+  return out;
+}
+
 }  // namespace
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {
@@ -248,12 +259,10 @@ std::optional<Endpoint> Endpoint::parse(std::string_view text) {
 
 std::string Endpoint::to_string() const {
   if (address.is_v4()) return address.to_string() + ":" + std::to_string(port);
-  return "[" + address.to_string() + "]:" + std::to_string(port);
+  return bracketed(address, port);
 }
 
-std::string Endpoint::log_string() const {
-  return "[" + address.to_string() + "]:" + std::to_string(port);
-}
+std::string Endpoint::log_string() const { return bracketed(address, port); }
 
 std::optional<Cidr> Cidr::parse(std::string_view text) {
   size_t slash = text.find('/');
