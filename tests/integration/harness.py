@@ -1,13 +1,15 @@
 """Integration-test harness: starts the real mxscreen binary and real peers on loopback.
 
 Every tests/integration/test_*.py is a standalone unittest script that imports this module.
-It gives: the Postfix backend (scripts/postfix-backend, once per process) with its log and the
-test mailbox, an mxscreen process per test with a temporary TOML config, an smtp-sink fake
-backend, and SMTP clients bound to 127.0.0.x source addresses. Synchronisation is always
-"poll with a deadline" (wait_until), never a bare sleep.
+It gives: the tests' private Postfix backend (scripts/postfix-backend POSTFIX_DIR, once per
+process; /etc/postfix and the machine's Postfix are never touched) with its log and the test
+mailbox, an mxscreen process per test with a temporary TOML config, an smtp-sink fake backend,
+and SMTP clients bound to 127.0.0.x source addresses. Synchronisation is always "poll with a
+deadline" (wait_until), never a bare sleep.
 
 Environment: MXSCREEN_BIN (the binary; default <repo>/build/mxscreen), MXSCREEN_SOURCE_DIR
-(repo root; default two levels above this file), MXSCREEN_KEEP_TMP=1 keeps temp dirs.
+(repo root; default two levels above this file), MXSCREEN_KEEP_TMP=1 keeps temp dirs,
+MXSCREEN_TEST_POSTFIX_DIR (the private Postfix; default /var/tmp/mxscreen-test-postfix).
 """
 
 import json
@@ -29,11 +31,21 @@ from collections import namedtuple
 from pathlib import Path
 
 SOURCE_DIR = Path(os.environ.get("MXSCREEN_SOURCE_DIR") or Path(__file__).resolve().parents[2])
-POSTFIX_LOG = Path("/var/log/postfix.log")
+# The tests' own Postfix instance (scripts/postfix-backend POSTFIX_DIR): its config, queue,
+# mail and log live under this directory, so /etc/postfix and the machine's Postfix (the
+# demo's, on 10025/10026) are left alone. One instance serves every test process on the machine.
+POSTFIX_DIR = Path(os.environ.get("MXSCREEN_TEST_POSTFIX_DIR") or "/var/tmp/mxscreen-test-postfix")
+POSTFIX_LOG = POSTFIX_DIR / "postfix.log"
 # Maildir of user@example.test (virtual delivery, see scripts/postfix-backend).
-MAILDIR = Path("/var/mail/vhosts/example.test/user")
-BACKEND_PROXY = "127.0.0.1:10025"    # smtpd with smtpd_upstream_proxy_protocol=haproxy
-BACKEND_XCLIENT = "127.0.0.1:10026"  # smtpd with smtpd_authorized_xclient_hosts=127.0.0.0/8
+MAILDIR = POSTFIX_DIR / "mail" / "example.test" / "user"
+BACKEND_PROXY = "127.0.0.1:10125"    # smtpd with smtpd_upstream_proxy_protocol=haproxy
+BACKEND_XCLIENT = "127.0.0.1:10126"  # smtpd with smtpd_authorized_xclient_hosts=127.0.0.0/8
+BACKEND_PROXY_PORT = int(BACKEND_PROXY.rsplit(":", 1)[1])
+BACKEND_XCLIENT_PORT = int(BACKEND_XCLIENT.rsplit(":", 1)[1])
+# The same two, asking mxscreen's policy service on POLICY_PORT at every RCPT.
+BACKEND_PROXY_POLICY = "127.0.0.1:10127"
+BACKEND_XCLIENT_POLICY = "127.0.0.1:10128"
+POLICY_PORT = 10140
 CLIENT_HELO = "mail.example.org"
 
 
@@ -64,12 +76,18 @@ _postfix_ready = False
 
 
 def ensure_postfix():
-    """Configures and starts the Postfix backend (scripts/postfix-backend), once per process."""
+    """Configures and starts the tests' private Postfix backend under POSTFIX_DIR
+    (scripts/postfix-backend POSTFIX_DIR), once per process."""
     global _postfix_ready
     if _postfix_ready:
         return
     script = SOURCE_DIR / "scripts" / "postfix-backend"
-    result = subprocess.run([str(script)], capture_output=True, text=True, timeout=120)
+    ports = [a.rsplit(":", 1)[1] for a in (BACKEND_PROXY, BACKEND_XCLIENT, BACKEND_PROXY_POLICY,
+                                           BACKEND_XCLIENT_POLICY)]
+    env = dict(os.environ, POSTFIX_BACKEND_PORTS=" ".join(ports),
+               POSTFIX_BACKEND_POLICY_PORT=str(POLICY_PORT))
+    result = subprocess.run([str(script), str(POSTFIX_DIR)], capture_output=True, text=True,
+                            timeout=120, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{script} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     _postfix_ready = True
@@ -426,7 +444,7 @@ class Mxscreen:
     (a section set to None is dropped, a key set to None is dropped, "listen" is a list of
     tables and replaces the default one), or raw TOML text used as is, in which the tokens
     @PORT@, @METRICS_PORT@, @STATE_DIR@ are replaced by this instance's values.
-    Test defaults: one mx listener on 127.0.0.1:<free port>, backend 127.0.0.1:10025 proxy_v2,
+    Test defaults: one mx listener on 127.0.0.1:<free port>, backend BACKEND_PROXY proxy_v2,
     greet.wait 300ms, metrics on 127.0.0.1:<free port>, text log, memory store, no user switch,
     and three neutral settings a test turns back on when it tests them: access.allow = [] (the
     built-in default allowlists 127.0.0.0/8, which would hand every test client straight to the
@@ -640,7 +658,7 @@ def rcpt_attempt(port, source, sender, marker, host="127.0.0.1", rcpt=MAILBOX):
         s.close()
 
 
-def backend_connections(pid, port=10025):
+def backend_connections(pid, port=BACKEND_PROXY_PORT):
     """Established connections of process pid to the backend port (the Postfix backend)."""
     out = subprocess.run(["ss", "-Htnp", "state", "established", f"( dport = :{port} )"],
                          capture_output=True, text=True, timeout=10).stdout

@@ -1,7 +1,7 @@
 """Abuse control end to end (issue 6): fake MX (nolisting), bans, per-client and backend limits.
 
-What a mail admin notices, with the real binary and the real Postfix backend (127.0.0.1:10025,
-PROXY v2), a real redis-server and LMDB on disk:
+What a mail admin notices, with the real binary and the real Postfix backend
+(harness.BACKEND_PROXY, PROXY v2), a real redis-server and LMDB on disk:
 - Nolisting: the real MX listens on 127.0.0.1, the fake MX on 127.0.0.2. A client (127.0.0.7)
   that only ever comes to the fake MX is reset there, BANNED after fake_mx.ban_after hits, and
   then refused on the real MX without a word, while another client still delivers. A client
@@ -455,7 +455,8 @@ class LimitsTest(_Base):
         # No queue (backend.queue_max = 0): the extra clients are refused at once.
         with harness.Mxscreen({"backend": {"max_sessions": 3, "queue_max": 0},
                                "access": {"allow": allow}}) as mx:
-            mx.wait_log(r"backend 127\.0\.0\.1:10025 offers \d+ EHLO keywords")  # probe done
+            # The EHLO probe is done.
+            mx.wait_log(rf"backend {re.escape(harness.BACKEND_PROXY)} offers \d+ EHLO keywords")
             harness.wait_until(lambda: harness.backend_connections(mx.proc.pid) == 0,
                                what="the EHLO probe's connection to end")
             samples, stop = [], threading.Event()

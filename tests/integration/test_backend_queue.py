@@ -88,7 +88,7 @@ class BackendSampler:
 
 
 def probe_done(mx):
-    mx.wait_log(r"backend 127\.0\.0\.1:10025 offers \d+ EHLO keywords")
+    mx.wait_log(rf"backend {re.escape(harness.BACKEND_PROXY)} offers \d+ EHLO keywords")
     harness.wait_until(lambda: harness.backend_connections(mx.proc.pid) == 0,
                        what="the EHLO probes' connections to end")
 

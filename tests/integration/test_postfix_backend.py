@@ -1,6 +1,7 @@
 """The Postfix backend on its own (no mxscreen): proves scripts/postfix-backend and the harness.
 
-Port 10025 takes a PROXY header and logs the client it names; port 10026 takes XCLIENT; mail to
+The tests' private instance (harness.POSTFIX_DIR): its PROXY port (harness.BACKEND_PROXY) takes
+a PROXY header and logs the client it names; its XCLIENT port takes XCLIENT; mail to
 user@example.test is delivered to the test Maildir; unknown@example.test is refused with 550.
 """
 
@@ -11,8 +12,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-PROXY_PORT = 10025
-XCLIENT_PORT = 10026
+PROXY_PORT = harness.BACKEND_PROXY_PORT
+XCLIENT_PORT = harness.BACKEND_XCLIENT_PORT
 
 
 class PostfixBackendTest(unittest.TestCase):
