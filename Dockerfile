@@ -2,16 +2,16 @@
 # Build: docker build -t mxscreen .
 # Run:   docker run -d --name mxscreen -p 25:25 -p 127.0.0.1:9425:9425 \
 #          -v /etc/mxscreen:/etc/mxscreen:ro -v mxscreen-state:/var/lib/mxscreen mxscreen
+# Without docker: scripts/container-check builds it with podman and runs its runtime stage.
 FROM debian:12 AS build
 WORKDIR /src
 COPY scripts/install-deps scripts/install-deps
 RUN ./scripts/install-deps --build-only && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMXSCREEN_WERROR=ON \
-      -DMXSCREEN_INTEGRATION=OFF -DMXSCREEN_BENCH=OFF \
- && cmake --build build -j"$(nproc)" \
- && build/unit_tests --gtest_brief=1 \
- && strip build/mxscreen
+# Release with warnings as errors, in build-release/: what CI compiles (scripts/build-release).
+RUN ./scripts/build-release mxscreen unit_tests \
+ && build-release/unit_tests --gtest_brief=1 \
+ && strip build-release/mxscreen
 
 FROM debian:12-slim
 RUN apt-get update \
@@ -20,7 +20,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/mxscreen --shell /usr/sbin/nologin mxscreen \
  && install -d -o mxscreen -g mxscreen -m 0750 /var/lib/mxscreen /etc/mxscreen
-COPY --from=build /src/build/mxscreen /usr/sbin/mxscreen
+COPY --from=build /src/build-release/mxscreen /usr/sbin/mxscreen
 COPY --from=build /src/config.toml.example /usr/share/doc/mxscreen/config.toml.example
 COPY docker/config.toml /etc/mxscreen/config.toml
 # Docker (>= 20.10) lets an unprivileged user bind port 25 inside the container's network
