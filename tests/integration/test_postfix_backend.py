@@ -3,11 +3,16 @@
 The tests' private instance (harness.POSTFIX_DIR): its PROXY port (harness.BACKEND_PROXY) takes
 a PROXY header and logs the client it names; its XCLIENT port takes XCLIENT; mail to
 user@example.test is delivered to the test Maildir; unknown@example.test is refused with 550.
+Setting it up leaves /etc/postfix as it was, and it runs its own master beside the machine's.
 """
 
+import hashlib
 import os
+import re
+import subprocess
 import sys
 import unittest
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -16,10 +21,44 @@ PROXY_PORT = harness.BACKEND_PROXY_PORT
 XCLIENT_PORT = harness.BACKEND_XCLIENT_PORT
 
 
+def etc_postfix_state():
+    """Every entry under /etc/postfix with its mode, owner, size and bytes; None when there is
+    no /etc/postfix. (Not the mtimes: until every work tree on a shared machine has these
+    tests, older ones rewrite main.cf with the same bytes. CI compares the mtimes too.)"""
+    root = Path("/etc/postfix")
+    if not root.is_dir():
+        return None
+    rows = []
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        digest = hashlib.md5(p.read_bytes()).hexdigest() if p.is_file() else ""
+        rows.append((str(p), st.st_mode, st.st_uid, st.st_gid, st.st_size, digest))
+    return rows
+
+
 class PostfixBackendTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        cls.etc_before = etc_postfix_state()
         harness.ensure_postfix()
+        cls.etc_after = etc_postfix_state()
+
+    def test_setting_up_leaves_etc_postfix_alone(self):
+        self.assertEqual(self.etc_before, self.etc_after)
+
+    def test_the_instance_is_private(self):
+        config = harness.POSTFIX_DIR / "etc"
+        for name in ("queue_directory", "data_directory", "maillog_file", "virtual_mailbox_base"):
+            value = subprocess.run(["postconf", "-c", str(config), "-h", name], check=True,
+                                   capture_output=True, text=True).stdout.strip()
+            self.assertTrue(value.startswith(str(harness.POSTFIX_DIR) + "/"), (name, value))
+        # The backend port belongs to the private master (its smtpd children share the socket),
+        # not to the machine's Postfix.
+        master = int((harness.POSTFIX_DIR / "spool" / "pid" / "master.pid").read_text().split()[0])
+        listeners = subprocess.run(["ss", "-Hltnp", f"sport = :{PROXY_PORT}"], check=True,
+                                   capture_output=True, text=True).stdout
+        self.assertEqual({int(p) for p in re.findall(r'"master",pid=(\d+),', listeners)},
+                         {master}, listeners)
 
     def test_proxy_v1_session_delivers_and_logs_real_client(self):
         marker = harness.unique_marker()
