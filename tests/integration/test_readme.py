@@ -182,7 +182,10 @@ class DemoWalkThroughTest(unittest.TestCase):
         # 5. Three knocks on the fake MX: reset each time, FAKE-MX logged, then BANNED, and the
         # real MX refuses it too (ban.reply = true in the demo: 554 5.7.1).
         _, out, _ = self.run_readme(WALK["fake_mx"])
-        self.assertEqual(out.count("Remote host closed connection unexpectedly"), 3, out)
+        # swaks words a reset as either, depending on whether it came before connect returned.
+        resets = re.findall(r"Remote host closed connection unexpectedly|Connection reset by peer",
+                            out)
+        self.assertEqual(len(resets), 3, out)
         knock = re.compile(r"FAKE-MX \[127\.0\.0\.7\]:\d+ action=reset")
         harness.wait_until(lambda: len(knock.findall(mx.log_text())) >= 3,
                            what="3 FAKE-MX lines for 127.0.0.7")
