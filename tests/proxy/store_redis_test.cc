@@ -360,7 +360,7 @@ TEST_F(StoreRedis, PendingCommandsAreBounded) {
   int ok = 0;
   int refused = 0;
   for (int i = 0; i < 8; ++i) {
-    store_->put("p" + std::to_string(i), "v", 60s,
+    store_->put(std::string("p").append(std::to_string(i)), "v", 60s,
                 [&](StoreStatus s) { (s == StoreStatus::kOk ? ok : refused)++; });
   }
   EXPECT_EQ(refused, 3);  // refused at once, before the loop ran
