@@ -11,7 +11,8 @@ root where the demo runs as the mxscreen user), and the Maildir and Postfix log 
 instance's. The set-up commands are covered by what runs them: `sudo ./scripts/test` is the
 command that runs this test, `sudo ./scripts/demo` is this config plus scripts/postfix-backend
 on the machine's Postfix, and `sudo ./scripts/container-check` builds the Dockerfile that the
-docker commands use (with podman, as docker is not on these machines). A command added to the
+docker commands use (with podman, as docker is not on these machines); the sanitizer, fuzzing and
+key-permission commands are named in SET_UP with why they are not run. A command added to the
 README that this file does not know fails test_every_readme_command_is_known.
 """
 
@@ -30,13 +31,20 @@ README = harness.SOURCE_DIR / "README.md"
 DEMO_CONFIG = harness.SOURCE_DIR / "scripts" / "demo-config.toml"
 DEMO_SCRIPT = harness.SOURCE_DIR / "scripts" / "demo"
 
-# README commands that are not part of the demo's walk-through, and what covers each.
+# README commands that are not part of the demo's walk-through, and what covers each (or why
+# it is not run here).
 SET_UP = {
     "sudo ./scripts/demo": "scripts/demo-config.toml + scripts/postfix-backend, run here",
     "sudo ./scripts/test": "the command that runs this test",
     "sudo ./scripts/container-check": "run by hand or by CI, see README 'Container'",
     "docker build ": "what scripts/container-check builds with podman",
     "docker run ": "what scripts/container-check runs with chroot (no docker here)",
+    # Not run here, and why:
+    "sudo ./scripts/test --sanitize": "this suite again in a sanitizer build (by hand)",
+    "sudo ./scripts/test --tsan": "this suite again in a ThreadSanitizer build (by hand)",
+    "./scripts/fuzz": "the libFuzzer targets, minutes to hours (by hand)",
+    "chgrp ssl-cert ": "deployment: changes the admin's key file",
+    "adduser mxscreen ssl-cert": "deployment: changes the admin's groups",
 }
 # The walk-through, by the start of each command (each must match exactly one README command).
 WALK = {
