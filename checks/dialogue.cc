@@ -70,6 +70,7 @@ Step Dialogue::drop(Step step) {
 bool Dialogue::apply(const Verdict& verdict, const std::string& test, const std::string& detail,
                      Step* step) {
   if (verdict.passed()) return false;
+  if (!failed(test)) failed_.push_back(test);
   std::string outcome = verdict.outcome == Outcome::kDrop      ? "drop"
                         : verdict.outcome == Outcome::kEnforce ? "enforce"
                                                                : "ignore";

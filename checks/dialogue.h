@@ -4,6 +4,7 @@
 // It runs the deep protocol tests, the HELO and envelope checks, and Postfix's error limits.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -94,6 +95,11 @@ class Dialogue {
   Step reject_held_rcpt(const std::string& reply, const std::string& test);
   const std::string& enforced_by() const { return policy_.enforced_by; }
   int errors() const { return errors_.errors(); }
+  // Whether a deep test ("pipelining", "non_smtp", "bare_newline") failed in this session,
+  // whatever its action: a failed test is not a pass for the verdict cache (pass_cache.h).
+  bool failed(std::string_view test) const {
+    return std::find(failed_.begin(), failed_.end(), test) != failed_.end();
+  }
 
  private:
   Step rcpt_rejected(const std::string& reply, const std::string& rcpt, const std::string& test);
@@ -126,6 +132,7 @@ class Dialogue {
   std::string rcpt_line_;
   protocol::Path recipient_;
   std::string last_verb_ = "CONNECT";
+  std::vector<std::string> failed_;  // deep tests that failed (apply)
 };
 
 }  // namespace mxscreen::checks

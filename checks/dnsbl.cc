@@ -202,6 +202,11 @@ std::string rhsbl_query_name(std::string_view domain, std::string_view zone) {
   return name;
 }
 
+std::string dnsbl_reply_name(std::string_view zone, const DnsblReplyMap& reply_map) {
+  auto it = reply_map.find(protocol::ascii_lower(strip_dot(zone)));
+  return it != reply_map.end() ? it->second : std::string(kUnnamedDnsbl);
+}
+
 bool filter_matches(const DnsblSite& site, const protocol::IpAddress& answer) {
   return !site.filter || site.filter->matches(answer);
 }

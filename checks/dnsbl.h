@@ -5,6 +5,8 @@
 
 #include <array>
 #include <bitset>
+#include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -37,6 +39,14 @@ std::optional<DnsblSite> parse_dnsbl_site(std::string_view text, std::string* er
 // Every site of a list, or nullopt with one message per bad entry in `errors`.
 std::optional<std::vector<DnsblSite>> parse_dnsbl_sites(const std::vector<std::string>& texts,
                                                         std::vector<std::string>* errors);
+
+// postscreen_dnsbl_reply_map: the name a rejected client is told in place of a list's zone
+// ("... blocked using <name>"), keyed by zone (lower case, no trailing dot). A zone name may hold
+// a secret (a Spamhaus DQS key is part of it), so a zone the map does not name is never shown to
+// a client: it reads kUnnamedDnsbl. The zone itself stays in the logs and metrics.
+using DnsblReplyMap = std::map<std::string, std::string, std::less<>>;
+inline constexpr std::string_view kUnnamedDnsbl = "a DNS blocklist";
+std::string dnsbl_reply_name(std::string_view zone, const DnsblReplyMap& reply_map);
 
 // "2.0.0.127.zen.test" for 127.0.0.2; IPv6 as 32 reversed nibbles (RFC 5782 section 2.4).
 std::string dnsbl_query_name(const protocol::IpAddress& client, std::string_view zone);

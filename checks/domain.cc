@@ -32,12 +32,12 @@ std::string sender_lookup_domain(std::string_view address) {
   return dns_name(address.substr(at + 1));
 }
 
-std::optional<DomainReject> domain_reject_reply(const DomainFacts& facts,
-                                                const DomainNames& names) {
+std::optional<DomainReject> domain_reject_reply(const DomainFacts& facts, const DomainNames& names,
+                                                const DnsblReplyMap& reply_map) {
   const std::string blocked = "554 5.7.1 Service unavailable; ";
   if (facts.reverse_listed) {
     return DomainReject{blocked + "Client host [" + shown(names.reverse_name) + "] blocked using " +
-                            facts.reverse_listed->zone,
+                            dnsbl_reply_name(facts.reverse_listed->zone, reply_map),
                         "reverse_rhsbl"};
   }
   if (facts.helo && *facts.helo != NameFact::kExists) {
@@ -48,7 +48,7 @@ std::optional<DomainReject> domain_reject_reply(const DomainFacts& facts,
   }
   if (facts.helo_listed) {
     return DomainReject{blocked + "Helo command [" + shown(names.helo) + "] blocked using " +
-                            facts.helo_listed->zone,
+                            dnsbl_reply_name(facts.helo_listed->zone, reply_map),
                         "helo_rhsbl"};
   }
   if (facts.sender && *facts.sender != NameFact::kExists) {
@@ -59,7 +59,7 @@ std::optional<DomainReject> domain_reject_reply(const DomainFacts& facts,
   }
   if (facts.sender_listed) {
     return DomainReject{blocked + "Sender address [" + shown(names.sender) + "] blocked using " +
-                            facts.sender_listed->zone,
+                            dnsbl_reply_name(facts.sender_listed->zone, reply_map),
                         "sender_rhsbl"};
   }
   return std::nullopt;

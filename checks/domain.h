@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "checks/dnsbl.h"
+
 namespace mxscreen::checks {
 
 // What DNS said about a name's A, AAAA and MX records together.
@@ -48,8 +50,10 @@ struct DomainReject {
                       // "sender_rhsbl": the label on metrics and the NOQUEUE line
 };
 
-// The RCPT reply for the first test that fails, or nullopt.
-std::optional<DomainReject> domain_reject_reply(const DomainFacts& facts, const DomainNames& names);
+// The RCPT reply for the first test that fails, or nullopt. A listing names the list as
+// `reply_map` says (dnsbl_reply_name): never the zone itself, which may hold a DQS key.
+std::optional<DomainReject> domain_reject_reply(const DomainFacts& facts, const DomainNames& names,
+                                                const DnsblReplyMap& reply_map);
 
 // The HELO name to look up: lower case, no trailing dot; "" for an address literal or a name
 // without a dot (those are for helo.reject_invalid / reject_non_fqdn, not for DNS).

@@ -2,6 +2,8 @@
 // the client address -> PTR name(s) -> A/AAAA must contain the client address again.
 #include "proxy/client_dns.h"
 
+#include <algorithm>
+
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 
@@ -132,6 +134,7 @@ void ClientLookups::notify(ClientDnsEvent event) {
 void ClientLookups::on_site(std::size_t index, const DnsAnswer& answer) {
   const checks::DnsblSite& site = (*sites_)[index];
   ++snapshot_.dnsbl_answered;
+  snapshot_.dnsbl_ttl = std::min(snapshot_.dnsbl_ttl, answer.ttl);
   std::vector<protocol::IpAddress> addresses;
   if (answer.status == DnsStatus::kOk) {
     for (const auto& value : answer.values) {

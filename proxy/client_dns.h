@@ -51,6 +51,10 @@ struct ClientDnsSnapshot {
   std::size_t dnsbl_tempfail = 0;
   std::vector<std::string> dnsbl_error_zones;  // zones that answered an error code
   std::string reply_text;                      // TXT of the heaviest listing site, if asked for
+  // The smallest TTL (seconds) of the DNSBL answers so far: how long the verdict holds
+  // (checks::dnsbl_verdict_ttl clamps it). 0 for a negative answer off the wire (udns does not
+  // give the SOA minimum) or a failure, which then lasts the shortest time allowed.
+  uint32_t dnsbl_ttl = UINT32_MAX;
 
   PtrState ptr = PtrState::kPending;
   std::string ptr_name;  // the confirmed name, else the first PTR name

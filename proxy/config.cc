@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
 #include <set>
 #include <span>
@@ -101,6 +102,10 @@ class Reporter {
   void error(Pos pos, std::string message) {
     errors_.push_back({file_, pos.line, pos.column, std::move(message)});
   }
+  void warning(Pos pos, std::string message) {
+    warnings_.push_back({file_, pos.line, pos.column, "warning: " + std::move(message)});
+  }
+  std::vector<ConfigError> take_warnings() { return std::move(warnings_); }
   bool empty() const { return errors_.empty(); }
   std::size_t count() const { return errors_.size(); }
   std::vector<ConfigError> take() {
@@ -113,6 +118,7 @@ class Reporter {
  private:
   std::string file_;
   std::vector<ConfigError> errors_;
+  std::vector<ConfigError> warnings_;
 };
 
 // One TOML table: typed reads of known keys (absent key = keep the default), then finish()
@@ -131,6 +137,9 @@ class Section {
   std::string name(std::string_view key) const { return "'" + std::string(key) + "' in " + label_; }
   void error(std::string_view key, const std::string& message) {
     reporter_.error(where(key), name(key) + ": " + message);
+  }
+  void warning(std::string_view key, const std::string& message) {
+    reporter_.warning(where(key), name(key) + ": " + message);
   }
   void check(bool ok, std::string_view key, const std::string& message) {
     if (!ok) error(key, message);
@@ -228,6 +237,31 @@ class Section {
   }
   void read(std::string_view key, std::vector<std::string>& out) {
     read_list(key, out, "string", [](const std::string& s) { return std::optional(s); });
+  }
+  // A table of strings ({ "a" = "x", "b" = "y" }); `check` returns "" or what is wrong with an
+  // entry, reported at the entry.
+  template <typename Check>
+  void read_string_table(std::string_view key, std::map<std::string, std::string, std::less<>>& out,
+                         Check check) {
+    const toml::node* node = get(key);
+    if (!node) return;
+    const toml::table* table = node->as_table();
+    if (!table) return wrong_type(key, *node, "a table of strings");
+    std::map<std::string, std::string, std::less<>> values;
+    bool ok = true;
+    for (const auto& [k, element] : *table) {
+      auto v = element.template value_exact<std::string>();
+      std::string why = v ? check(std::string(k.str()), *v)
+                          : "expected a string, got " + std::string(type_name(element));
+      if (!why.empty()) {
+        reporter_.error(pos_of(element),
+                        name(key) + ": \"" + std::string(k.str()) + "\": " + why);
+        ok = false;
+        continue;
+      }
+      values.emplace(std::string(k.str()), std::move(*v));
+    }
+    if (ok) out = std::move(values);
   }
   void read(std::string_view key, std::vector<protocol::Cidr>& out) {
     read_list(key, out, "network (expected e.g. \"192.0.2.0/24\" or \"2001:db8::/32\")",
@@ -367,12 +401,59 @@ void read_checks(Section& helo, Section& client, Section& sender, Section& recip
   recipient.read("reject_non_fqdn", c.recipient.reject_non_fqdn);
 }
 
-void read_dnsbl(Section& s, DnsblConfig& c) {
+// After read_checks: reply_map may name the zones of the RHSBL lists as well.
+void read_dnsbl(Section& s, Config& config) {
+  DnsblConfig& c = config.dnsbl;
   read_sites(s, "sites", c.sites);
   s.read("threshold", c.threshold, 1);
   s.read("allowlist_threshold", c.allowlist_threshold, -kIntMax);
   s.read("action", c.action);
   s.read("reply_text", c.reply_text);
+  std::set<std::string, std::less<>> zones;
+  for (const auto* list : {&c.sites, &config.helo.rhsbl, &config.sender.rhsbl,
+                           &config.client.rhsbl_reverse}) {
+    for (const auto& text : *list) {
+      if (auto site = checks::parse_dnsbl_site(text, nullptr)) zones.insert(site->zone);
+    }
+  }
+  s.read_string_table("reply_map", c.reply_map,
+                      [&zones](const std::string& zone, const std::string& shown) -> std::string {
+                        if (!zones.contains(zone)) {
+                          return "not the zone of any site in dnsbl.sites, helo.rhsbl, "
+                                 "sender.rhsbl or client.rhsbl_reverse (lower case, no "
+                                 "trailing dot)";
+                        }
+                        if (shown.empty() || shown.size() > 200) return "must be 1 to 200 characters";
+                        for (unsigned char ch : shown) {
+                          if (ch < 0x20 || ch > 0x7e) return "must be printable ASCII on one line";
+                        }
+                        return "";
+                      });
+}
+
+void read_cache(Section& s, CacheConfig& c) {
+  s.read("enabled", c.enabled);
+  s.read_duration("greet_ttl", c.greet_ttl);
+  s.read_duration("dnsbl_min_ttl", c.dnsbl_min_ttl, Ms(1000));
+  s.read_duration("dnsbl_max_ttl", c.dnsbl_max_ttl, Ms(1000));
+  s.check(c.dnsbl_max_ttl >= c.dnsbl_min_ttl, "dnsbl_max_ttl", "must be at least dnsbl_min_ttl");
+  s.read_duration("pipelining_ttl", c.pipelining_ttl);
+  s.read_duration("non_smtp_command_ttl", c.non_smtp_command_ttl);
+  s.read_duration("bare_newline_ttl", c.bare_newline_ttl);
+  // Before one TTL per test there was one for everything: it still says whether there is a
+  // cache ("0" = none, as before), its value is ignored.
+  Ms pass_ttl{-1};
+  s.read_duration("pass_ttl", pass_ttl);
+  if (pass_ttl == Ms(0)) {
+    c.enabled = false;
+    s.warning("pass_ttl", "deprecated: write enabled = false");
+  } else if (pass_ttl > Ms(0)) {
+    c.enabled = true;
+    s.warning("pass_ttl",
+              "deprecated, its value is ignored: each test has its own TTL now (greet_ttl, "
+              "dnsbl_min_ttl, dnsbl_max_ttl, pipelining_ttl, non_smtp_command_ttl, "
+              "bare_newline_ttl); write enabled = true");
+  }
 }
 
 void read_dns(Section& s, DnsConfig& c) {
@@ -577,10 +658,10 @@ void read_all(Reporter& reporter, const toml::table& root, Config& c) {
   read_smtp(section("smtp"), c.smtp);
   read_errors(section("errors"), c.errors);
   read_checks(section("helo"), section("client"), section("sender"), section("recipient"), c);
-  read_dnsbl(section("dnsbl"), c.dnsbl);
+  read_dnsbl(section("dnsbl"), c);
   read_dns(section("dns"), c.dns);
   read_greylist(section("greylist"), c.greylist);
-  section("cache").read_duration("pass_ttl", c.cache.pass_ttl);
+  read_cache(section("cache"), c.cache);
   read_fake_mx_and_ban(section("fake_mx"), section("ban"), c);
   Section& limits = section("limits");
   limits.read("client_connection_count", c.limits.client_connection_count, 0);
@@ -607,22 +688,22 @@ ConfigResult parse_config(std::string_view toml_text, const std::string& path_fo
     const auto& begin = e.source().begin;
     reporter.error({static_cast<int>(begin.line), static_cast<int>(begin.column)},
                    std::string(e.description()));
-    return {std::nullopt, reporter.take()};
+    return {std::nullopt, reporter.take(), {}};
   }
   Config config;
   read_all(reporter, root, config);
-  if (!reporter.empty()) return {std::nullopt, reporter.take()};
-  return {std::move(config), {}};
+  if (!reporter.empty()) return {std::nullopt, reporter.take(), reporter.take_warnings()};
+  return {std::move(config), {}, reporter.take_warnings()};
 }
 
 ConfigResult load_config(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return {std::nullopt, {{path, 0, 0, std::string("cannot open: ") + std::strerror(errno)}}};
+    return {std::nullopt, {{path, 0, 0, std::string("cannot open: ") + std::strerror(errno)}}, {}};
   }
   std::ostringstream text;
   text << in.rdbuf();
-  if (in.bad()) return {std::nullopt, {{path, 0, 0, "read error"}}};
+  if (in.bad()) return {std::nullopt, {{path, 0, 0, "read error"}}, {}};
   return parse_config(text.str(), path);
 }
 

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "checks/dnsbl.h"
 #include "checks/verdict.h"
 #include "protocol/address.h"
 
@@ -118,6 +119,9 @@ struct DnsblConfig {
   int allowlist_threshold = -1;
   checks::Action action = checks::Action::kEnforce;
   bool reply_text = false;  // TXT of the listing site in the reject text
+  // postscreen_dnsbl_reply_map: zone -> the name a rejected client is told ("blocked using
+  // <name>"), for DNSBL and RHSBL lists alike. Unmapped zones are never named to a client.
+  checks::DnsblReplyMap reply_map;
 };
 
 struct DnsConfig {
@@ -148,8 +152,15 @@ struct GreylistConfig {
   std::string recipient_allowlist_file;
 };
 
+// The verdict cache (checks/pass_cache.h): one TTL per test, postscreen's names and defaults.
 struct CacheConfig {
-  std::chrono::milliseconds pass_ttl = std::chrono::hours(24);
+  bool enabled = true;  // false: no PASS OLD, every session is screened
+  std::chrono::milliseconds greet_ttl = std::chrono::days(1);          // postscreen_greet_ttl
+  std::chrono::milliseconds dnsbl_min_ttl = std::chrono::seconds(60);  // postscreen_dnsbl_min_ttl
+  std::chrono::milliseconds dnsbl_max_ttl = std::chrono::hours(1);     // postscreen_dnsbl_max_ttl
+  std::chrono::milliseconds pipelining_ttl = std::chrono::days(30);
+  std::chrono::milliseconds non_smtp_command_ttl = std::chrono::days(30);
+  std::chrono::milliseconds bare_newline_ttl = std::chrono::days(30);
 };
 
 enum class FakeMxAction : uint8_t { kReset, kTempfail, kTempfailRcpt };
@@ -284,6 +295,8 @@ struct ConfigError {
 struct ConfigResult {
   std::optional<Config> config;  // set iff errors is empty
   std::vector<ConfigError> errors;
+  // Accepted, but worth the admin's attention (a deprecated key): "file:line:col: warning: ...".
+  std::vector<ConfigError> warnings;
 
   bool ok() const { return config.has_value(); }
 };

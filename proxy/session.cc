@@ -191,7 +191,8 @@ void Session::after_ban_check() {
 }
 
 void Session::continue_after_cache() {
-  if (runtime_->plan.needs(checks::kNeedClientDns)) start_client_dns();
+  // A DNSBL re-check (session_store.cc) started them already.
+  if (runtime_->plan.needs(checks::kNeedClientDns) && !dns_) start_client_dns();
   start_greet();
 }
 
@@ -207,6 +208,10 @@ void Session::start_client_dns() {
 }
 
 void Session::on_client_dns(ClientDnsEvent) {
+  if (cached_pass_) {
+    if (dns_->snapshot().dnsbl_done()) dnsbl_rechecked();
+    return;
+  }
   // postscreen's allowlist threshold: a DNSWL-listed client that has not talked early skips
   // the rest of the wait and every further test.
   if (state_ != State::kGreet || runtime_->dnsbl_sites->empty() || pregreet_->hit()) return;
@@ -246,9 +251,19 @@ bool Session::apply_dnsbl(bool* allowlisted) {
       weight = hit.weight;
     }
   }
-  std::string text =
-      "Service unavailable; client [" + client_.address.to_string() + "] blocked using " + zone;
-  if (!snap.reply_text.empty()) text += "; " + protocol::printable(snap.reply_text, 200);
+  // The zone is in the DNSBL log line above; the client reads the admin's name for it
+  // (dnsbl.reply_map), never the zone, which may hold a DQS key.
+  std::string text = "Service unavailable; client [" + client_.address.to_string() +
+                     "] blocked using " + checks::dnsbl_reply_name(zone, dnsbl.reply_map);
+  // dnsbl.reply_text: the list's TXT, unless it names a zone (a DQS key would leak with it).
+  bool names_zone = false;
+  for (const auto& hit : snap.dnsbl_hits) {
+    names_zone =
+        names_zone || protocol::ascii_lower(snap.reply_text).find(hit.zone) != std::string::npos;
+  }
+  if (!snap.reply_text.empty() && !names_zone) {
+    text += "; " + protocol::printable(snap.reply_text, 200);
+  }
   auto verdict = checks::verdict_for(dnsbl.action, true, "DNSBL");
   metrics().inc("mxscreen_test_results_total",
                 "test=\"dnsbl\",outcome=\"" + std::string(checks::to_string(dnsbl.action)) + "\"");
@@ -503,7 +518,17 @@ bool Session::check_domains() {
       *resolver, std::move(plan), [this, alive, names](const checks::DomainFacts& facts) {
         if (!*alive || state_ != State::kDialogue) return;
         store_wait_ = false;
-        auto reject = checks::domain_reject_reply(facts, names);
+        auto reject = checks::domain_reject_reply(facts, names, config().dnsbl.reply_map);
+        // The zones for the admin: the reply names them only as dnsbl.reply_map says.
+        for (const auto& [what, listing] : {std::pair{"reverse name", &facts.reverse_listed},
+                                            std::pair{"HELO name", &facts.helo_listed},
+                                            std::pair{"sender domain", &facts.sender_listed}}) {
+          if (!*listing) continue;
+          Log::event(
+              LogLevel::kInfo, "RHSBL",
+              std::string("RHSBL ") + what + " of " + who() + " listed by " + (*listing)->zone,
+              {{"client", client_labels()}, {"zone", (*listing)->zone}});
+        }
         metrics().inc(
             "mxscreen_test_results_total",
             "test=\"domain\",outcome=\"" + std::string(reject ? reject->test : "pass") + "\"");

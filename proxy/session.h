@@ -12,6 +12,7 @@
 #include <string>
 
 #include "checks/dialogue.h"
+#include "checks/pass_cache.h"
 #include "checks/pregreet.h"
 #include "protocol/address.h"
 #include "protocol/command_stream.h"
@@ -70,6 +71,11 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   // session_store.cc: the verdict cache and greylisting.
   void lookup_pass_cache();
   void continue_after_cache();
+  checks::PassTtls pass_ttls() const;
+  checks::CachedTestSet cached_tests_enabled() const;
+  // The DNSBL answers of an expired DNSBL verdict are in: PASS OLD, or screened as new.
+  void dnsbl_rechecked();
+  void pass_old(const std::string& how);
   void pass_new(const std::string& how);
   void greylist_rcpt();
   void greylist_decided(const GreylistAnswer& answer);
@@ -176,6 +182,8 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   std::unique_ptr<protocol::LineReader> lines_;
   std::unique_ptr<checks::Dialogue> dialogue_;
   std::unique_ptr<checks::Step> sleeping_;  // an error reply waiting out its delay
+  // A cached pass whose DNSBL verdict is being looked up again (dnsbl_rechecked).
+  std::unique_ptr<checks::PassRecord> cached_pass_;
   bool store_wait_ = false;
   bool permitted_ = false;       // access list permit (exempt from limits and bans)
   bool nolisting_pass_ = false;  // came to the fake MX first, within fake_mx.pair_window // a

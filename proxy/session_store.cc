@@ -1,9 +1,11 @@
 // proxy/session_store.cc: what a session asks of the state store (DESIGN.md "Greylisting and
-// the verdict cache"). At connect, a cached PASS sends a known good client straight to the
-// backend (PASS OLD); a client that passes every test is cached (PASS NEW). At the RCPT that
-// would hand off, greylisting (checks/greylist) may answer 450 instead. The store failing
-// (Redis down, LMDB full) fails open: no cache hit, no greylisting, logged and counted.
+// the verdict cache"). At connect, the verdict cache (checks/pass_cache.h, one expiry per test)
+// sends a known good client straight to the backend (PASS OLD), looks its DNSBL verdict up again
+// when only that expired, or has it screened again; a client that passes is cached (PASS NEW). At
+// the RCPT that would hand off, greylisting (checks/greylist) may answer 450 instead. The store
+// failing (Redis down, LMDB full) fails open: no cache hit, no greylisting, logged and counted.
 #include "checks/greylist.h"
+#include "checks/pass_cache.h"
 #include "protocol/escape.h"
 #include "proxy/greylisting.h"
 #include "proxy/log.h"
@@ -16,33 +18,143 @@ std::string cache_key(const protocol::IpAddress& client) { return "pass:" + clie
 
 }  // namespace
 
+checks::PassTtls Session::pass_ttls() const {
+  using Sec = std::chrono::seconds;
+  const CacheConfig& c = config().cache;
+  checks::PassTtls t;
+  t.greet = std::chrono::duration_cast<Sec>(c.greet_ttl);
+  t.dnsbl_min = std::chrono::duration_cast<Sec>(c.dnsbl_min_ttl);
+  t.dnsbl_max = std::chrono::duration_cast<Sec>(c.dnsbl_max_ttl);
+  t.pipelining = std::chrono::duration_cast<Sec>(c.pipelining_ttl);
+  t.non_smtp = std::chrono::duration_cast<Sec>(c.non_smtp_command_ttl);
+  t.bare_newline = std::chrono::duration_cast<Sec>(c.bare_newline_ttl);
+  return t;
+}
+
+checks::CachedTestSet Session::cached_tests_enabled() const {
+  const auto& plan = runtime_->plan;
+  checks::CachedTestSet set{};
+  for (std::size_t i = 0; i < set.size(); ++i) {
+    set[i] = plan.on(checks::to_string(static_cast<checks::CachedTest>(i)));
+  }
+  // A DNSBL whose action is off decides nothing: its verdict need not be fresh.
+  set[static_cast<std::size_t>(checks::CachedTest::kDnsbl)] =
+      set[static_cast<std::size_t>(checks::CachedTest::kDnsbl)] &&
+      config().dnsbl.action != checks::Action::kOff;
+  return set;
+}
+
 void Session::lookup_pass_cache() {
-  if (config().cache.pass_ttl.count() <= 0) {
+  if (!config().cache.enabled) {
     continue_after_cache();
     return;
   }
   auto alive = alive_;
   server_.store().get(cache_key(client_.address), [this, alive](StoreStatus status,
-                                                                const std::string&) {
+                                                                const std::string& value) {
     if (!*alive || state_ == State::kDone) return;
-    if (status == StoreStatus::kOk) {
-      metrics().inc("mxscreen_cache_total", "result=\"hit\"");
-      Log::event(LogLevel::kInfo, "PASS", "PASS OLD " + who(), {{"client", client_labels()}});
-      client_gets_backend_banner_ = true;  // no banner of ours: Postfix greets the client
-      client_conn_.start_reading();
-      start_handoff();
+    auto record = status == StoreStatus::kOk ? checks::parse_pass_record(value) : std::nullopt;
+    if (!record) {
+      // An unreadable record (one of an earlier version) is no pass: screened again.
+      metrics().inc("mxscreen_cache_total", status == StoreStatus::kUnavailable
+                                                ? "result=\"unavailable\""
+                                                : "result=\"miss\"");
+      continue_after_cache();
       return;
     }
-    metrics().inc("mxscreen_cache_total",
-                  status == StoreStatus::kNotFound ? "result=\"miss\"" : "result=\"unavailable\"");
+    auto check = checks::check_pass_record(*record, cached_tests_enabled(), wall_clock_seconds());
+    std::string expired;
+    for (auto test : check.expired) {
+      std::string name(checks::to_string(test));
+      expired += (expired.empty() ? "" : ",") + name;
+      metrics().inc("mxscreen_cache_expired_total", "test=\"" + name + "\"");
+    }
+    switch (check.verdict) {
+      case checks::CacheVerdict::kPassOld:
+        metrics().inc("mxscreen_cache_total", "result=\"hit\"");
+        pass_old("");
+        return;
+      case checks::CacheVerdict::kRecheckDnsbl:
+        if (server_.resolver()) {
+          // postscreen looks an expired DNSBL verdict up again; the DNS cache makes it cheap.
+          metrics().inc("mxscreen_cache_total", "result=\"dnsbl_expired\"");
+          cached_pass_ = std::make_unique<checks::PassRecord>(*record);
+          start_client_dns();  // on_client_dns decides when the DNSBL answers are in
+          return;
+        }
+        break;
+      case checks::CacheVerdict::kScreen:
+        break;
+    }
+    metrics().inc("mxscreen_cache_total", "result=\"expired\"");
+    Log::event(LogLevel::kInfo, "CACHE",
+               "CACHE expired " + expired + " for " + who() + ": screening as a new client",
+               {{"client", client_labels()}, {"expired", expired}});
     continue_after_cache();
   });
 }
 
+void Session::dnsbl_rechecked() {
+  auto record = std::move(cached_pass_);
+  const auto& snap = dns_->snapshot();
+  if (snap.dnsbl_rank >= config().dnsbl.threshold) {
+    metrics().inc("mxscreen_cache_dnsbl_recheck_total", "outcome=\"listed\"");
+    Log::event(LogLevel::kInfo, "CACHE",
+               "CACHE DNSBL re-check lists " + who() + " (rank " + std::to_string(snap.dnsbl_rank) +
+                   "): screening as a new client",
+               {{"client", client_labels()}, {"rank", std::to_string(snap.dnsbl_rank)}});
+    continue_after_cache();  // the greet test scores the answers already in
+    return;
+  }
+  metrics().inc("mxscreen_cache_dnsbl_recheck_total", "outcome=\"pass\"");
+  int64_t now = wall_clock_seconds();
+  auto ttl = checks::dnsbl_verdict_ttl(std::chrono::seconds(snap.dnsbl_ttl), pass_ttls());
+  record->expires[static_cast<std::size_t>(checks::CachedTest::kDnsbl)] = now + ttl.count();
+  server_.store().put(cache_key(client_.address), checks::format_pass_record(*record),
+                      std::chrono::seconds(record->latest() - now));
+  pass_old(" (DNSBL re-checked)");
+}
+
+void Session::pass_old(const std::string& how) {
+  Log::event(LogLevel::kInfo, "PASS", "PASS OLD " + who() + how, {{"client", client_labels()}});
+  client_gets_backend_banner_ = true;  // no banner of ours: Postfix greets the client
+  client_conn_.start_reading();
+  start_handoff();
+}
+
 void Session::pass_new(const std::string& how) {
   Log::event(LogLevel::kInfo, "PASS", "PASS NEW " + who() + how, {{"client", client_labels()}});
-  auto ttl = std::chrono::duration_cast<std::chrono::seconds>(config().cache.pass_ttl);
-  if (ttl.count() > 0) server_.store().put(cache_key(client_.address), "1", ttl);
+  if (!config().cache.enabled) return;
+  // The tests this client passed now; a test that did not run (the deep tests of a session
+  // handed off before any dialogue) or failed with action ignore is not a pass.
+  auto enabled = cached_tests_enabled();
+  bool dnswl = false;
+  int rank = 0;
+  uint32_t dnsbl_ttl = 0;
+  if (dns_) {
+    rank = dns_->snapshot().dnsbl_rank;
+    dnsbl_ttl = dns_->snapshot().dnsbl_done() ? dns_->snapshot().dnsbl_ttl : 0;
+    dnswl = !runtime_->dnsbl_sites->empty() && rank <= config().dnsbl.allowlist_threshold;
+  }
+  using checks::CachedTest;
+  checks::CachedTestSet passed{};
+  auto at = [&passed](CachedTest t) -> bool& { return passed[static_cast<std::size_t>(t)]; };
+  at(CachedTest::kPregreet) = pregreet_ && !pregreet_->hit();
+  at(CachedTest::kDnsbl) = dns_ && rank < config().dnsbl.threshold;
+  for (auto [test, name] : {std::pair{CachedTest::kPipelining, "pipelining"},
+                            std::pair{CachedTest::kNonSmtp, "non_smtp"},
+                            std::pair{CachedTest::kBareNewline, "bare_newline"}}) {
+    at(test) = dialogue_ && !dialogue_->failed(name);
+  }
+  for (std::size_t i = 0; i < passed.size(); ++i) passed[i] = passed[i] && enabled[i];
+  if (dnswl) passed = enabled;  // postscreen: a DNSWL pass stands in for every other test
+  int64_t now = wall_clock_seconds();
+  auto record = checks::new_pass_record(
+      passed, now, pass_ttls(),
+      checks::dnsbl_verdict_ttl(std::chrono::seconds(dnsbl_ttl), pass_ttls()), dnswl);
+  if (record.latest() <= now) return;  // nothing to remember
+  server_.store().put(cache_key(client_.address), checks::format_pass_record(record),
+                      std::chrono::seconds(record.latest() - now));
 }
 
 void Session::greylist_rcpt() {

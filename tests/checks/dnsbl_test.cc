@@ -149,5 +149,14 @@ TEST(ChecksDnsbl, ScoreAddsWeightsOncePerSite) {
   EXPECT_EQ(score.hits()[2].weight, -5);
 }
 
+TEST(ChecksDnsbl, ReplyNameComesFromTheMapElseNoName) {
+  DnsblReplyMap map{{"key123.zen.dq.spamhaus.net", "zen.spamhaus.org"}};
+  EXPECT_EQ(dnsbl_reply_name("key123.zen.dq.spamhaus.net", map), "zen.spamhaus.org");
+  EXPECT_EQ(dnsbl_reply_name("KEY123.zen.dq.spamhaus.net.", map), "zen.spamhaus.org");
+  // Unmapped: the zone is not shown, whatever it is.
+  EXPECT_EQ(dnsbl_reply_name("other.dq.spamhaus.net", map), kUnnamedDnsbl);
+  EXPECT_EQ(dnsbl_reply_name("zen.spamhaus.org", {}), "a DNS blocklist");
+}
+
 }  // namespace
 }  // namespace mxscreen::checks

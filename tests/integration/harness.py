@@ -349,6 +349,10 @@ def wait_closed(sock, timeout=10.0):
 # ---------------------------------------------------------------------------------------------
 # TOML
 
+def _toml_key(k):
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+
 def _toml_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -359,7 +363,8 @@ def _toml_value(v):
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()
+        # A key with a dot (a zone name) is quoted, or TOML reads it as a dotted key.
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()
                                 if x is not None) + " }"
     raise TypeError(f"cannot write {v!r} as TOML")
 
@@ -449,7 +454,7 @@ class Mxscreen:
     and three neutral settings a test turns back on when it tests them: access.allow = [] (the
     built-in default allowlists 127.0.0.0/8, which would hand every test client straight to the
     backend), dnsbl.sites = [] (no network here), greylist.enabled = false and
-    cache.pass_ttl = "0s" (no verdict cache: a second session from the same address is
+    cache.enabled = false (no verdict cache: a second session from the same address is
     screened again).
     """
 
@@ -489,7 +494,7 @@ class Mxscreen:
             "access": {"allow": []},
             "dnsbl": {"sites": []},
             "greylist": {"enabled": False},
-            "cache": {"pass_ttl": "0s"},
+            "cache": {"enabled": False},
             "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
             "log": {"format": "text"},
             "store": {"backend": "memory"},

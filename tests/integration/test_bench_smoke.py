@@ -92,7 +92,7 @@ class BenchSmokeTest(unittest.TestCase):
             self.assertEqual(r["messages"], 300, r)
         # STARTTLS is mxscreen's own (screened clients, no verdict cache), then the handoff.
         with self.mxscreen(server={"workers": 2}, access={"allow": []}, greet={"wait": "0s"},
-                           cache={"pass_ttl": "0s"},
+                           cache={"enabled": False},
                            tls={"cert_file": str(self.cert), "key_file": str(self.key)}) as mx:
             r = loadgen("--scenario", "legit", "--target", self.target(mx), "--sessions", "100",
                         "--concurrency", "10", "--size", "1024", "--duration", "20",

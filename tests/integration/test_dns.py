@@ -35,6 +35,7 @@ HANG_A = "127.0.0.208"       # clients of the mxscreen whose nameserver never an
 HANG_B = "127.0.0.209"
 HANG_C = "127.0.0.210"
 LISTED_ENF = "127.0.0.211"   # zen.test -> 127.0.0.2 (enforce tests, own address for clarity)
+DQS_LISTED = "127.0.0.212"   # listed in the DQS-style zone DQS_ZEN
 LATENCY_RUNS = 20
 # Latency clients: 127.0.1.k (clean, fresh per run: no DNS cache hit) and 127.0.2.k (DNSWL).
 
@@ -42,6 +43,10 @@ BANNER = "mx.dns.test ESMTP"
 THREE_SITES = ["zen.test=127.0.0.[2..11]*3", "bl2.test*2", "bl3.test=127.0.0.[2..11]*1"]
 SENDER = "sender@example.org"
 RCPT = "user@example.test"
+# A Spamhaus DQS zone carries the customer's key: it must never reach a client.
+DQS_KEY = "k7x2q9dqssecret4test"
+DQS_ZEN = f"{DQS_KEY}.zen.dq.test"
+DQS_DBL = f"{DQS_KEY}.dbl.dq.test"
 
 
 def rev(ip):
@@ -79,6 +84,12 @@ def zones():
   local-data: "liar206.good.test.dbl.test. 300 IN A 127.0.1.2"
   local-data: "mx-only.domains.test.dbl.test. 300 IN A 127.255.255.254"
   local-data: "spamhelo.domains.test. 300 IN A 127.0.0.9"
+  local-zone: "dq.test." static
+  local-data: "{rev(DQS_LISTED)}.{DQS_ZEN}. 300 IN A 127.0.0.2"
+  local-data: '{rev(DQS_LISTED)}.{DQS_ZEN}. 300 IN TXT "Listed by {DQS_ZEN}, see https://check.test/"'
+  local-data: "listed.domains.test.{DQS_DBL}. 300 IN A 127.0.1.2"
+  local-data: "spamhelo.domains.test.{DQS_DBL}. 300 IN A 127.0.1.2"
+  local-data: "liar206.good.test.{DQS_DBL}. 300 IN A 127.0.1.2"
   local-zone: "0.0.127.in-addr.arpa." static
   local-data-ptr: "{FCRDNS_OK} mail205.good.test"
   local-data-ptr: "{FCRDNS_BAD} liar206.good.test"
@@ -258,8 +269,10 @@ class DnsblTest(unittest.TestCase):
             with harness.raw_connect(mx.port, source=LISTED) as sock:
                 data, closed = harness.read_until_closed(sock)
             self.assertTrue(closed)
+            # Not in dnsbl.reply_map: the client is not told which list (the zone may hold a
+            # DQS key); the log says it.
             self.assertEqual(data, f"220-{BANNER}\r\n521 5.7.1 Service unavailable; client "
-                                   f"[{LISTED}] blocked using zen.test\r\n".encode())
+                                   f"[{LISTED}] blocked using a DNS blocklist\r\n".encode())
             mx.wait_log(rf"DNSBL rank 3 for \[{LISTED}\]:\d+: zen\.test\S*\(3\)$")
             mx.wait_log(rf"DISCONNECT \[{LISTED}\]:\d+ .*dnsbl")
             self.assertEqual(mx.metric("mxscreen_test_results_total",
@@ -276,12 +289,12 @@ class DnsblTest(unittest.TestCase):
                 self.assertEqual(harness.command(sock, f"MAIL FROM:<{SENDER}>").code, 250)
                 reply = harness.command(sock, f"RCPT TO:<{RCPT}>")
                 self.assertEqual(reply.raw, f"550 5.7.1 Service unavailable; client [{source}] "
-                                            f"blocked using zen.test\r\n".encode())
+                                            f"blocked using ZEN (test)\r\n".encode())
                 self.assertEqual(harness.command(sock, "DATA").code // 100, 5)
                 self.assertEqual(harness.command(sock, "QUIT").code, 221)
             mx.wait_log(rf"DNSBL rank 3 for \[{source}\]:\d+")
             mx.wait_log(rf"NOQUEUE: reject: RCPT from \[{source}\]:\d+: 550 5\.7\.1 Service "
-                        rf"unavailable; client \[{source}\] blocked using zen\.test")
+                        rf"unavailable; client \[{source}\] blocked using ZEN \(test\)")
             mx.wait_log(rf"DISCONNECT \[{source}\]:\d+")
             self.assertEqual(mx.metric("mxscreen_test_results_total",
                                        {"test": "dnsbl", "outcome": "enforce"}), 1)
@@ -291,7 +304,8 @@ class DnsblTest(unittest.TestCase):
 
     def test_listed_client_enforce_gets_550_at_rcpt(self):
         # Default dialogue tests on (HELO, envelope, stream): mxscreen holds the dialogue.
-        self._enforce(dns({"dnsbl": {"sites": THREE_SITES, "action": "enforce"}}), LISTED_ENF)
+        self._enforce(dns({"dnsbl": {"sites": THREE_SITES, "action": "enforce",
+                                     "reply_map": {"zen.test": "ZEN (test)"}}}), LISTED_ENF)
 
     # BUG: with only connection tests on, Session::greet_done() hands off right after the
     # greet wait whenever the *pregreet* verdict is not enforce; the DNSBL enforce verdict
@@ -300,13 +314,14 @@ class DnsblTest(unittest.TestCase):
     def test_listed_client_enforce_gets_550_with_connection_tests_only(self):
         # Only connection tests on: a clean client would be handed off right after the greet
         # wait, but a DNSBL-enforced one must stay in mxscreen's dialogue to get its 550.
-        self._enforce(dns(spine({"dnsbl": {"sites": THREE_SITES, "action": "enforce"}})),
+        self._enforce(dns(spine({"dnsbl": {"sites": THREE_SITES, "action": "enforce",
+                                           "reply_map": {"zen.test": "ZEN (test)"}}})),
                       LISTED_ENF)
 
     def test_clean_client_delivers_with_three_sites(self):
         # No verdict cache: the second connection runs its DNS tests again (from the DNS cache).
         cfg = dns(spine({"dnsbl": {"sites": THREE_SITES, "action": "drop"},
-                         "cache": {"pass_ttl": "0s"}}))
+                         "cache": {"enabled": False}}))
         with harness.Mxscreen(cfg) as mx:
             marker = harness.unique_marker("dnsbl-clean")
             deliver_smtplib(self, mx.port, CLEAN, marker)
@@ -483,7 +498,8 @@ class DomainTest(unittest.TestCase):
     def test_rhsbl_lists_for_sender_helo_and_reverse_name(self):
         site = "dbl.test=127.0.1.[2..99]"
         cfg = dns({"sender": {"rhsbl": [site]}, "helo": {"rhsbl": [site]},
-                   "client": {"rhsbl_reverse": [site]}})
+                   "client": {"rhsbl_reverse": [site]},
+                   "dnsbl": {"reply_map": {"dbl.test": "dbl.test"}}})
         with harness.Mxscreen(cfg) as mx:
             reply = self.rcpt(mx, CLEAN, harness.CLIENT_HELO, "user@listed.domains.test")
             self.assertEqual(self.text(reply), "554 5.7.1 Service unavailable; Sender address "
@@ -501,6 +517,9 @@ class DomainTest(unittest.TestCase):
             self.assertEqual(self.rcpt(mx, FCRDNS_OK, harness.CLIENT_HELO, SENDER).code, 250)
             self.assertEqual(harness.metric_sum(mx, "mxscreen_rhsbl_hits_total",
                                                 {"zone": "dbl.test"}), 3)
+            for what, client in (("sender domain", CLEAN), ("HELO name", CLEAN),
+                                 ("reverse name", FCRDNS_BAD)):
+                mx.wait_log(rf"RHSBL {what} of \[{client}\]:\d+ listed by dbl\.test$")
 
     def test_greylist_allowlist_by_verified_name_only(self):
         with tempfile.NamedTemporaryFile("w", suffix=".allow", delete=False) as f:
@@ -529,6 +548,83 @@ class DomainTest(unittest.TestCase):
             reply = self.rcpt(mx, CLEAN, "mail.domains.test", "user@mx-only.domains.test")
             self.assertEqual(self.text(reply), "450 4.1.8 <user@mx-only.domains.test>: Sender address "
                                         "rejected: Domain not found")
+
+
+class DqsKeyNeverReachesClientTest(unittest.TestCase):
+    """postscreen_dnsbl_reply_map's job: with a DQS-style zone (the key is part of the zone
+    name), every reply a client receives, on every path that can name a list (DNSBL drop at the
+    greet, DNSBL enforce at RCPT, RHSBL of the HELO name, sender domain and reverse name), is
+    free of the key. The zone stays in mxscreen's log and metrics for the admin."""
+
+    def exchange(self, mx, source, lines):
+        """Reads the greeting, sends each line and reads its reply, then QUIT; returns every
+        byte the client received."""
+        received = b""
+        with harness.raw_connect(mx.port, source=source) as sock:
+            for line in read_final_220(sock):
+                received += line
+            for line in lines + ["QUIT"]:
+                try:
+                    received += harness.command(sock, line).raw
+                except (ConnectionError, OSError, AssertionError, TimeoutError):
+                    break
+            data, _ = harness.read_until_closed(sock)
+            return received + data
+
+    def assert_no_key(self, mx, received):
+        self.assertNotIn(DQS_KEY.encode(), received.lower())
+        self.assertNotIn(b"dq.test", received.lower())
+        self.assertIn(DQS_KEY, mx.log_text())  # the admin still sees which zone listed it
+
+    def test_dnsbl_drop_at_greet_end(self):
+        cfg = dns(spine({"dnsbl": {"sites": [f"{DQS_ZEN}=127.0.0.[2..11]*3"], "action": "drop",
+                                   "reply_text": True}}))
+        with harness.Mxscreen(cfg) as mx:
+            with harness.raw_connect(mx.port, source=DQS_LISTED) as sock:
+                data, closed = harness.read_until_closed(sock)
+            self.assertTrue(closed)
+            # The TXT names the zone: it is left out too.
+            self.assertEqual(data, f"220-{BANNER}\r\n521 5.7.1 Service unavailable; client "
+                                   f"[{DQS_LISTED}] blocked using a DNS blocklist\r\n".encode())
+            mx.wait_log(rf"DNSBL rank 3 for \[{DQS_LISTED}\]:\d+: {re.escape(DQS_ZEN)}")
+            self.assert_no_key(mx, data)
+            self.assertEqual(mx.metric("mxscreen_dnsbl_hits_total", {"zone": DQS_ZEN}), 1)
+
+    def test_dnsbl_enforce_at_rcpt_with_reply_map(self):
+        cfg = dns({"dnsbl": {"sites": [f"{DQS_ZEN}=127.0.0.[2..11]*3"], "action": "enforce",
+                             "reply_map": {DQS_ZEN: "zen.spamhaus.example"}}})
+        with harness.Mxscreen(cfg) as mx:
+            data = self.exchange(mx, DQS_LISTED, [f"EHLO {harness.CLIENT_HELO}",
+                                                  f"MAIL FROM:<{SENDER}>", f"RCPT TO:<{RCPT}>",
+                                                  f"RCPT TO:<postmaster@example.test>", "DATA"])
+            self.assertIn(f"550 5.7.1 Service unavailable; client [{DQS_LISTED}] blocked using "
+                          f"zen.spamhaus.example\r\n".encode(), data)
+            mx.wait_log(rf"DISCONNECT \[{DQS_LISTED}\]:\d+")
+            self.assert_no_key(mx, data)
+
+    def test_rhsbl_of_helo_sender_and_reverse_name(self):
+        site = f"{DQS_DBL}=127.0.1.[2..99]"
+        cfg = dns({"sender": {"rhsbl": [site]}, "helo": {"rhsbl": [site]},
+                   "client": {"rhsbl_reverse": [site]}})
+        cases = ((CLEAN, harness.CLIENT_HELO, "user@listed.domains.test", "Sender address"),
+                 (CLEAN, "spamhelo.domains.test", SENDER, "Helo command"),
+                 (FCRDNS_BAD, harness.CLIENT_HELO, SENDER, "Client host"))
+        with harness.Mxscreen(cfg) as mx:
+            for source, helo, sender, what in cases:
+                data = self.exchange(mx, source, [f"EHLO {helo}", f"MAIL FROM:<{sender}>",
+                                                  f"RCPT TO:<{RCPT}>", "DATA"])
+                self.assertRegex(data.decode(), rf"554 5\.7\.1 Service unavailable; {what} "
+                                                rf"\[[^]]+\] blocked using a DNS blocklist\r\n")
+                self.assert_no_key(mx, data)
+            self.assertEqual(harness.metric_sum(mx, "mxscreen_rhsbl_hits_total",
+                                                {"zone": DQS_DBL}), 3)
+
+    def test_reply_map_must_name_a_configured_zone(self):
+        code, output, path = harness.check_config(harness.to_toml(
+            {"dnsbl": {"sites": [DQS_ZEN], "reply_map": {"zen.spamhaus.org": "zen"}}}))
+        self.assertEqual(code, 2, output)
+        self.assertRegex(output, rf"{re.escape(path)}:\d+:\d+: 'reply_map' in \[dnsbl\]: "
+                                 r'"zen\.spamhaus\.org": not the zone of any site')
 
 
 class DeadNameserverTest(unittest.TestCase):

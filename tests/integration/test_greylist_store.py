@@ -104,9 +104,9 @@ class _Base(unittest.TestCase):
         return codes
 
 
-def lmdb_config(**cache):
+def lmdb_config(cache=False):
     return {"greylist": {"enabled": True, "delay": "2s"},
-            "cache": {"pass_ttl": cache.get("pass_ttl", "0s")},
+            "cache": {"enabled": cache},
             "store": {"backend": "lmdb"}}
 
 
@@ -159,7 +159,7 @@ class LmdbVerdictCacheTest(_Base):
         self.assertNotRegex(mx.log_text()[since:], r"GREYLIST|PASS NEW")
 
     def test_pass_old_after_pass_and_after_sigkill(self):
-        with harness.Mxscreen(lmdb_config(pass_ttl="1h")) as mx:
+        with harness.Mxscreen(lmdb_config(cache=True)) as mx:
             src, sender = "127.0.0.22", unique_sender()
             t0 = self.greylisted_first(mx, mx.port, src, sender)
             self.retry_until_passed(mx.port, src, sender, harness.unique_marker("cache-new"), t0)
@@ -180,7 +180,7 @@ class RedisSharedTest(_Base):
         redis = harness.RedisServer().start()
         self.addCleanup(redis.cleanup)
         config = {"greylist": {"enabled": True, "delay": "2s"},
-                  "cache": {"pass_ttl": "1h"},
+                  "cache": {"enabled": True},
                   "store": {"backend": "redis",
                             "redis_url": f"redis://127.0.0.1:{redis.port}/0"}}
         with harness.Mxscreen(config) as a, harness.Mxscreen(config) as b:

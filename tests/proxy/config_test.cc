@@ -109,7 +109,14 @@ TEST(ConfigDefaults, EmptyFile) {
   EXPECT_EQ(c.greylist.ipv4_prefix, 24);
   EXPECT_EQ(c.greylist.ipv6_prefix, 64);
   EXPECT_EQ(c.greylist.auto_allowlist_clients, 5);
-  EXPECT_EQ(c.cache.pass_ttl, milliseconds(86400000));
+  EXPECT_TRUE(c.cache.enabled);
+  EXPECT_EQ(c.cache.greet_ttl, milliseconds(86400000));
+  EXPECT_EQ(c.cache.dnsbl_min_ttl, milliseconds(60000));
+  EXPECT_EQ(c.cache.dnsbl_max_ttl, milliseconds(3600000));
+  EXPECT_EQ(c.cache.pipelining_ttl, milliseconds(int64_t{30} * 86400000));
+  EXPECT_EQ(c.cache.non_smtp_command_ttl, milliseconds(int64_t{30} * 86400000));
+  EXPECT_EQ(c.cache.bare_newline_ttl, milliseconds(int64_t{30} * 86400000));
+  EXPECT_TRUE(c.dnsbl.reply_map.empty());
   EXPECT_EQ(c.fake_mx.action, FakeMxAction::kReset);
   EXPECT_EQ(c.fake_mx.ban_after, 3);
   EXPECT_EQ(c.fake_mx.window, milliseconds(86400000));
@@ -427,6 +434,52 @@ TEST(ConfigErrors, DnsblSiteShape) {
       "[helo]\nrhsbl = [\"dbl.example=127.0.1.[2..99]\"]\n"
       "[client]\nrhsbl_reverse = [\"dbl.example\"]\n");
   EXPECT_TRUE(r.config.has_value());
+}
+
+TEST(ConfigParse, DnsblReplyMapNamesConfiguredZonesOnly) {
+  ConfigResult r = parse(
+      "[dnsbl]\nsites = [\"key1.zen.dq.example=127.0.0.[2..11]*3\"]\n"
+      "reply_map = { \"key1.zen.dq.example\" = \"zen.spamhaus.org\", "
+      "\"key1.dbl.dq.example\" = \"dbl.spamhaus.org\" }\n"
+      "[sender]\nrhsbl = [\"key1.dbl.dq.example\"]\n");
+  ASSERT_TRUE(r.config.has_value()) << r.errors[0].to_string();
+  EXPECT_EQ(r.config->dnsbl.reply_map.at("key1.zen.dq.example"), "zen.spamhaus.org");
+  EXPECT_EQ(r.config->dnsbl.reply_map.at("key1.dbl.dq.example"), "dbl.spamhaus.org");
+  // A typo would otherwise go unnoticed (and the list stay unnamed).
+  EXPECT_EQ(only_error("[dnsbl]\nsites = [\"zen.example\"]\nreply_map = { \"zen.exampel\" = "
+                       "\"zen\" }\n"),
+            "t.toml:3:31: 'reply_map' in [dnsbl]: \"zen.exampel\": not the zone of any site in "
+            "dnsbl.sites, helo.rhsbl, sender.rhsbl or client.rhsbl_reverse (lower case, no "
+            "trailing dot)");
+  EXPECT_EQ(only_error("[dnsbl]\nsites = [\"zen.example\"]\nreply_map = { \"zen.example\" = "
+                       "\"a\\r\\nb\" }\n"),
+            "t.toml:3:31: 'reply_map' in [dnsbl]: \"zen.example\": must be printable ASCII on "
+            "one line");
+}
+
+TEST(ConfigParse, CacheTtlsAndTheOldPassTtl) {
+  ConfigResult r = parse(
+      "[cache]\ngreet_ttl = \"2d\"\ndnsbl_min_ttl = \"5s\"\ndnsbl_max_ttl = \"10m\"\n"
+      "pipelining_ttl = \"1d\"\nnon_smtp_command_ttl = 0\nbare_newline_ttl = \"3d\"\n");
+  ASSERT_TRUE(r.config.has_value());
+  EXPECT_EQ(r.config->cache.greet_ttl, milliseconds(2 * 86400000));
+  EXPECT_EQ(r.config->cache.dnsbl_min_ttl, milliseconds(5000));
+  EXPECT_EQ(r.config->cache.dnsbl_max_ttl, milliseconds(600000));
+  EXPECT_EQ(r.config->cache.non_smtp_command_ttl, milliseconds(0));
+  EXPECT_TRUE(r.warnings.empty());
+  EXPECT_EQ(only_error("[cache]\ndnsbl_min_ttl = \"2h\"\n"),
+            "t.toml:1:1: 'dnsbl_max_ttl' in [cache]: must be at least dnsbl_min_ttl");
+  // pass_ttl = 0 still means "no cache", any other value "a cache"; both are deprecated.
+  r = parse("[cache]\npass_ttl = \"0s\"\n");
+  ASSERT_TRUE(r.config.has_value());
+  EXPECT_FALSE(r.config->cache.enabled);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_EQ(r.warnings[0].to_string(),
+            "t.toml:2:12: warning: 'pass_ttl' in [cache]: deprecated: write enabled = false");
+  r = parse("[cache]\nenabled = false\npass_ttl = \"24h\"\n");
+  ASSERT_TRUE(r.config.has_value());
+  EXPECT_TRUE(r.config->cache.enabled);
+  ASSERT_EQ(r.warnings.size(), 1u);
 }
 
 TEST(ConfigErrors, CollectsEveryProblemInFileOrder) {
