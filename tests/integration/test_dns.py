@@ -36,6 +36,8 @@ HANG_B = "127.0.0.209"
 HANG_C = "127.0.0.210"
 LISTED_ENF = "127.0.0.211"   # zen.test -> 127.0.0.2 (enforce tests, own address for clarity)
 DQS_LISTED = "127.0.0.212"   # listed in the DQS-style zone DQS_ZEN
+PC_LISTED_LATER = "127.0.0.214"  # pc.test lists it once it has passed (unbound-control)
+PC_CLEAN = "127.0.0.215"         # never in pc.test
 LATENCY_RUNS = 20
 # Latency clients: 127.0.1.k (clean, fresh per run: no DNS cache hit) and 127.0.2.k (DNSWL).
 
@@ -84,6 +86,7 @@ def zones():
   local-data: "liar206.good.test.dbl.test. 300 IN A 127.0.1.2"
   local-data: "mx-only.domains.test.dbl.test. 300 IN A 127.255.255.254"
   local-data: "spamhelo.domains.test. 300 IN A 127.0.0.9"
+  local-zone: "pc.test." static
   local-zone: "dq.test." static
   local-data: "{rev(DQS_LISTED)}.{DQS_ZEN}. 300 IN A 127.0.0.2"
   local-data: '{rev(DQS_LISTED)}.{DQS_ZEN}. 300 IN TXT "Listed by {DQS_ZEN}, see https://check.test/"'
@@ -151,7 +154,8 @@ class Unbound:
             f"  interface: 127.0.0.1\n  port: {self.port}\n"
             "  do-ip6: no\n  access-control: 127.0.0.0/8 allow\n"
             '  module-config: "iterator"\n'
-            + zones() + "remote-control:\n  control-enable: no\n")
+            + zones() + "remote-control:\n  control-enable: yes\n  control-use-cert: no\n"
+            f"  control-interface: {self.dir / 'control.sock'}\n")
         self.proc = None
         self._log = None
 
@@ -170,6 +174,11 @@ class Unbound:
 
         harness.wait_until(answers, timeout, interval=0.05, what="unbound to answer ready.test")
         return self
+
+    def local_data(self, rr):
+        """Adds a record while unbound runs (unbound-control local_data)."""
+        subprocess.run(["unbound-control", "-c", str(self.conf), "local_data", rr], check=True,
+                       capture_output=True, timeout=10)
 
     def stop(self):
         harness.stop_process(self.proc, 5)
@@ -625,6 +634,90 @@ class DqsKeyNeverReachesClientTest(unittest.TestCase):
         self.assertEqual(code, 2, output)
         self.assertRegex(output, rf"{re.escape(path)}:\d+:\d+: 'reply_map' in \[dnsbl\]: "
                                  r'"zen\.spamhaus\.org": not the zone of any site')
+
+
+class PassCacheDnsblTtlTest(unittest.TestCase):
+    """The verdict cache keeps a DNSBL pass only for its clamped TTL (postscreen_dnsbl_min_ttl ..
+    max_ttl): before it, a client that passed is PASS OLD (Postfix's own banner at once);
+    after it, the DNSBL is asked again at connect: still clean = PASS OLD, listed meanwhile =
+    screened as a new client and refused."""
+
+    TTL = 4  # cache.dnsbl_min_ttl = dnsbl_max_ttl, seconds
+
+    def config(self):
+        return dns({"dnsbl": {"sites": ["pc.test=127.0.0.[2..11]*3"], "action": "drop"},
+                    "cache": {"enabled": True, "dnsbl_min_ttl": f"{self.TTL}s",
+                              "dnsbl_max_ttl": f"{self.TTL}s"},
+                    # mxscreen's DNS cache must not hide the new listing for long.
+                    "dns": {"ttl_min": "0s", "negative_ttl": "1s"}})
+
+    @staticmethod
+    def first_line(mx, source):
+        """Connects, returns the first line the client gets, then QUIT (or the close)."""
+        with harness.raw_connect(mx.port, source=source) as sock:
+            line = harness.read_line(sock)
+            if line.startswith(b"220 "):
+                harness.command(sock, "QUIT")
+                return line, b""
+            rest, _ = harness.read_until_closed(sock)
+            return line, rest
+
+    def passes_then_polls(self, mx, source, after_pass=lambda: None):
+        """The client delivers (PASS NEW), then connects again every 0.3 s until its DNSBL
+        verdict is asked again; returns (seconds from the pass to that connection, the first
+        line and the rest of that connection)."""
+        deliver_smtplib(self, mx.port, source, harness.unique_marker("pass-cache"))
+        mx.wait_log(rf"PASS NEW \[{source}\]:\d+$")
+        passed_at = time.time()
+        after_pass()
+        polls = []
+
+        def rechecked():
+            line, rest = self.first_line(mx, source)
+            polls.append((time.time() - passed_at, line, rest))
+            if re.search(
+                    rf"CACHE DNSBL re-check lists \[{source}\]|PASS OLD \[{source}\]:\d+ "
+                    r"\(DNSBL re-checked\)", mx.log_text()):
+                return True
+            time.sleep(0.3)  # pacing between connections, not synchronisation
+            return False
+
+        harness.wait_until(rechecked, self.TTL + 10, interval=0, what="the DNSBL re-check")
+        # Every connection before was PASS OLD: Postfix's banner, not mxscreen's "220-".
+        for _, line, _ in polls[:-1]:
+            self.assertTrue(line.startswith(b"220 ") and BANNER.encode() not in line, polls)
+        self.assertEqual(len(re.findall(rf"PASS OLD \[{source}\]:\d+$", mx.log_text(), re.M)),
+                         len(polls) - 1, polls)
+        return polls[-1]
+
+    def test_listed_after_its_pass_is_refused_once_the_ttl_is_over(self):
+        with harness.Mxscreen(self.config()) as mx:
+            after, line, rest = self.passes_then_polls(
+                mx, PC_LISTED_LATER,
+                lambda: UNBOUND.local_data(f"{rev(PC_LISTED_LATER)}.pc.test. 1 IN A 127.0.0.2"))
+            # Expiry is kept in whole seconds: at least TTL - 1 after the pass.
+            self.assertGreaterEqual(after, self.TTL - 1.0)
+            self.assertEqual(line, f"220-{BANNER}\r\n".encode())
+            self.assertEqual(rest, f"521 5.7.1 Service unavailable; client [{PC_LISTED_LATER}] "
+                                   f"blocked using a DNS blocklist\r\n".encode())
+            mx.wait_log(rf"DNSBL rank 3 for \[{PC_LISTED_LATER}\]:\d+: pc\.test")
+            self.assertEqual(mx.metric("mxscreen_cache_expired_total", {"test": "dnsbl"}), 1)
+            self.assertEqual(mx.metric("mxscreen_cache_dnsbl_recheck_total",
+                                       {"outcome": "listed"}), 1)
+            self.assertGreaterEqual(mx.metric("mxscreen_cache_total", {"result": "hit"}), 1)
+
+    def test_still_clean_after_the_ttl_is_pass_old_again(self):
+        with harness.Mxscreen(self.config()) as mx:
+            after, line, _ = self.passes_then_polls(mx, PC_CLEAN)
+            self.assertGreaterEqual(after, self.TTL - 1.0)
+            self.assertTrue(line.startswith(b"220 ") and BANNER.encode() not in line, line)
+            self.assertEqual(mx.metric("mxscreen_cache_dnsbl_recheck_total",
+                                       {"outcome": "pass"}), 1)
+            # The fresh verdict is cached again: the next connection is a plain PASS OLD.
+            since = len(mx.log_text())
+            line, _ = self.first_line(mx, PC_CLEAN)
+            self.assertTrue(line.startswith(b"220 ") and BANNER.encode() not in line, line)
+            mx.wait_log(rf"PASS OLD \[{PC_CLEAN}\]:\d+$", since=since)
 
 
 class DeadNameserverTest(unittest.TestCase):
