@@ -32,6 +32,13 @@ std::vector<std::string> mirror_capabilities(const std::vector<std::string>& bac
   return out;
 }
 
+bool ehlo_offers(const std::vector<std::string>& lines, const std::string& wanted) {
+  for (size_t i = 1; i < lines.size(); ++i) {
+    if (keyword(lines[i]) == keyword(wanted)) return true;
+  }
+  return false;
+}
+
 std::vector<std::string> default_capabilities(bool withhold_pipelining) {
   std::vector<std::string> lines = {
       "",    "PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES",

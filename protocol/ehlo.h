@@ -13,6 +13,9 @@ namespace mxscreen::protocol {
 std::vector<std::string> mirror_capabilities(const std::vector<std::string>& backend_lines,
                                              bool withhold_pipelining);
 
+// Whether an EHLO reply (greeting line first) offers `keyword` ("STARTTLS"), in any case.
+bool ehlo_offers(const std::vector<std::string>& lines, const std::string& keyword);
+
 // What mxscreen offers before it has heard from the backend (Postfix's usual list).
 std::vector<std::string> default_capabilities(bool withhold_pipelining);
 

@@ -18,6 +18,15 @@
 
 namespace mxscreen::proxy {
 
+// [tls] is set and the backend's EHLO reply (greeting line first) offers no STARTTLS: the
+// sessions spliced at connect (PASS OLD, access.allow, DNSWL) would be in clear text, since
+// mxscreen's own STARTTLS is only for the sessions it screens. The warning, or "".
+std::string backend_starttls_warning(const Config& config, const std::vector<std::string>& ehlo);
+
+// Probes the backend once on a loop of its own (for --check-config); the EHLO reply lines or
+// nullopt, with the reason in `why`.
+std::optional<std::vector<std::string>> probe_backend_once(const Config& config, std::string* why);
+
 class BackendProbe : public ConnHandler {
  public:
   // `done` gets the EHLO reply lines (greeting line first), or nullopt and a reason.

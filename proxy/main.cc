@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/backend_probe.h"
 #include "proxy/config.h"
 #include "proxy/control.h"
 #include "proxy/ctl_check.h"
@@ -254,6 +255,18 @@ int run(int argc, char** argv) {
     if (print_plan) std::printf("%s", runtime->plan.describe().c_str());
     for (const auto& w : warnings)
       std::fprintf(stderr, "%s: warning: %s\n", config_path.c_str(), w.c_str());
+    if (!runtime->config->tls.cert_file.empty()) {
+      // TLS on every path: the sessions spliced at connect need the backend's own STARTTLS.
+      std::string why;
+      auto ehlo = probe_backend_once(*runtime->config, &why);
+      std::string warning =
+          ehlo ? backend_starttls_warning(*runtime->config, *ehlo)
+               : "backend " + runtime->config->backend.address.to_string() +
+                     " not reachable (" + why + "): whether it offers STARTTLS was not checked";
+      if (!warning.empty()) {
+        std::fprintf(stderr, "%s: warning: %s\n", config_path.c_str(), warning.c_str());
+      }
+    }
     std::printf("%s: configuration OK\n", config_path.c_str());
     return kExitOk;
   }

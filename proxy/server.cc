@@ -612,6 +612,8 @@ void Server::probe_backend() {
           Log::info("backend " + runtime_->config->backend.address.to_string() + " offers " +
                     std::to_string(backend_ehlo_.size() > 0 ? backend_ehlo_.size() - 1 : 0) +
                     " EHLO keywords; mirrored to clients");
+          auto warning = backend_starttls_warning(*runtime_->config, backend_ehlo_);
+          if (!warning.empty()) Log::warning(warning);
           return;
         }
         if (first_worker()) {
