@@ -30,12 +30,12 @@ using CachedTestSet = std::array<bool, kCachedTests>;
 
 // postscreen's TTL parameters, with their defaults.
 struct PassTtls {
-  std::chrono::seconds greet{std::chrono::days(1)};           // postscreen_greet_ttl
-  std::chrono::seconds dnsbl_min{60};                         // postscreen_dnsbl_min_ttl
-  std::chrono::seconds dnsbl_max{std::chrono::hours(1)};      // postscreen_dnsbl_max_ttl
-  std::chrono::seconds pipelining{std::chrono::days(30)};     // postscreen_pipelining_ttl
-  std::chrono::seconds non_smtp{std::chrono::days(30)};       // postscreen_non_smtp_command_ttl
-  std::chrono::seconds bare_newline{std::chrono::days(30)};   // postscreen_bare_newline_ttl
+  std::chrono::seconds greet{std::chrono::days(1)};          // postscreen_greet_ttl
+  std::chrono::seconds dnsbl_min{60};                        // postscreen_dnsbl_min_ttl
+  std::chrono::seconds dnsbl_max{std::chrono::hours(1)};     // postscreen_dnsbl_max_ttl
+  std::chrono::seconds pipelining{std::chrono::days(30)};    // postscreen_pipelining_ttl
+  std::chrono::seconds non_smtp{std::chrono::days(30)};      // postscreen_non_smtp_command_ttl
+  std::chrono::seconds bare_newline{std::chrono::days(30)};  // postscreen_bare_newline_ttl
 };
 
 // One client's record: for each test, the Unix time its pass expires (0 = never passed).

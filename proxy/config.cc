@@ -254,8 +254,7 @@ class Section {
       std::string why = v ? check(std::string(k.str()), *v)
                           : "expected a string, got " + std::string(type_name(element));
       if (!why.empty()) {
-        reporter_.error(pos_of(element),
-                        name(key) + ": \"" + std::string(k.str()) + "\": " + why);
+        reporter_.error(pos_of(element), name(key) + ": \"" + std::string(k.str()) + "\": " + why);
         ok = false;
         continue;
       }
@@ -410,8 +409,8 @@ void read_dnsbl(Section& s, Config& config) {
   s.read("action", c.action);
   s.read("reply_text", c.reply_text);
   std::set<std::string, std::less<>> zones;
-  for (const auto* list : {&c.sites, &config.helo.rhsbl, &config.sender.rhsbl,
-                           &config.client.rhsbl_reverse}) {
+  for (const auto* list :
+       {&c.sites, &config.helo.rhsbl, &config.sender.rhsbl, &config.client.rhsbl_reverse}) {
     for (const auto& text : *list) {
       if (auto site = checks::parse_dnsbl_site(text, nullptr)) zones.insert(site->zone);
     }
@@ -423,7 +422,8 @@ void read_dnsbl(Section& s, Config& config) {
                                  "sender.rhsbl or client.rhsbl_reverse (lower case, no "
                                  "trailing dot)";
                         }
-                        if (shown.empty() || shown.size() > 200) return "must be 1 to 200 characters";
+                        if (shown.empty() || shown.size() > 200)
+                          return "must be 1 to 200 characters";
                         for (unsigned char ch : shown) {
                           if (ch < 0x20 || ch > 0x7e) return "must be printable ASCII on one line";
                         }

@@ -259,10 +259,10 @@ int run(int argc, char** argv) {
       // TLS on every path: the sessions spliced at connect need the backend's own STARTTLS.
       std::string why;
       auto ehlo = probe_backend_once(*runtime->config, &why);
-      std::string warning =
-          ehlo ? backend_starttls_warning(*runtime->config, *ehlo)
-               : "backend " + runtime->config->backend.address.to_string() +
-                     " not reachable (" + why + "): whether it offers STARTTLS was not checked";
+      std::string warning = ehlo ? backend_starttls_warning(*runtime->config, *ehlo)
+                                 : "backend " + runtime->config->backend.address.to_string() +
+                                       " not reachable (" + why +
+                                       "): whether it offers STARTTLS was not checked";
       if (!warning.empty()) {
         std::fprintf(stderr, "%s: warning: %s\n", config_path.c_str(), warning.c_str());
       }

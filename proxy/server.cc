@@ -107,6 +107,10 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::str
   m.describe("mxscreen_splice_refused_total", "counter",
              "Client commands answered by mxscreen after an XCLIENT handoff, never forwarded "
              "(xclient, xforward, starttls, line_too_long).");
+  m.describe("mxscreen_cache_expired_total", "counter",
+             "Verdict cache passes found expired at connect, by test.");
+  m.describe("mxscreen_cache_dnsbl_recheck_total", "counter",
+             "Expired DNSBL verdicts looked up again at connect, by outcome (pass, listed).");
   m.describe("mxscreen_reloads_total", "counter", "SIGHUP reloads, by result.");
   m.describe("mxscreen_limit_hits_total", "counter",
              "Connections refused by a limit (max_sessions, backend_max_sessions, "
