@@ -265,10 +265,12 @@ void Session::start_splice(const std::string& to_client) {
                                                "\"");
   bytes_out_ += to_client.size();
   client_write(to_client);
-  if (config().backend.handoff == HandoffMode::kXclient) {
+  if (config().backend.handoff == HandoffMode::kXclient || tls_) {
     // Postfix believes XCLIENT from mxscreen's address at any time outside a transaction
     // (XCLIENT_README): from here on the client's commands are read, its XCLIENT/XFORWARD
-    // answered by mxscreen and never forwarded (issue 13).
+    // answered by mxscreen and never forwarded (issue 13). Inside mxscreen's TLS the backend's
+    // own STARTTLS (smtpd_tls_security_level = may, for the sessions spliced at connect) is
+    // neither offered nor relayed: it would start a second TLS inside ours (issue 14).
     protocol::CommandStream::Options options;
     options.line_limit =
         std::max<size_t>(static_cast<size_t>(config().smtp.line_length_limit), 512);

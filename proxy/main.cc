@@ -245,7 +245,8 @@ int run(int argc, char** argv) {
   }
 
   std::vector<std::string> errors;
-  auto runtime = load_runtime(config_path, &errors);
+  std::vector<std::string> config_warnings;  // "file:line:col: warning: ..."
+  auto runtime = load_runtime(config_path, &errors, &config_warnings);
   if (!runtime) {
     for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
     return kExitUsage;
@@ -255,6 +256,7 @@ int run(int argc, char** argv) {
     if (print_plan) std::printf("%s", runtime->plan.describe().c_str());
     for (const auto& w : warnings)
       std::fprintf(stderr, "%s: warning: %s\n", config_path.c_str(), w.c_str());
+    for (const auto& w : config_warnings) std::fprintf(stderr, "%s\n", w.c_str());
     if (!runtime->config->tls.cert_file.empty()) {
       // TLS on every path: the sessions spliced at connect need the backend's own STARTTLS.
       std::string why;
@@ -273,6 +275,7 @@ int run(int argc, char** argv) {
   const Config& config = *runtime->config;
   Log::configure(config.log.format, config.log.target);
   for (const auto& w : warnings) Log::warning(w);
+  for (const auto& w : config_warnings) Log::warning(w);
   std::signal(SIGPIPE, SIG_IGN);
   const std::size_t fit = raise_open_files(config.server.max_sessions, config.backend.max_sessions);
 

@@ -131,9 +131,13 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
 }
 
 std::shared_ptr<const Runtime> load_runtime(const std::string& path,
-                                            std::vector<std::string>* errors) {
+                                            std::vector<std::string>* errors,
+                                            std::vector<std::string>* warnings) {
   auto loaded = load_config(path);
   for (const auto& e : loaded.errors) errors->push_back(e.to_string());
+  for (const auto& w : loaded.warnings) {
+    if (warnings) warnings->push_back(w.to_string());
+  }
   if (!loaded.config) return nullptr;
   auto runtime = build_runtime(std::move(*loaded.config), errors);
   return errors->empty() ? runtime : nullptr;

@@ -40,7 +40,10 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
 
 // Loads the config file and builds its runtime: the one path for start, --check-config and
 // SIGHUP. On failure returns nullptr and fills `errors` with "file:line:col: message" lines.
+// `warnings` (when given) gets "file:line:col: warning: ..." lines for what was accepted but
+// deserves a look (a deprecated key).
 std::shared_ptr<const Runtime> load_runtime(const std::string& path,
-                                            std::vector<std::string>* errors);
+                                            std::vector<std::string>* errors,
+                                            std::vector<std::string>* warnings = nullptr);
 
 }  // namespace mxscreen::proxy

@@ -114,7 +114,8 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   void splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t* counter);
   // Hands a plain session's bytes to the kernel (splice(2)) when nothing needs to see them.
   void try_kernel_splice();
-  // handoff = "xclient": the client's commands pass through commands_ (command_stream.h).
+  // handoff = "xclient", or inside mxscreen's TLS: the client's commands pass through
+  // commands_ (command_stream.h).
   void commands_from_client(std::string_view bytes);
   void replies_from_backend(std::string_view bytes);
   std::size_t run_commands(std::string_view input);  // bytes of `input` used
@@ -196,8 +197,9 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   std::unique_ptr<protocol::ReplyReader> backend_reader_;  // made at the handoff
   bool client_gets_backend_banner_ = false;  // allowlisted: no banner of ours was sent
   bool backend_chunking_ = false;            // the backend's EHLO to us offered CHUNKING
-  // handoff = "xclient" only: the client's command stream after the handoff, and client bytes
-  // that wait for the backend's replies (bounded by server.buffer_size: reading pauses).
+  // handoff = "xclient" or mxscreen's TLS: the client's command stream after the handoff, and
+  // client bytes that wait for the backend's replies (bounded by server.buffer_size: reading
+  // pauses).
   std::unique_ptr<protocol::CommandStream> commands_;
   std::string commands_held_;
   bool counted_ = false;  // in the server's per-client limits table
