@@ -318,4 +318,15 @@ IpAddress mask_address(const IpAddress& address, int prefix) {
   return masked;
 }
 
+Cidr client_network(const IpAddress& address, int ipv6_prefix) {
+  int prefix = address.is_v4() ? 32 : std::clamp(ipv6_prefix, 0, 128);
+  return Cidr{mask_address(address, prefix), prefix};
+}
+
+std::string client_identity(const IpAddress& address, int ipv6_prefix) {
+  Cidr network = client_network(address, ipv6_prefix);
+  if (network.prefix == family_bits(address.family)) return network.network.to_string();
+  return network.to_string();
+}
+
 }  // namespace mxscreen::protocol

@@ -58,4 +58,11 @@ struct Cidr {
 // The first `prefix` bits of `address`, the rest zero (greylist networks, ban keys).
 IpAddress mask_address(const IpAddress& address, int prefix);
 
+// One client as per-client state counts it (connection limits, bans, strikes, fake-MX hits,
+// the pass cache): an IPv4 address is itself; an IPv6 address is its `ipv6_prefix` network,
+// since one subscriber holds at least a /64 (RFC 6177) and may rotate through it at will.
+Cidr client_network(const IpAddress& address, int ipv6_prefix);
+// client_network() as text: "192.0.2.7", "2001:db8:1:2::/64"; a /128 is the bare address.
+std::string client_identity(const IpAddress& address, int ipv6_prefix);
+
 }  // namespace mxscreen::protocol

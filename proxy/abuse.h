@@ -1,7 +1,9 @@
 // proxy/abuse.h: bans in the state store, shared by the sessions (session_abuse.cc) and the
-// admin socket (control.cc). Keys: "ban:<addr>" holds "until:reason" with the ban's TTL,
-// "banc:<addr>" counts bans for the escalation. ban.command / ban.unban_command run on each
-// ban and unban made here.
+// admin socket (control.cc). A client is its address, an IPv6 client its ban.ipv6_prefix
+// network ("2001:db8:1:2::/64"). Keys: "ban:<client>" holds "until:reason" with the ban's TTL,
+// "banc:<client>" counts bans for the escalation. The ban record is created with put_if, so
+// of the sessions (workers, hosts) racing to ban one client exactly one bans it.
+// ban.command / ban.unban_command run on each ban and unban made here.
 #pragma once
 
 #include <uv.h>
@@ -23,9 +25,6 @@ checks::BanPolicy ban_policy(const BanConfig& config);
 // A store TTL from a config duration: whole seconds, at least one.
 std::chrono::seconds ttl_seconds(std::chrono::milliseconds ms);
 
-// "prefix" + the address as text: the store key of one client.
-std::string client_key(const char* prefix, const protocol::IpAddress& client);
-
 struct BanEntry {
   std::string address;
   checks::BanRecord record;
@@ -41,8 +40,16 @@ class Bans {
 
   Bans(uv_loop_t* loop, Store& store, ConfigSource config);
 
-  // Bans `client` for the escalated ban time, or for `fixed` when it is given. Logs BANNED
-  // with `reason`; counts mxscreen_bans_total{trigger} ("fake_mx", "strikes", "admin").
+  // The client as bans, strikes and fake-MX records know it: protocol::client_identity()
+  // with ban.ipv6_prefix.
+  std::string identity(const protocol::IpAddress& client) const;
+  // "prefix" + identity(): the store key of one client ("ban:", "strike:", "fmx:", ...).
+  std::string key(const char* prefix, const protocol::IpAddress& client) const;
+
+  // Bans `client` for the escalated ban time unless it is banned already (then `done` gets
+  // kConflict and nothing is logged), or for `fixed` when it is given (the admin's ban replaces
+  // any other). Logs BANNED with `reason`; counts mxscreen_bans_total{trigger} ("fake_mx",
+  // "strikes", "admin").
   void ban(const protocol::IpAddress& client, std::string_view trigger, const std::string& reason,
            std::chrono::seconds fixed = std::chrono::seconds(0), BannedCallback done = {});
   // Lifts the ban and forgets the client's strikes and fake-MX hits. Logs UNBAN.
@@ -51,6 +58,10 @@ class Bans {
   void list(ListCallback cb);
 
  private:
+  // Logs, counts and runs ban.command for a ban just stored.
+  void banned(const std::string& client, std::string_view trigger, const std::string& reason,
+              std::chrono::seconds length);
+
   Store& store_;
   ConfigSource config_;
   CommandRunner commands_;

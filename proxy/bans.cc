@@ -1,5 +1,6 @@
 // proxy/bans.cc: see abuse.h.
 #include <algorithm>
+#include <charconv>
 #include <memory>
 
 #include "proxy/abuse.h"
@@ -17,8 +18,12 @@ checks::BanPolicy ban_policy(const BanConfig& c) {
           ttl_seconds(c.find_time)};
 }
 
-std::string client_key(const char* prefix, const protocol::IpAddress& client) {
-  return std::string(prefix) + client.to_string();
+std::string Bans::identity(const protocol::IpAddress& client) const {
+  return protocol::client_identity(client, config_().ban.ipv6_prefix);
+}
+
+std::string Bans::key(const char* prefix, const protocol::IpAddress& client) const {
+  return std::string(prefix) + identity(client);
 }
 
 Bans::Bans(uv_loop_t* loop, Store& store, ConfigSource config)
@@ -27,48 +32,61 @@ Bans::Bans(uv_loop_t* loop, Store& store, ConfigSource config)
 void Bans::ban(const protocol::IpAddress& client, std::string_view trigger,
                const std::string& reason, std::chrono::seconds fixed, BannedCallback done) {
   auto policy = ban_policy(config_().ban);
-  // How often this client was banned before decides the length (escalation).
-  store_.increment(client_key("banc:", client), 1, policy.max_ban_time * 4,
-                   [this, client, trigger = std::string(trigger), reason, policy, fixed, done](
-                       StoreStatus st, int64_t n) {
-                     auto length =
-                         fixed.count() > 0
-                             ? fixed
-                             : checks::ban_duration(st == StoreStatus::kOk ? n - 1 : 0, policy);
-                     checks::BanRecord record{wall_clock_seconds() + length.count(), reason};
-                     store_.put(client_key("ban:", client), record.to_string(), length,
-                                [this, client, trigger, reason, length, done](StoreStatus status) {
-                                  const std::string address = client.to_string();
-                                  if (status != StoreStatus::kOk) {
-                                    Log::warning("cannot ban [" + address + "]: state store " +
-                                                 std::string(to_string(status)));
-                                    if (done) done(status, length);
-                                    return;
-                                  }
-                                  Log::event(LogLevel::kWarning, "BANNED",
-                                             "BANNED [" + address + "] for " +
-                                                 std::to_string(length.count()) + "s: " + reason,
-                                             {{"client", address}, {"reason", reason}});
-                                  metrics().inc("mxscreen_bans_total",
-                                                "trigger=\"" + label_value(trigger) + "\"");
-                                  const auto& command = config_().ban.command;
-                                  if (!command.empty())
-                                    commands_.run("ban", command_argv(command, address));
-                                  if (done) done(status, length);
-                                });
-                   });
+  const std::string who = identity(client);
+  const std::string ban_key = "ban:" + who;
+  const std::string count_key = "banc:" + who;
+  const auto count_ttl = policy.max_ban_time * 4;
+  auto stored = [this, who, trigger = std::string(trigger), reason, done, count_key, count_ttl](
+                    StoreStatus status, std::chrono::seconds length) {
+    if (status == StoreStatus::kOk) {
+      store_.increment(count_key, 1, count_ttl);
+      banned(who, trigger, reason, length);
+    } else if (status == StoreStatus::kUnavailable) {
+      Log::warning("cannot ban [" + who + "]: state store " + std::string(to_string(status)));
+    }
+    if (done) done(status, length);
+  };
+  if (fixed.count() > 0) {
+    checks::BanRecord record{wall_clock_seconds() + fixed.count(), reason};
+    store_.put(ban_key, record.to_string(), fixed,
+               [stored, fixed](StoreStatus status) { stored(status, fixed); });
+    return;
+  }
+  // How often this client was banned before decides the length (escalation). Every session
+  // racing to ban it reads the same count; only the one whose put_if creates the record bans
+  // (and counts the ban), the others find it banned already (kConflict).
+  store_.get(count_key,
+             [this, ban_key, reason, policy, stored](StoreStatus st, const std::string& value) {
+               int64_t previous = 0;
+               if (st == StoreStatus::kOk)
+                 std::from_chars(value.data(), value.data() + value.size(), previous);
+               auto length = checks::ban_duration(previous, policy);
+               checks::BanRecord record{wall_clock_seconds() + length.count(), reason};
+               store_.put_if(ban_key, std::nullopt, record.to_string(), length,
+                             [stored, length](StoreStatus status) { stored(status, length); });
+             });
+}
+
+void Bans::banned(const std::string& client, std::string_view trigger, const std::string& reason,
+                  std::chrono::seconds length) {
+  Log::event(LogLevel::kWarning, "BANNED",
+             "BANNED [" + client + "] for " + std::to_string(length.count()) + "s: " + reason,
+             {{"client", client}, {"reason", reason}});
+  metrics().inc("mxscreen_bans_total", "trigger=\"" + label_value(trigger) + "\"");
+  const auto& command = config_().ban.command;
+  if (!command.empty()) commands_.run("ban", command_argv(command, client));
 }
 
 void Bans::unban(const protocol::IpAddress& client, Store::StatusCallback done) {
-  store_.remove(client_key("strike:", client));
-  store_.remove(client_key("fmx:", client));
-  store_.remove(client_key("ban:", client), [this, client, done](StoreStatus status) {
-    const std::string address = client.to_string();
+  const std::string who = identity(client);
+  store_.remove("strike:" + who);
+  store_.remove("fmx:" + who);
+  store_.remove("ban:" + who, [this, who, done](StoreStatus status) {
     if (status == StoreStatus::kOk) {
-      Log::event(LogLevel::kInfo, "UNBAN", "UNBAN [" + address + "]", {{"client", address}});
+      Log::event(LogLevel::kInfo, "UNBAN", "UNBAN [" + who + "]", {{"client", who}});
       metrics().inc("mxscreen_unbans_total");
       const auto& command = config_().ban.unban_command;
-      if (!command.empty()) commands_.run("unban", command_argv(command, address));
+      if (!command.empty()) commands_.run("unban", command_argv(command, who));
     }
     if (done) done(status);
   });

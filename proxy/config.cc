@@ -504,6 +504,7 @@ void read_fake_mx_and_ban(Section& fake_mx, Section& ban, Config& c) {
   ban.read("on_fake_mx", c.ban.on_fake_mx);
   ban.read("on_strikes", c.ban.on_strikes);
   ban.read("reply", c.ban.reply);
+  ban.read("ipv6_prefix", c.ban.ipv6_prefix, kMinClientIpv6Prefix, 128);
   ban.check(c.ban.max_ban_time >= c.ban.ban_time, "max_ban_time", "must be at least ban_time");
   ban.read("command", c.ban.command);
   ban.read("unban_command", c.ban.unban_command);
@@ -666,6 +667,7 @@ void read_all(Reporter& reporter, const toml::table& root, Config& c) {
   Section& limits = section("limits");
   limits.read("client_connection_count", c.limits.client_connection_count, 0);
   limits.read("client_connection_rate", c.limits.client_connection_rate, 0);
+  limits.read("ipv6_prefix", c.limits.ipv6_prefix, kMinClientIpv6Prefix, 128);
   read_access_and_tls(section("access"), section("tls"), c);
   read_runtime(section("store"), section("metrics"), section("log"), c);
   read_policy(section("policy"), c.policy);

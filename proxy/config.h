@@ -153,6 +153,10 @@ struct GreylistConfig {
 };
 
 // The verdict cache (checks/pass_cache.h): one TTL per test, postscreen's names and defaults.
+// The shortest IPv6 prefix that limits.ipv6_prefix and ban.ipv6_prefix accept: fewer bits
+// would lump whole providers together.
+inline constexpr int kMinClientIpv6Prefix = 32;
+
 struct CacheConfig {
   bool enabled = true;  // false: no PASS OLD, every session is screened
   std::chrono::milliseconds greet_ttl = std::chrono::days(1);          // postscreen_greet_ttl
@@ -180,6 +184,8 @@ struct BanConfig {
   bool on_fake_mx = true;  // ban clients that only ever come to the fake MX
   bool on_strikes = true;  // ban after max_retry drop verdicts / hard limits / AUTH in find_time
   bool reply = false;      // true: 554 5.7.1 to a banned client; false: close without a word
+  // Bans, strikes, fake-MX hits and real-MX visits count IPv6 clients per this network.
+  int ipv6_prefix = 64;
   // argv (no shell) run on each ban / unban; "{address}" is replaced by the client address,
   // which is appended when no argument names it. Empty: nothing is run.
   std::vector<std::string> command;
@@ -189,6 +195,7 @@ struct BanConfig {
 struct LimitsConfig {
   int client_connection_count = 50;
   int client_connection_rate = 0;  // per minute, 0 = off
+  int ipv6_prefix = 84;            // IPv6 clients counted per network (Postfix 3.8's default)
 };
 
 struct AccessConfig {

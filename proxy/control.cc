@@ -167,12 +167,14 @@ ControlRequest parse_control_request(const std::string& line) {
   } else if (what == "stats" && args.size() == 1) {
     request.kind = ControlRequest::Kind::kStats;
   } else if ((what == "unban" && args.size() == 2) || (what == "ban" && args.size() == 3)) {
-    auto address = protocol::IpAddress::parse(args[1]);
-    if (!address) {
+    // An address, or the network `bans` lists for an IPv6 client ("2001:db8:1:2::/64"): either
+    // names the client's ban.ipv6_prefix network.
+    auto network = protocol::Cidr::parse(args[1]);
+    if (!network) {
       request.error = "ERR invalid address \"" + protocol::printable(args[1]) + "\"\n";
       return request;
     }
-    request.address = *address;
+    request.address = network->network;
     if (what == "unban") {
       request.kind = ControlRequest::Kind::kUnban;
       return request;
@@ -202,6 +204,7 @@ void ControlServer::handle(Client* client, const std::string& line) {
   };
   const ControlRequest request = parse_control_request(line);
   const auto address = request.address;
+  const std::string who = server_.bans().identity(address);  // "2001:db8:1:2::/64" for IPv6
   switch (request.kind) {
     case ControlRequest::Kind::kInvalid:
       return reply(request.error);
@@ -221,20 +224,20 @@ void ControlServer::handle(Client* client, const std::string& line) {
       });
       return;
     case ControlRequest::Kind::kUnban:
-      server_.bans().unban(address, [reply, address](StoreStatus status) {
+      server_.bans().unban(address, [reply, who](StoreStatus status) {
         reply(status == StoreStatus::kOk
-                  ? "OK unbanned " + address.to_string() + "\n"
+                  ? "OK unbanned " + who + "\n"
                   : "ERR state store " + std::string(to_string(status)) + "\n");
       });
       return;
     case ControlRequest::Kind::kBan:
-      server_.bans().ban(address, "admin", "banned by the admin", request.duration,
-                         [reply, address](StoreStatus status, std::chrono::seconds s) {
-                           reply(status == StoreStatus::kOk
-                                     ? "OK banned " + address.to_string() + " for " +
-                                           std::to_string(s.count()) + "s\n"
-                                     : "ERR state store " + std::string(to_string(status)) + "\n");
-                         });
+      server_.bans().ban(
+          address, "admin", "banned by the admin", request.duration,
+          [reply, who](StoreStatus status, std::chrono::seconds s) {
+            reply(status == StoreStatus::kOk
+                      ? "OK banned " + who + " for " + std::to_string(s.count()) + "s\n"
+                      : "ERR state store " + std::string(to_string(status)) + "\n");
+          });
       return;
     case ControlRequest::Kind::kStats: {
       std::string text = std::string("version ") + MXSCREEN_VERSION + "\n" + "sessions_active " +

@@ -2,6 +2,7 @@
 #include "proxy/greylisting.h"
 
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "proxy/runtime.h"
@@ -38,37 +39,64 @@ GreylistAnswer unavailable() {
   return a;
 }
 
-// The triplet's record is in: decide, store the new record and, on a pass, count the client.
-void decide_triplet(Store& store, const std::string& key, const protocol::IpAddress& client,
-                    StoreStatus status, const std::string& record,
-                    const checks::GreylistPolicy& policy,
-                    const std::function<void(GreylistAnswer)>& done) {
-  if (status == StoreStatus::kUnavailable) return done(unavailable());
-  int64_t now = wall_clock_seconds();
-  std::optional<std::string_view> stored;
-  if (status == StoreStatus::kOk) stored = record;
-  auto result = checks::decide(stored, now, policy);
-  store.put(key, result.new_record, result.ttl);
-  GreylistAnswer answer;
-  answer.outcome = std::string(checks::to_string(result.outcome));
-  if (!result.passed()) {
-    answer.verdict = GreylistAnswer::Verdict::kDefer;
-    answer.wait = result.wait;
-    return done(std::move(answer));
-  }
-  if (result.outcome == checks::GreylistOutcome::kPassed && stored) {
-    if (auto old = checks::GreylistRecord::parse(*stored)) {
-      answer.delayed = std::chrono::seconds(now - old->first_seen);
-    }
-  }
-  // postgrey's auto-allowlist: count this client's pass, at most once an hour.
-  std::string client_key = checks::client_allowlist_key(client);
-  store.get(client_key, [&store, client_key, now, policy](StoreStatus st, const std::string& v) {
-    auto updated = checks::count_client_pass(
-        st == StoreStatus::kOk ? std::optional<std::string_view>(v) : std::nullopt, now, policy);
-    if (updated) store.put(client_key, *updated, policy.max_age);
+// Reads of a record that other sessions keep changing, before a decision stands unstored.
+constexpr int kGreylistAttempts = 3;
+
+// postgrey's auto-allowlist: count this client's pass, at most once an hour. The count is
+// written with put_if, read again when another session (worker, host) counted in between.
+void count_client_pass(Store& store, const std::string& key, int64_t now,
+                       const checks::GreylistPolicy& policy, int attempt) {
+  store.get(key, [&store, key, now, policy, attempt](StoreStatus st, const std::string& value) {
+    if (st == StoreStatus::kUnavailable) return;
+    std::optional<std::string> expected;
+    if (st == StoreStatus::kOk) expected = value;
+    auto updated = checks::count_client_pass(expected, now, policy);
+    if (!updated) return;
+    store.put_if(key, expected, *updated, policy.max_age,
+                 [&store, key, now, policy, attempt](StoreStatus put) {
+                   if (put == StoreStatus::kConflict && attempt < kGreylistAttempts)
+                     count_client_pass(store, key, now, policy, attempt + 1);
+                 });
   });
-  done(std::move(answer));
+}
+
+// Reads the triplet's record, decides, and stores the new record only if the triplet still
+// holds what was read (put_if): of the sessions and policy requests (workers, hosts) that see
+// one triplet at once, one records it and the others decide again on what it wrote, so first
+// sight is recorded once. A store failing at the write leaves the decision as it is.
+void decide_triplet(Store& store, const std::string& key, const protocol::IpAddress& client,
+                    const checks::GreylistPolicy& policy, std::function<void(GreylistAnswer)> done,
+                    int attempt) {
+  store.get(key, [&store, key, client, policy, done = std::move(done), attempt](
+                     StoreStatus status, const std::string& record) mutable {
+    if (status == StoreStatus::kUnavailable) return done(unavailable());
+    int64_t now = wall_clock_seconds();
+    std::optional<std::string> stored;
+    if (status == StoreStatus::kOk) stored = record;
+    auto result = checks::decide(stored, now, policy);
+    store.put_if(key, stored, result.new_record, result.ttl,
+                 [&store, key, client, policy, done = std::move(done), attempt, now, stored,
+                  result](StoreStatus put) mutable {
+                   if (put == StoreStatus::kConflict && attempt < kGreylistAttempts) {
+                     return decide_triplet(store, key, client, policy, std::move(done),
+                                           attempt + 1);
+                   }
+                   GreylistAnswer answer;
+                   answer.outcome = std::string(checks::to_string(result.outcome));
+                   if (!result.passed()) {
+                     answer.verdict = GreylistAnswer::Verdict::kDefer;
+                     answer.wait = result.wait;
+                     return done(std::move(answer));
+                   }
+                   if (result.outcome == checks::GreylistOutcome::kPassed && stored) {
+                     if (auto old = checks::GreylistRecord::parse(*stored)) {
+                       answer.delayed = std::chrono::seconds(now - old->first_seen);
+                     }
+                   }
+                   count_client_pass(store, checks::client_allowlist_key(client), now, policy, 1);
+                   done(std::move(answer));
+                 });
+  });
 }
 
 }  // namespace
@@ -91,10 +119,7 @@ void greylist_triplet(Store& store, const Runtime& runtime, const GreylistQuery&
               if (status == StoreStatus::kOk && checks::client_allowlisted(value, policy)) {
                 return done(allowlisted(""));
               }
-              store.get(key, [&store, policy, key, client, done = std::move(done)](
-                                 StoreStatus st, const std::string& record) {
-                decide_triplet(store, key, client, st, record, policy, done);
-              });
+              decide_triplet(store, key, client, policy, std::move(done), 1);
             });
 }
 

@@ -3,7 +3,8 @@
 // sides read and write the same key and record: a triplet is recorded once, whichever side
 // sees it first. The allowlist files, the auto-allowlisted client (postgrey's
 // --auto-whitelist-clients), then checks::greylist's decision; a pass is counted for the client
-// at most once an hour, as postgrey counts.
+// at most once an hour, as postgrey counts. Records and counts are written with the store's
+// put_if, so sessions and policy requests racing on one triplet (workers, hosts) record it once.
 #pragma once
 
 #include <chrono>

@@ -46,13 +46,16 @@ Session::~Session() {
   if (backend_conn_) server_.backend_slot_released();
   kernel_splice_.reset();
   if (kernel_splice_files_) server_.give_back_kernel_splice_files();
-  if (counted_) server_.client_disconnect(client_.address);
+  if (counted_as_) server_.client_disconnect(*counted_as_);
 }
 
 bool Session::within_client_limits() {
-  auto result = server_.client_connect(client_.address);
+  // An IPv6 client counts per limits.ipv6_prefix network, as Postfix 3.8's anvil does
+  // (smtpd_client_ipv6_prefix_length): rotating through a /64 does not reset the limits.
+  auto network = protocol::client_network(client_.address, config().limits.ipv6_prefix).network;
+  auto result = server_.client_connect(network);
   if (result == checks::ClientLimits::Result::kOk) {
-    counted_ = true;
+    counted_as_ = network;  // a reload may change the prefix: disconnect uncounts this one
     return true;
   }
   bool count = result == checks::ClientLimits::Result::kTooManyConnections;
@@ -174,20 +177,27 @@ void Session::after_ban_check() {
     Log::event(LogLevel::kInfo, "FAKE-MX", "FAKE-MX " + who() + " action=" + name,
                {{"client", client_labels()}, {"action", name}});
     metrics().inc("mxscreen_fake_mx_hits_total", "action=\"" + name + "\"");
-    if (!permitted_) record_fake_mx_hit();
-    if (action == FakeMxAction::kReset) {
-      // Looks like a closed port: every real MTA goes on to the next MX.
-      client_conn_.reset();
-      finish("fake_mx");
-    } else if (action == FakeMxAction::kTempfail) {
-      reply_and_close("421 4.3.2 Service temporarily unavailable\r\n", "fake_mx");
-    } else {
-      start_greet();  // the dialogue answers 450 at every RCPT
-    }
+    if (permitted_) return fake_mx_action();
+    record_fake_mx_hit([this, alive = alive_] {
+      if (*alive && state_ != State::kDone) fake_mx_action();
+    });
     return;
   }
   record_mx_visit();
   lookup_pass_cache();
+}
+
+void Session::fake_mx_action() {
+  auto action = config().fake_mx.action;
+  if (action == FakeMxAction::kReset) {
+    // Looks like a closed port: every real MTA goes on to the next MX.
+    client_conn_.reset();
+    finish("fake_mx");
+  } else if (action == FakeMxAction::kTempfail) {
+    reply_and_close("421 4.3.2 Service temporarily unavailable\r\n", "fake_mx");
+  } else {
+    start_greet();  // the dialogue answers 450 at every RCPT
+  }
 }
 
 void Session::continue_after_cache() {

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -84,7 +85,9 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   // session_abuse.cc: bans, fake-MX (nolisting) records, strikes.
   void check_ban();
   void after_ban_check();
-  void record_fake_mx_hit();
+  // Records the hit, then runs `then` once the pair signal is stored (or failed).
+  void record_fake_mx_hit(std::function<void()> then);
+  void fake_mx_action();  // fake_mx.action: reset, 421, or the dialogue
   void record_mx_visit();
   void strike(const std::string& why);
 
@@ -202,7 +205,7 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   // pauses).
   std::unique_ptr<protocol::CommandStream> commands_;
   std::string commands_held_;
-  bool counted_ = false;  // in the server's per-client limits table
+  std::optional<protocol::IpAddress> counted_as_;  // in the server's per-client limits table
   bool client_eof_ = false;
   bool backend_eof_ = false;
   uint64_t last_activity_ = 0;  // uv_now() of the last spliced byte

@@ -21,6 +21,8 @@ std::string_view to_string(StoreStatus status) {
       return "not found";
     case StoreStatus::kUnavailable:
       return "unavailable";
+    case StoreStatus::kConflict:
+      return "conflict";
   }
   return "unavailable";
 }
@@ -68,6 +70,14 @@ class TimedStore : public Store {
                         t();
                         if (cb) cb(s, v);
                       });
+  }
+  void put_if(const std::string& key, const std::optional<std::string>& expected,
+              const std::string& value, std::chrono::seconds ttl, StatusCallback cb) override {
+    inner_->put_if(key, expected, value, ttl,
+                   [t = timer("put_if"), cb = std::move(cb)](StoreStatus s) {
+                     t();
+                     if (cb) cb(s);
+                   });
   }
   void remove(const std::string& key, StatusCallback cb) override {
     inner_->remove(key, [t = timer("remove"), cb = std::move(cb)](StoreStatus s) {
@@ -117,6 +127,10 @@ class LockedStore : public Store {
   void increment(const std::string& key, int64_t by, std::chrono::seconds ttl,
                  IncrementCallback cb) override {
     locked(std::move(cb), [&](auto answer) { engine_->increment(key, by, ttl, answer); });
+  }
+  void put_if(const std::string& key, const std::optional<std::string>& expected,
+              const std::string& value, std::chrono::seconds ttl, StatusCallback cb) override {
+    locked(std::move(cb), [&](auto answer) { engine_->put_if(key, expected, value, ttl, answer); });
   }
   void remove(const std::string& key, StatusCallback cb) override {
     locked(std::move(cb), [&](auto answer) { engine_->remove(key, answer); });

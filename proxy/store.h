@@ -1,6 +1,10 @@
 // proxy/store.h: the state store (greylist triplets, verdict cache, counters): get / put with
-// TTL / increment / remove behind one interface, with three engines (lmdb, redis, memory).
-// Callbacks always run on the loop thread; memory and lmdb answer at once, redis later.
+// TTL / increment / put_if / remove behind one interface, with three engines (lmdb, redis,
+// memory). Callbacks always run on the loop thread; memory and lmdb answer at once, redis later.
+// Several workers and several hosts share one store, so a read-then-write in the caller is a
+// race: counters use increment() and every "the first one decides" uses put_if(), both atomic in
+// the engine (Redis: one command or one Lua script; LMDB: one write transaction; memory: one call
+// under the workers' lock).
 #pragma once
 
 #include <uv.h>
@@ -11,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +28,7 @@ enum class StoreStatus : uint8_t {
   kOk,
   kNotFound,
   kUnavailable,  // engine down, full or slow: callers fail open (no greylisting, no cache)
+  kConflict,     // put_if: the key held another value, nothing was written
 };
 
 std::string_view to_string(StoreStatus status);
@@ -69,6 +75,13 @@ class Store {
   // value that is not an integer answers kUnavailable and is left alone.
   virtual void increment(const std::string& key, int64_t by, std::chrono::seconds ttl,
                          IncrementCallback cb = {}) = 0;
+  // Compare-and-set: writes `value` for `ttl` (0 s = no expiry) only when the live value at
+  // `key` is `expected`, or, with nullopt, only when the key is missing or expired (Redis
+  // SET NX). kOk when written, kConflict when the key held something else, or kUnavailable.
+  // Whoever gets kOk won the race; the others read again or stand down.
+  virtual void put_if(const std::string& key, const std::optional<std::string>& expected,
+                      const std::string& value, std::chrono::seconds ttl,
+                      StatusCallback cb = {}) = 0;
   // kOk whether or not the key existed.
   virtual void remove(const std::string& key, StatusCallback cb = {}) = 0;
   // Live keys that start with `prefix` and their values, at most `max` of them, in no set

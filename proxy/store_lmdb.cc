@@ -298,6 +298,40 @@ void LmdbStore::increment(const std::string& key, int64_t by, std::chrono::secon
   if (cb) cb(status, result);
 }
 
+void LmdbStore::put_if(const std::string& key, const std::optional<std::string>& expected,
+                       const std::string& value, std::chrono::seconds ttl, StatusCallback cb) {
+  count_store_operation(engine(), "put_if");
+  StoreStatus status = StoreStatus::kOk;
+  {  // read, compare and write in one write transaction: LMDB runs one writer at a time
+    std::string scratch;
+    MDB_val k = key_val(key, env_->max_key, scratch);
+    MDB_val v{};
+    int64_t now = clock_();
+    Txn txn(env_->env, 0);
+    int rc = txn.begin_rc();
+    if (rc == 0) {
+      int found = mdb_get(txn.get(), env_->dbi, &k, &v);
+      if (found != 0 && found != MDB_NOTFOUND) {
+        rc = found;
+      } else {
+        bool present = found == 0 && live(v, now);
+        if (expected ? !present || payload(v) != *expected : present)
+          status = StoreStatus::kConflict;
+      }
+    }
+    if (status == StoreStatus::kOk) {
+      if (rc == 0) rc = write_value(txn.get(), env_->dbi, &k, expiry(now, ttl), value);
+      if (rc == 0) rc = txn.commit();
+      if (rc == 0) {
+        succeeded();
+      } else {
+        status = failed("put_if", rc);
+      }
+    }
+  }
+  if (cb) cb(status);
+}
+
 void LmdbStore::remove(const std::string& key, StatusCallback cb) {
   count_store_operation(engine(), "remove");
   StoreStatus status = StoreStatus::kOk;

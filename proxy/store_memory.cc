@@ -134,6 +134,19 @@ void MemoryStore::increment(const std::string& key, int64_t by, std::chrono::sec
   if (cb) cb(StoreStatus::kOk, value);
 }
 
+void MemoryStore::put_if(const std::string& key, const std::optional<std::string>& expected,
+                         const std::string& value, std::chrono::seconds ttl, StatusCallback cb) {
+  count_store_operation(engine(), "put_if");
+  auto it = entries_.find(key);
+  bool present = it != entries_.end() && !expired(it->second, clock_());
+  if (expected ? !present || it->second.value != *expected : present) {
+    if (cb) cb(StoreStatus::kConflict);
+    return;
+  }
+  // One call on one thread (workers share the engine under a lock): nothing comes between.
+  put(key, value, ttl, std::move(cb));
+}
+
 void MemoryStore::remove(const std::string& key, StatusCallback cb) {
   count_store_operation(engine(), "remove");
   if (auto it = entries_.find(key); it != entries_.end()) erase(it);

@@ -23,6 +23,8 @@ class MemoryStore : public Store {
            StatusCallback cb = {}) override;
   void increment(const std::string& key, int64_t by, std::chrono::seconds ttl,
                  IncrementCallback cb = {}) override;
+  void put_if(const std::string& key, const std::optional<std::string>& expected,
+              const std::string& value, std::chrono::seconds ttl, StatusCallback cb = {}) override;
   void remove(const std::string& key, StatusCallback cb = {}) override;
   void scan(const std::string& prefix, std::size_t max, ScanCallback cb) override;
   std::string_view engine() const override { return "memory"; }

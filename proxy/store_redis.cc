@@ -25,6 +25,13 @@ constexpr std::string_view kIncrementScript =
     "redis.call('EXPIRE', KEYS[1], ARGV[2]) end "
     "return v";
 
+// SET only when the value is ARGV[1]; ARGV[3] > 0 is the TTL in seconds. 1 = written.
+constexpr std::string_view kCompareAndSetScript =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) "
+    "else redis.call('SET', KEYS[1], ARGV[2]) end "
+    "return 1";
+
 std::optional<std::string> percent_decode(std::string_view text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -361,6 +368,33 @@ void RedisStore::increment(const std::string& key, int64_t by, std::chrono::seco
                      if (cb) cb(StoreStatus::kUnavailable, 0);
                    });
   if (!sent && cb) cb(StoreStatus::kUnavailable, 0);
+}
+
+void RedisStore::put_if(const std::string& key, const std::optional<std::string>& expected,
+                        const std::string& value, std::chrono::seconds ttl, StatusCallback cb) {
+  // SET NX answers OK or nil; the script answers 1 or 0.
+  auto handler = [this, cb](redisReply* reply) {
+    StoreStatus status = StoreStatus::kUnavailable;
+    if (reply && (reply->type == REDIS_REPLY_NIL ||
+                  (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0))) {
+      status = StoreStatus::kConflict;
+    } else if (reply && (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_INTEGER)) {
+      status = StoreStatus::kOk;
+    } else if (reply) {
+      reply_error("put_if", reply);
+    }
+    if (cb) cb(status);
+  };
+  std::string seconds = std::to_string(std::max<int64_t>(ttl.count(), 0));
+  bool sent = false;
+  if (!expected) {
+    sent = ttl.count() > 0 ? send("put_if", {"SET", key, value, "NX", "EX", seconds}, handler)
+                           : send("put_if", {"SET", key, value, "NX"}, handler);
+  } else {
+    sent = send("put_if", {"EVAL", kCompareAndSetScript, "1", key, *expected, value, seconds},
+                handler);
+  }
+  if (!sent && cb) cb(StoreStatus::kUnavailable);
 }
 
 void RedisStore::remove(const std::string& key, StatusCallback cb) {

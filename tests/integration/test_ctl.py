@@ -145,7 +145,9 @@ class CtlTest(unittest.TestCase):
         state = self.tmp / "state-b"
         cfg = self.config(state, command=None, unban_command=None)
         with harness.Mxscreen(cfg) as mx:
-            self.assertEqual(self.ctl(mx, "ban", "2001:db8::7", "2h").returncode, 0)
+            # An IPv6 client is banned as its ban.ipv6_prefix network (default /64).
+            r = self.ctl(mx, "ban", "2001:db8::7", "2h")
+            self.assertEqual((r.returncode, r.stdout), (0, "banned 2001:db8::/64 for 7200s\n"), r)
             self.assertEqual(self.ctl(mx, "ban", BANNED, "30m").returncode, 0)
             mx.kill()  # kill -9: acknowledged writes are on disk
         with harness.Mxscreen(cfg) as mx:
@@ -155,7 +157,7 @@ class CtlTest(unittest.TestCase):
             self.assertEqual(lines[-1], "2 banned", r.stdout)
             # Soonest to end first.
             self.assertTrue(lines[0].startswith(f"{BANNED} until="), lines)
-            self.assertTrue(lines[1].startswith("2001:db8::7 until="), lines)
+            self.assertTrue(lines[1].startswith("2001:db8::/64 until="), lines)
             self.assertTrue(closed_without_a_word(mx.port, BANNED))
 
     def test_bad_requests_get_clear_errors(self):

@@ -239,5 +239,29 @@ TEST(ProtocolAddress, MaskAddress) {
   EXPECT_EQ(mask_address(v6, 33).to_string(), "2001:db8:8000::");
 }
 
+// IPv6 clients rotating through their /64 are one client; IPv4 clients are their address.
+TEST(ProtocolAddress, ClientIdentityAggregatesIpv6ByPrefix) {
+  auto a = *IpAddress::parse("2001:db8:1:2::5");
+  auto b = *IpAddress::parse("2001:db8:1:2:ffff:1234:5678:9abc");
+  auto other = *IpAddress::parse("2001:db8:1:3::5");
+  EXPECT_EQ(client_identity(a, 64), "2001:db8:1:2::/64");
+  EXPECT_EQ(client_identity(b, 64), "2001:db8:1:2::/64");
+  EXPECT_EQ(client_identity(other, 64), "2001:db8:1:3::/64");
+  EXPECT_EQ(client_network(a, 64).network, client_network(b, 64).network);
+  EXPECT_NE(client_network(a, 64).network, client_network(other, 64).network);
+  // Postfix 3.8's /84 for rate limits: five groups and the top 4 bits of the sixth.
+  EXPECT_EQ(client_identity(b, 84), "2001:db8:1:2:ffff:1000::/84");
+  EXPECT_EQ(client_network(a, 84).network, *IpAddress::parse("2001:db8:1:2::"));
+  EXPECT_EQ(client_identity(a, 128), "2001:db8:1:2::5");  // exact: the bare address
+  EXPECT_EQ(client_network(a, 128).network, a);
+  EXPECT_EQ(client_identity(a, 200), "2001:db8:1:2::5");  // clamped
+  auto v4 = IpAddress::v4(192, 0, 2, 77);
+  EXPECT_EQ(client_identity(v4, 64), "192.0.2.77");  // the IPv6 prefix never applies to IPv4
+  EXPECT_EQ(client_network(v4, 64).network, v4);
+  EXPECT_EQ(client_network(v4, 64).prefix, 32);
+  auto mapped = *IpAddress::parse("::ffff:192.0.2.77");  // already IPv4 after parsing
+  EXPECT_EQ(client_identity(mapped, 64), "192.0.2.77");
+}
+
 }  // namespace
 }  // namespace mxscreen::protocol

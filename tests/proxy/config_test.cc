@@ -127,6 +127,8 @@ TEST(ConfigDefaults, EmptyFile) {
   EXPECT_EQ(c.ban.find_time, milliseconds(600000));
   EXPECT_EQ(c.limits.client_connection_count, 50);
   EXPECT_EQ(c.limits.client_connection_rate, 0);
+  EXPECT_EQ(c.limits.ipv6_prefix, 84);  // Postfix 3.8's smtpd_client_ipv6_prefix_length
+  EXPECT_EQ(c.ban.ipv6_prefix, 64);
   ASSERT_EQ(c.access.allow.size(), 2u);
   EXPECT_EQ(c.access.allow[0].to_string(), "127.0.0.0/8");
   EXPECT_EQ(c.access.allow[1].to_string(), "::1/128");
@@ -369,6 +371,10 @@ TEST(ConfigErrors, Ranges) {
             "t.toml:2:15: 'ipv4_prefix' in [greylist]: must be between 0 and 32, got 33");
   EXPECT_EQ(only_error("[greylist]\nipv6_prefix = -1\n"),
             "t.toml:2:15: 'ipv6_prefix' in [greylist]: must be between 0 and 128, got -1");
+  EXPECT_EQ(only_error("[ban]\nipv6_prefix = 16\n"),
+            "t.toml:2:15: 'ipv6_prefix' in [ban]: must be between 32 and 128, got 16");
+  EXPECT_EQ(only_error("[limits]\nipv6_prefix = 129\n"),
+            "t.toml:2:15: 'ipv6_prefix' in [limits]: must be between 32 and 128, got 129");
   EXPECT_EQ(only_error("[smtp]\nline_length_limit = 100\n"),
             "t.toml:2:21: 'line_length_limit' in [smtp]: must be at least 512, got 100");
 }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "proxy/metrics.h"
@@ -181,6 +182,18 @@ class StoreRedis : public ::testing::Test {
     return out;
   }
 
+  StoreStatus put_if(const std::string& key, const std::optional<std::string>& expected,
+                     const std::string& value, std::chrono::seconds ttl) {
+    StoreStatus status = StoreStatus::kUnavailable;
+    bool done = false;
+    store_->put_if(key, expected, value, ttl, [&](StoreStatus s) {
+      status = s;
+      done = true;
+    });
+    EXPECT_TRUE(run_until([&] { return done; }, 3000ms)) << "put_if " << key << " hung";
+    return status;
+  }
+
   bool wait_ready(std::chrono::milliseconds limit) {
     return run_until([&] { return store_->ready(); }, limit);
   }
@@ -227,6 +240,45 @@ TEST_F(StoreRedis, PutGetIncrementTtlRemove) {
   EXPECT_EQ(increment("short-counter", 1, 100s).second, 2);
   EXPECT_TRUE(run_until([&] { return get("short") == StoreStatus::kNotFound; }, 5s));
   EXPECT_TRUE(run_until([&] { return get("short-counter") == StoreStatus::kNotFound; }, 5s));
+}
+
+// SET NX and the compare-and-set script; a burst of put_if sent at once, before any answer,
+// has exactly one winner (what several sessions racing to ban one client do).
+TEST_F(StoreRedis, PutIfIsSetNxAndCompareAndSet) {
+  start_redis();
+  StoreLimits limits;
+  limits.redis_backoff_min = 50ms;
+  limits.redis_backoff_max = 200ms;
+  store_ = make(url(), limits);
+  ASSERT_TRUE(wait_ready(10s));
+
+  std::string value;
+  EXPECT_EQ(put_if("ban:x", std::nullopt, "first", 60s), StoreStatus::kOk);
+  EXPECT_EQ(put_if("ban:x", std::nullopt, "second", 60s), StoreStatus::kConflict);
+  EXPECT_EQ(put_if("ban:x", std::string("other"), "third", 60s), StoreStatus::kConflict);
+  EXPECT_EQ(get("ban:x", &value), StoreStatus::kOk);
+  EXPECT_EQ(value, "first");
+  EXPECT_EQ(put_if("ban:x", std::string("first"), std::string("t\0b", 3), 0s), StoreStatus::kOk);
+  EXPECT_EQ(get("ban:x", &value), StoreStatus::kOk);
+  EXPECT_EQ(value, std::string("t\0b", 3));
+  EXPECT_EQ(put_if("missing", std::string(""), "v", 60s), StoreStatus::kConflict);
+  EXPECT_EQ(get("missing"), StoreStatus::kNotFound);
+  EXPECT_EQ(put_if("short", std::nullopt, "v", 1s), StoreStatus::kOk);
+  EXPECT_TRUE(run_until([&] { return get("short") == StoreStatus::kNotFound; }, 5s));
+
+  int wins = 0;
+  int conflicts = 0;
+  int answered = 0;
+  for (int i = 0; i < 20; ++i) {
+    store_->put_if("ban:burst", std::nullopt, std::to_string(i), 60s, [&](StoreStatus s) {
+      ++answered;
+      if (s == StoreStatus::kOk) ++wins;
+      if (s == StoreStatus::kConflict) ++conflicts;
+    });
+  }
+  ASSERT_TRUE(run_until([&] { return answered == 20; }, 3s));
+  EXPECT_EQ(wins, 1);
+  EXPECT_EQ(conflicts, 19);
 }
 
 TEST_F(StoreRedis, ScanWalksTheKeySpaceForAPrefix) {

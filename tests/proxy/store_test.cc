@@ -1,6 +1,6 @@
 // tests/proxy/store_test.cc: the memory and lmdb store engines with a fake clock: put/get/TTL,
-// increment, remove, the entry bound, persistence across re-open and kill -9, the background
-// sweep, a full map failing open, and engine selection by make_store.
+// increment, put_if (compare-and-set), remove, the entry bound, persistence across re-open and kill
+// -9, the background sweep, a full map failing open, and engine selection by make_store.
 #include "proxy/store.h"
 
 #include <gtest/gtest.h>
@@ -8,9 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "proxy/metrics.h"
 #include "proxy/store_lmdb.h"
@@ -93,6 +97,38 @@ void check_increment(Store& store, int64_t& now) {
   EXPECT_EQ(get(store, "text").value, "abc");
 }
 
+StoreStatus put_if(Store& store, const std::string& key, const std::optional<std::string>& expected,
+                   const std::string& value, std::chrono::seconds ttl) {
+  StoreStatus status = StoreStatus::kUnavailable;
+  bool called = false;
+  store.put_if(key, expected, value, ttl, [&](StoreStatus s) {
+    status = s;
+    called = true;
+  });
+  EXPECT_TRUE(called);
+  return status;
+}
+
+// put_if: only the first of several "create" calls wins; a compare-and-set wins only on the
+// value it read; an expired key counts as missing; the new TTL applies.
+void check_put_if(Store& store, int64_t& now) {
+  EXPECT_EQ(put_if(store, "ban:x", std::nullopt, "first", 10s), StoreStatus::kOk);
+  EXPECT_EQ(put_if(store, "ban:x", std::nullopt, "second", 10s), StoreStatus::kConflict);
+  EXPECT_EQ(get(store, "ban:x").value, "first");
+  EXPECT_EQ(put_if(store, "ban:x", std::string("other"), "third", 10s), StoreStatus::kConflict);
+  EXPECT_EQ(put_if(store, "ban:x", std::string("first"), "third", 100s), StoreStatus::kOk);
+  EXPECT_EQ(get(store, "ban:x").value, "third");
+  now += 99;
+  EXPECT_EQ(get(store, "ban:x").status, StoreStatus::kOk);  // the TTL of the last write
+  now += 1;
+  EXPECT_EQ(put_if(store, "ban:x", std::string("third"), "late", 10s), StoreStatus::kConflict);
+  EXPECT_EQ(put_if(store, "ban:x", std::nullopt, "again", 0s), StoreStatus::kOk);
+  now += 100 * 86400;
+  EXPECT_EQ(get(store, "ban:x").value, "again");
+  EXPECT_EQ(put_if(store, "missing", std::string(""), "v", 10s), StoreStatus::kConflict);
+  EXPECT_EQ(get(store, "missing").status, StoreStatus::kNotFound);
+}
+
 void check_remove(Store& store) {
   EXPECT_EQ(put(store, "r", "v", 60s), StoreStatus::kOk);
   EXPECT_EQ(remove(store, "r"), StoreStatus::kOk);
@@ -166,6 +202,23 @@ TEST(StoreMemory, Increment) {
   int64_t now = kT0;
   MemoryStore store({}, [&] { return now; });
   check_increment(store, now);
+}
+
+TEST(StoreMemory, PutIf) {
+  int64_t now = kT0;
+  MemoryStore store({}, [&] { return now; });
+  check_put_if(store, now);
+}
+
+TEST(StoreMemory, SharedByWorkersPutIfHasOneWinner) {
+  int64_t now = kT0;
+  auto engine = std::make_shared<MemoryStore>(StoreLimits{}, [&] { return now; });
+  auto mutex = std::make_shared<std::mutex>();
+  auto a = shared_store(engine, mutex);
+  auto b = shared_store(engine, mutex);
+  check_put_if(*a, now);
+  EXPECT_EQ(put_if(*a, "ban:y", std::nullopt, "a", 10s), StoreStatus::kOk);
+  EXPECT_EQ(put_if(*b, "ban:y", std::nullopt, "b", 10s), StoreStatus::kConflict);
 }
 
 TEST(StoreMemory, Remove) {
@@ -265,6 +318,36 @@ TEST_F(StoreLmdb, Increment) {
   auto store = open();
   ASSERT_TRUE(store);
   check_increment(*store, now_);
+}
+
+TEST_F(StoreLmdb, PutIf) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  check_put_if(*store, now_);
+}
+
+// Two workers' stores on one file: the write transaction makes put_if and increment atomic
+// between them, from two threads at once.
+TEST_F(StoreLmdb, TwoThreadsRaceOneWinnerAndExactCounts) {
+  auto a = open();
+  auto b = open();
+  ASSERT_TRUE(a && b);
+  std::atomic<int> wins{0};
+  std::atomic<int> conflicts{0};
+  auto race = [&](Store& store) {
+    for (int i = 0; i < 200; ++i) {
+      store.increment("fmx:c", 1, 60s);
+      store.put_if("ban:" + std::to_string(i), std::nullopt, "v", 60s,
+                   [&](StoreStatus s) { (s == StoreStatus::kOk ? wins : conflicts)++; });
+    }
+  };
+  std::thread ta([&] { race(*a); });
+  std::thread tb([&] { race(*b); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(wins.load(), 200);
+  EXPECT_EQ(conflicts.load(), 200);
+  EXPECT_EQ(get(*a, "fmx:c").value, "400");
 }
 
 TEST_F(StoreLmdb, Remove) {
