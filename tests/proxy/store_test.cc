@@ -337,7 +337,7 @@ TEST_F(StoreLmdb, TwoThreadsRaceOneWinnerAndExactCounts) {
   auto race = [&](Store& store) {
     for (int i = 0; i < 200; ++i) {
       store.increment("fmx:c", 1, 60s);
-      store.put_if("ban:" + std::to_string(i), std::nullopt, "v", 60s,
+      store.put_if(std::string("ban:").append(std::to_string(i)), std::nullopt, "v", 60s,
                    [&](StoreStatus s) { (s == StoreStatus::kOk ? wins : conflicts)++; });
     }
   };
