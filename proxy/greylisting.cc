@@ -63,7 +63,7 @@ void count_client_pass(Store& store, const std::string& key, int64_t now,
 // Reads the triplet's record, decides, and stores the new record only if the triplet still
 // holds what was read (put_if): of the sessions and policy requests (workers, hosts) that see
 // one triplet at once, one records it and the others decide again on what it wrote, so first
-// sight is recorded once. A store failing at the write leaves the decision as it is.
+// sight is recorded once. A deferral that cannot be written fails open.
 void decide_triplet(Store& store, const std::string& key, const protocol::IpAddress& client,
                     const checks::GreylistPolicy& policy, std::function<void(GreylistAnswer)> done,
                     int attempt) {
@@ -80,6 +80,12 @@ void decide_triplet(Store& store, const std::string& key, const protocol::IpAddr
                    if (put == StoreStatus::kConflict && attempt < kGreylistAttempts) {
                      return decide_triplet(store, key, client, policy, std::move(done),
                                            attempt + 1);
+                   }
+                   // A deferral the store could not record (LMDB map full, Redis gone since
+                   // the read) would defer every retry as new, and the mail would never pass:
+                   // fail open as for a store that cannot be read.
+                   if (put == StoreStatus::kUnavailable && !result.passed()) {
+                     return done(unavailable());
                    }
                    GreylistAnswer answer;
                    answer.outcome = std::string(checks::to_string(result.outcome));

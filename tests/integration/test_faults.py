@@ -247,6 +247,43 @@ class DnsFaultTest(unittest.TestCase):
         self.check("garbage")
 
 
+class LmdbMapFullTest(unittest.TestCase):
+    def test_full_map_fails_open_and_is_counted(self):
+        with harness.SmtpSink() as sink:
+            cfg = base_config(
+                sink.port,
+                store={"backend": "lmdb", "map_size": 1048576},
+                greylist={"enabled": True},
+                smtp={"command_count_limit": 100000},
+                errors={"soft_limit": 100000, "hard_limit": 100000})
+            cfg["recipient"] = {"reject_non_fqdn": False}
+            with harness.Mxscreen(cfg) as mx:
+                with harness.raw_connect(mx.port, source="127.0.11.1", timeout=30) as sock:
+                    harness.read_reply(sock)
+                    self.assertEqual(harness.command(sock, "EHLO client.example").code, 250)
+                    self.assertEqual(harness.command(sock, "MAIL FROM:<a@example.org>").code, 250)
+                    codes = []
+                    full = lambda: harness.metric_sum(  # noqa: E731
+                        mx, "mxscreen_store_errors_total", {"engine": "lmdb"}) > 0
+                    for batch in range(40):
+                        lines = "".join(f"RCPT TO:<{'r' * 40}{batch:03d}{i:04d}@example.test>\r\n"
+                                        for i in range(250))
+                        sock.sendall(lines.encode())
+                        codes += [harness.read_reply(sock, timeout=30).code for _ in range(250)]
+                        if full():
+                            break
+                    self.assertTrue(full(), "the 1 MiB map never filled")
+                    # Past the full map the triplet cannot be recorded: greylisting fails open.
+                    self.assertEqual(codes[0], 450)
+                    self.assertEqual(
+                        harness.command(sock, "RCPT TO:<after-full@example.test>").code, 250)
+                mx.wait_log(r"lmdb.*(full|MDB_MAP_FULL)")
+                mx.wait_log(r"GREYLIST skipped")
+                self.assertTrue(mx.running())
+                # And the next client still delivers.
+                self.assertTrue(deliver(mx.port, "127.0.11.2", harness.unique_marker()))
+
+
 class DescriptorLimitTest(unittest.TestCase):
     def test_past_the_open_files_limit_clients_get_421_and_the_rest_go_on(self):
         # 128 descriptors, 8 backend connections and 64 reserved: 56 sessions fit.
