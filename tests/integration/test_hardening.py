@@ -145,7 +145,8 @@ class HardeningTest(unittest.TestCase):
         mx = self.dropping({"tls": {"cert_file": str(self.cert1), "key_file": str(self.key1)}})
         code, out = self.check_config(mx)
         self.assertEqual(code, 0, out)
-        self.assertNotIn("warning", out)
+        # No readability warning (the backend's missing STARTTLS may be warned about: issue 14).
+        self.assertNotIn("not readable by server.user", out)
         with mx:
             mx.wait_log(rf"running as {USER}")
             self.assertNotRegex(mx.log_text(), "not readable by server.user")
