@@ -2,18 +2,30 @@
 // mode, and its libuv adapter ignores poll errors (a refused connect can hang silently), so a
 // loop timer bounds both the connect and every command: past StoreLimits::redis_timeout the
 // connection is dropped, pending commands answer kUnavailable, and a reconnect is scheduled.
+//
+// hiredis 0.14 also assert()s, aborting the process, when a reply arrives that no command is
+// waiting for (async.c, a "spontaneous" reply outside SUBSCRIBE/MONITOR): a broken or hostile
+// server could stop mxscreen at will. So mxscreen reads the socket itself (the adapter's poll
+// callback is replaced by on_poll), feeds the bytes to hiredis's reader and to a shadow reader,
+// counts the whole replies, and drops the connection (fail open, reconnect) when there are more
+// than commands waiting, before hiredis dispatches any of them.
 #include "proxy/store_redis.h"
 
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 
 #include "proxy/log.h"
+
+// Exported by libhiredis 0.14 but declared only from 1.0 on: dispatches the whole replies in
+// the context's reader to their callbacks (the second half of redisAsyncHandleRead).
+extern "C" void redisProcessCallbacks(redisAsyncContext* ac);
 
 namespace mxscreen::proxy {
 namespace {
@@ -138,6 +150,7 @@ RedisStore::~RedisStore() {
     redisAsyncFree(ctx_);
     ctx_ = nullptr;
   }
+  if (shadow_) redisReaderFree(shadow_);
 }
 
 void RedisStore::connect() {
@@ -156,6 +169,18 @@ void RedisStore::connect() {
     ac->data = nullptr;
     redisAsyncFree(ac);
     return lost("cannot attach to the event loop");
+  }
+  // The adapter's event hooks as it writes them, but starting our poll callback, not its own.
+  ac->ev.addRead = [](void* data) { set_interest(data, UV_READABLE, true); };
+  ac->ev.delRead = [](void* data) { set_interest(data, UV_READABLE, false); };
+  ac->ev.addWrite = [](void* data) { set_interest(data, UV_WRITABLE, true); };
+  ac->ev.delWrite = [](void* data) { set_interest(data, UV_WRITABLE, false); };
+  if (shadow_) redisReaderFree(shadow_);
+  shadow_ = redisReaderCreate();
+  if (!shadow_) {
+    ac->data = nullptr;
+    redisAsyncFree(ac);
+    return lost("out of memory");
   }
   redisAsyncSetConnectCallback(ac, &RedisStore::on_connect);
   redisAsyncSetDisconnectCallback(ac, &RedisStore::on_disconnect);
@@ -216,6 +241,69 @@ void RedisStore::drop(const std::string& reason) {
   // Answers every pending command with a NULL reply (deferred by hiredis when called from
   // inside one of its callbacks).
   if (ac) redisAsyncFree(ac);
+}
+
+void RedisStore::set_interest(void* events_data, int flag, bool on) {
+  auto* events = static_cast<redisLibuvEvents*>(events_data);
+  events->events = on ? events->events | flag : events->events & ~flag;
+  if (events->events) {
+    uv_poll_start(&events->handle, events->events, &RedisStore::on_poll);
+  } else {
+    uv_poll_stop(&events->handle);
+  }
+}
+
+void RedisStore::on_poll(uv_poll_t* handle, int status, int events_ready) {
+  auto* events = static_cast<redisLibuvEvents*>(handle->data);
+  if (status != 0 || !events->context) return;
+  redisAsyncContext* ac = events->context;
+  if (events_ready & UV_READABLE) {
+    // Not yet connected: the write handler finishes the connect (and sends the handshake).
+    if (!(ac->c.flags & REDIS_CONNECTED)) redisAsyncHandleWrite(ac);
+    ac = events->context;  // NULL once hiredis has freed the context
+    if (ac) {
+      auto* self = static_cast<RedisStore*>(ac->data);
+      if (self) {
+        self->on_readable(ac);
+      } else {
+        redisAsyncHandleRead(ac);
+      }
+    }
+  }
+  if (events->context && (events_ready & UV_WRITABLE)) redisAsyncHandleWrite(events->context);
+}
+
+void RedisStore::on_readable(redisAsyncContext* ac) {
+  if (!(ac->c.flags & REDIS_CONNECTED)) return;
+  char buf[16 * 1024];
+  ssize_t n = read(ac->c.fd, buf, sizeof buf);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    return drop(std::strerror(errno));
+  }
+  if (n == 0) return drop("connection closed by the server");
+  auto size = static_cast<size_t>(n);
+  if (redisReaderFeed(ac->c.reader, buf, size) != REDIS_OK ||
+      redisReaderFeed(shadow_, buf, size) != REDIS_OK) {
+    return drop("out of memory");
+  }
+  size_t waiting = 0;
+  for (const redisCallback* cb = ac->replies.head; cb; cb = cb->next) ++waiting;
+  for (size_t whole = 0;;) {
+    void* reply = nullptr;
+    if (redisReaderGetReply(shadow_, &reply) != REDIS_OK) {
+      count_store_error(engine(), "protocol");
+      return drop("protocol error: " + std::string(shadow_->errstr));
+    }
+    if (!reply) break;
+    freeReplyObject(reply);
+    if (++whole > waiting) {
+      count_store_error(engine(), "protocol");
+      return drop("a reply no command was waiting for (" + std::to_string(waiting) +
+                  " waiting): not a Redis server, or a broken one");
+    }
+  }
+  redisProcessCallbacks(ac);  // hiredis's reader holds exactly the replies counted above
 }
 
 void RedisStore::on_connect(const redisAsyncContext* ac, int status) {

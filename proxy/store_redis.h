@@ -18,6 +18,7 @@
 
 struct redisAsyncContext;
 struct redisReply;
+struct redisReader;
 
 namespace mxscreen::proxy {
 
@@ -82,6 +83,12 @@ class RedisStore : public Store {
   void scan_step(const std::shared_ptr<ScanWalk>& walk, const std::string& cursor);
   void scan_fetch(const std::shared_ptr<ScanWalk>& walk);
 
+  // Reads what the server sent; drops the connection on a reply no command waits for.
+  void on_readable(redisAsyncContext* ac);
+  static void on_poll(uv_poll_t* handle, int status, int events);
+  // The libuv adapter's add/del read/write hooks, with on_poll as the poll callback.
+  static void set_interest(void* events_data, int flag, bool on);
+
   static void on_connect(const redisAsyncContext* ac, int status);
   static void on_disconnect(const redisAsyncContext* ac, int status);
   static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
@@ -92,6 +99,7 @@ class RedisStore : public Store {
   RedisUrl url_;
   StoreLimits limits_;
   redisAsyncContext* ctx_ = nullptr;
+  redisReader* shadow_ = nullptr;  // fed what hiredis's reader is fed, to count whole replies
   State state_ = State::kDown;
   uint64_t connect_started_ms_ = 0;
   std::map<uint64_t, Pending> pending_;  // by id: the first entry is the oldest

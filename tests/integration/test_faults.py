@@ -125,6 +125,63 @@ class DnsServer:
         self.sock.close()
 
 
+class FakeRedis:
+    """A loopback server speaking just enough RESP to pass for Redis, that then breaks the
+    protocol on purpose: mode "spontaneous" sends a reply nobody asked for after the handshake's
+    PONG, mode "double" answers every command twice. hiredis 0.14 aborts the process on either
+    (an assert in its async reply dispatch) unless mxscreen drops the connection first."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _command(f):
+        head = f.readline()
+        if not head.startswith(b"*"):
+            return None
+        args = []
+        for _ in range(int(head[1:])):
+            size = int(f.readline()[1:])
+            args.append(f.read(size + 2)[:-2])
+        return args
+
+    def _session(self, conn):
+        f = conn.makefile("rb")
+        try:
+            while (args := self._command(f)) is not None:
+                verb = args[0].upper()
+                reply = b"+PONG\r\n" if verb == b"PING" else (
+                    b"$-1\r\n" if verb == b"GET" else b":1\r\n" if verb in (
+                        b"INCRBY", b"EVAL", b"DEL") else b"+OK\r\n")
+                conn.sendall(reply * (2 if self.mode == "double" else 1))
+                if verb == b"PING" and self.mode == "spontaneous":
+                    time.sleep(0.2)
+                    conn.sendall(b"+OK\r\n")
+        except (OSError, ValueError):
+            pass
+        finally:
+            f.close()
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
 def base_config(sink_port, **sections):
     cfg = harness.connection_tests_only({
         "greet": {"banner": BANNER},
@@ -210,6 +267,36 @@ class RedisFaultTest(unittest.TestCase):
                 self.assertTrue(deliver(mx.port, "127.0.9.250", harness.unique_marker()))
         finally:
             redis.cleanup()
+
+
+class BrokenRedisTest(unittest.TestCase):
+    """A server on redis_url that sends replies nobody asked for: mxscreen drops the connection,
+    counts it, fails open and reconnects, and never dies (hiredis would abort it)."""
+
+    def check(self, mode):
+        redis = FakeRedis(mode)
+        try:
+            with harness.SmtpSink() as sink, harness.Mxscreen(base_config(
+                    sink.port, store={"backend": "redis",
+                                      "redis_url": f"redis://127.0.0.1:{redis.port}/0"})) as mx:
+                mx.wait_log(r"redis 127\.0\.0\.1:\d+ unreachable: a reply no command was waiting "
+                            r"for \(\d+ waiting\): not a Redis server, or a broken one; failing open")
+                harness.wait_until(lambda: redis.connections >= 2, 10,
+                                   what="mxscreen to reconnect to the broken server")
+                self.assertTrue(mx.running())
+                self.assertTrue(deliver(mx.port, "127.0.11.1", harness.unique_marker()))
+                sink.wait_messages(1)
+                self.assertGreater(harness.metric_sum(
+                    mx, "mxscreen_store_errors_total", {"reason": "protocol"}), 0)
+                self.assertTrue(mx.running())
+        finally:
+            redis.close()
+
+    def test_a_reply_after_the_handshake_that_nobody_asked_for(self):
+        self.check("spontaneous")
+
+    def test_every_command_answered_twice(self):
+        self.check("double")
 
 
 class DnsFaultTest(unittest.TestCase):
