@@ -41,29 +41,24 @@ struct FakeRedis {
 
 FakeRedis* g_fake = nullptr;
 
-// The first complete RESP reply in `bytes` (so that the engine never gets an answer it did not
-// ask for: hiredis 0.14 asserts on one, see the fuzzing notes in the README), or all of
-// `bytes` with `*complete` false when they hold no complete reply or a protocol error.
-std::string first_reply(const std::string& bytes, bool* complete) {
+// Whether `bytes` is one or more whole RESP replies and nothing else. The fake sends them all:
+// more replies than commands (which hiredis 0.14 alone would abort on) must make the engine
+// drop the connection; a partial or broken reply is followed by EOF.
+bool whole_replies(const std::string& bytes) {
   redisReader* r = redisReaderCreate();
-  *complete = false;
-  size_t n = 0;
-  for (; n < bytes.size(); ++n) {
+  size_t end_of_last = 0;
+  bool broken = false;
+  for (size_t n = 0; n < bytes.size() && !broken; ++n) {
     void* reply = nullptr;
     redisReaderFeed(r, bytes.data() + n, 1);
-    if (redisReaderGetReply(r, &reply) != REDIS_OK) {
-      ++n;
-      break;
-    }
+    broken = redisReaderGetReply(r, &reply) != REDIS_OK;
     if (reply) {
       freeReplyObject(reply);
-      *complete = true;
-      ++n;
-      break;
+      end_of_last = n + 1;
     }
   }
   redisReaderFree(r);
-  return bytes.substr(0, n);
+  return !broken && end_of_last > 0 && end_of_last == bytes.size();
 }
 
 void close_client(FakeRedis* f) {
@@ -103,10 +98,9 @@ void on_command_bytes(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
       continue;
     }
     if (f->next >= f->replies.size()) return close_client(f);  // script over: hang up
-    bool complete = false;
-    std::string reply = first_reply(f->replies[f->next++], &complete);
+    const std::string& reply = f->replies[f->next++];
     send_bytes(f, reply);
-    if (!complete) close_client(f);  // a partial or broken reply, then EOF
+    if (!whole_replies(reply)) close_client(f);  // a partial or broken reply, then EOF
   }
 }
 
