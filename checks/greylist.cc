@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "checks/sha256.h"
+#include "checks/store_keys.h"
 #include "protocol/escape.h"
 
 namespace mxscreen::checks {
@@ -181,7 +182,7 @@ void append_bounded(std::string& key, std::string_view address) {
 std::string greylist_key(const protocol::IpAddress& client, std::string_view sender,
                          std::string_view recipient, const GreylistPolicy& policy) {
   int prefix = client.is_v4() ? policy.ipv4_prefix : policy.ipv6_prefix;
-  std::string key = "gl:";
+  std::string key(store_keys::kGreylist);
   key += protocol::mask_address(client, prefix).to_string();
   key += '/';
   key += std::to_string(prefix);
@@ -230,7 +231,7 @@ GreylistResult decide(std::optional<std::string_view> stored, int64_t now,
 }
 
 std::string client_allowlist_key(const protocol::IpAddress& client) {
-  return "gla:" + client.to_string();
+  return store_keys::make(store_keys::kAutoAllow, client.to_string());
 }
 
 std::string ClientPassRecord::to_string() const {

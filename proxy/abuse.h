@@ -44,7 +44,7 @@ class Bans {
   // with ban.ipv6_prefix.
   std::string identity(const protocol::IpAddress& client) const;
   // "prefix" + identity(): the store key of one client ("ban:", "strike:", "fmx:", ...).
-  std::string key(const char* prefix, const protocol::IpAddress& client) const;
+  std::string key(std::string_view prefix, const protocol::IpAddress& client) const;
 
   // Bans `client` for the escalated ban time unless it is banned already (then `done` gets
   // kConflict and nothing is logged), or for `fixed` when it is given (the admin's ban replaces

@@ -3,11 +3,15 @@
 #include <charconv>
 #include <memory>
 
+#include "checks/store_keys.h"
 #include "proxy/abuse.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 
 namespace mxscreen::proxy {
+
+namespace keys = checks::store_keys;
+
 std::chrono::seconds ttl_seconds(std::chrono::milliseconds ms) {
   auto s = std::chrono::duration_cast<std::chrono::seconds>(ms);
   return s.count() > 0 ? s : std::chrono::seconds(1);
@@ -22,8 +26,8 @@ std::string Bans::identity(const protocol::IpAddress& client) const {
   return protocol::client_identity(client, config_().ban.ipv6_prefix);
 }
 
-std::string Bans::key(const char* prefix, const protocol::IpAddress& client) const {
-  return std::string(prefix) + identity(client);
+std::string Bans::key(std::string_view prefix, const protocol::IpAddress& client) const {
+  return keys::make(prefix, identity(client));
 }
 
 Bans::Bans(uv_loop_t* loop, Store& store, ConfigSource config)
@@ -33,8 +37,8 @@ void Bans::ban(const protocol::IpAddress& client, std::string_view trigger,
                const std::string& reason, std::chrono::seconds fixed, BannedCallback done) {
   auto policy = ban_policy(config_().ban);
   const std::string who = identity(client);
-  const std::string ban_key = "ban:" + who;
-  const std::string count_key = "banc:" + who;
+  const std::string ban_key = keys::make(keys::kBan, who);
+  const std::string count_key = keys::make(keys::kBanCount, who);
   const auto count_ttl = policy.max_ban_time * 4;
   auto stored = [this, who, trigger = std::string(trigger), reason, done, count_key, count_ttl](
                     StoreStatus status, std::chrono::seconds length) {
@@ -79,9 +83,9 @@ void Bans::banned(const std::string& client, std::string_view trigger, const std
 
 void Bans::unban(const protocol::IpAddress& client, Store::StatusCallback done) {
   const std::string who = identity(client);
-  store_.remove("strike:" + who);
-  store_.remove("fmx:" + who);
-  store_.remove("ban:" + who, [this, who, done](StoreStatus status) {
+  store_.remove(keys::make(keys::kStrike, who));
+  store_.remove(keys::make(keys::kFakeMxHits, who));
+  store_.remove(keys::make(keys::kBan, who), [this, who, done](StoreStatus status) {
     if (status == StoreStatus::kOk) {
       Log::event(LogLevel::kInfo, "UNBAN", "UNBAN [" + who + "]", {{"client", who}});
       metrics().inc("mxscreen_unbans_total");
@@ -93,18 +97,20 @@ void Bans::unban(const protocol::IpAddress& client, Store::StatusCallback done) 
 }
 
 void Bans::list(ListCallback cb) {
-  store_.scan("ban:", kMaxListed, [cb](StoreStatus status, std::vector<Store::Item> items) {
-    std::vector<BanEntry> bans;
-    const int64_t now = wall_clock_seconds();
-    for (auto& item : items) {
-      auto record = checks::BanRecord::parse(item.value);
-      if (!record || record->until <= now) continue;
-      bans.push_back({item.key.substr(4), *record});
-    }
-    std::sort(bans.begin(), bans.end(),
-              [](const BanEntry& a, const BanEntry& b) { return a.record.until < b.record.until; });
-    cb(status, std::move(bans));
-  });
+  store_.scan(std::string(keys::kBan), kMaxListed,
+              [cb](StoreStatus status, std::vector<Store::Item> items) {
+                std::vector<BanEntry> bans;
+                const int64_t now = wall_clock_seconds();
+                for (auto& item : items) {
+                  auto record = checks::BanRecord::parse(item.value);
+                  if (!record || record->until <= now) continue;
+                  bans.push_back({std::string(keys::identity_of(keys::kBan, item.key)), *record});
+                }
+                std::sort(bans.begin(), bans.end(), [](const BanEntry& a, const BanEntry& b) {
+                  return a.record.until < b.record.until;
+                });
+                cb(status, std::move(bans));
+              });
 }
 
 }  // namespace mxscreen::proxy
