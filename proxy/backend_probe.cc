@@ -8,8 +8,20 @@
 namespace mxscreen::proxy {
 
 std::string backend_starttls_warning(const Config& config, const std::vector<std::string>& ehlo) {
-  if (config.tls.cert_file.empty() || protocol::ehlo_offers(ehlo, "STARTTLS")) return "";
-  return "[tls] is set but backend " + config.backend.address.to_string() +
+  const bool own_tls = !config.tls.cert_file.empty();
+  const bool backend_tls = protocol::ehlo_offers(ehlo, "STARTTLS");
+  const std::string backend = "backend " + config.backend.address.to_string();
+  if (config.backend.handoff == HandoffMode::kXclient) {
+    // The spliced stream is read in this mode: the backend's STARTTLS never reaches a client,
+    // mxscreen's own takes its place on every path.
+    if (own_tls || !backend_tls) return "";
+    return backend +
+           " offers STARTTLS, but with handoff = \"xclient\" mxscreen reads every command after "
+           "the handoff and so never offers it, and [tls] is not set: no client gets TLS; set "
+           "[tls] (the backend's certificate will do; README, Deploying)";
+  }
+  if (!own_tls || backend_tls) return "";
+  return "[tls] is set but " + backend +
          " does not offer STARTTLS: clients spliced at connect (PASS OLD, access.allow, DNSWL) "
          "talk to it in clear text; give that smtpd smtpd_tls_security_level = may and a "
          "certificate (README, Deploying)";

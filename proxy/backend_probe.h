@@ -18,9 +18,12 @@
 
 namespace mxscreen::proxy {
 
-// [tls] is set and the backend's EHLO reply (greeting line first) offers no STARTTLS: the
-// sessions spliced at connect (PASS OLD, access.allow, DNSWL) would be in clear text, since
-// mxscreen's own STARTTLS is only for the sessions it screens. The warning, or "".
+// A path on which a STARTTLS-capable client would get no TLS, judged from the backend's EHLO
+// reply (greeting line first); the warning, or "". With the PROXY protocol (or none): [tls] is
+// set and the backend offers no STARTTLS, so the sessions spliced at connect (PASS OLD,
+// access.allow, DNSWL), which only the backend's STARTTLS can serve, are in clear text. With
+// XCLIENT: the backend's STARTTLS is never offered (the stream is read), so without [tls] no
+// session gets TLS although the backend could do it.
 std::string backend_starttls_warning(const Config& config, const std::vector<std::string>& ehlo);
 
 // Probes the backend once on a loop of its own (for --check-config); the EHLO reply lines or

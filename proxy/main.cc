@@ -257,8 +257,10 @@ int run(int argc, char** argv) {
     for (const auto& w : warnings)
       std::fprintf(stderr, "%s: warning: %s\n", config_path.c_str(), w.c_str());
     for (const auto& w : config_warnings) std::fprintf(stderr, "%s\n", w.c_str());
-    if (!runtime->config->tls.cert_file.empty()) {
-      // TLS on every path: the sessions spliced at connect need the backend's own STARTTLS.
+    // TLS on every path: the sessions spliced at connect need the backend's own STARTTLS with
+    // the PROXY protocol; with XCLIENT the backend's is hidden and only mxscreen's is offered.
+    const bool own_tls = !runtime->config->tls.cert_file.empty();
+    if (own_tls != (runtime->config->backend.handoff == HandoffMode::kXclient)) {
       std::string why;
       auto ehlo = probe_backend_once(*runtime->config, &why);
       std::string warning = ehlo ? backend_starttls_warning(*runtime->config, *ehlo)

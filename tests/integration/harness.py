@@ -9,7 +9,7 @@ deadline" (wait_until), never a bare sleep.
 
 Environment: MXSCREEN_BIN (the binary; default <repo>/build/mxscreen), MXSCREEN_SOURCE_DIR
 (repo root; default two levels above this file), MXSCREEN_KEEP_TMP=1 keeps temp dirs,
-MXSCREEN_TEST_POSTFIX_DIR (the private Postfix; default /var/tmp/mxscreen-test-postfix).
+MXSCREEN_TEST_POSTFIX_DIR (the private Postfix; default /var/tmp/mxscreen-test-postfix-tls).
 """
 
 import json
@@ -34,17 +34,24 @@ SOURCE_DIR = Path(os.environ.get("MXSCREEN_SOURCE_DIR") or Path(__file__).resolv
 # The tests' own Postfix instance (scripts/postfix-backend POSTFIX_DIR): its config, queue,
 # mail and log live under this directory, so /etc/postfix and the machine's Postfix (the
 # demo's, on 10025/10026) are left alone. One instance serves every test process on the machine.
-POSTFIX_DIR = Path(os.environ.get("MXSCREEN_TEST_POSTFIX_DIR") or "/var/tmp/mxscreen-test-postfix")
+# (A new directory and ports whenever its configuration changes in a way older copies of
+# scripts/postfix-backend would undo: see that script.)
+POSTFIX_DIR = Path(os.environ.get("MXSCREEN_TEST_POSTFIX_DIR")
+                   or "/var/tmp/mxscreen-test-postfix-tls")
 POSTFIX_LOG = POSTFIX_DIR / "postfix.log"
 # Maildir of user@example.test (virtual delivery, see scripts/postfix-backend).
 MAILDIR = POSTFIX_DIR / "mail" / "example.test" / "user"
-BACKEND_PROXY = "127.0.0.1:10125"    # smtpd with smtpd_upstream_proxy_protocol=haproxy
-BACKEND_XCLIENT = "127.0.0.1:10126"  # smtpd with smtpd_authorized_xclient_hosts=127.0.0.0/8
+# Every backend service offers STARTTLS (smtpd_tls_security_level = may) with this certificate,
+# made once by scripts/postfix-backend; key mode 0600 (tests run as root).
+BACKEND_TLS_CERT = POSTFIX_DIR / "tls" / "backend.crt"
+BACKEND_TLS_KEY = POSTFIX_DIR / "tls" / "backend.key"
+BACKEND_PROXY = "127.0.0.1:10135"    # smtpd with smtpd_upstream_proxy_protocol=haproxy
+BACKEND_XCLIENT = "127.0.0.1:10136"  # smtpd with smtpd_authorized_xclient_hosts=127.0.0.0/8
 BACKEND_PROXY_PORT = int(BACKEND_PROXY.rsplit(":", 1)[1])
 BACKEND_XCLIENT_PORT = int(BACKEND_XCLIENT.rsplit(":", 1)[1])
 # The same two, asking mxscreen's policy service on POLICY_PORT at every RCPT.
-BACKEND_PROXY_POLICY = "127.0.0.1:10127"
-BACKEND_XCLIENT_POLICY = "127.0.0.1:10128"
+BACKEND_PROXY_POLICY = "127.0.0.1:10137"
+BACKEND_XCLIENT_POLICY = "127.0.0.1:10138"
 POLICY_PORT = 10140
 CLIENT_HELO = "mail.example.org"
 

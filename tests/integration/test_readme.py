@@ -7,8 +7,9 @@ of the tests' private Postfix. Only what ties it to one machine is rewritten, in
 in the commands alike: ports 25 and 9425 become free ports, /etc/mxscreen/config.toml and
 /var/lib/mxscreen a temporary config and state directory, ./build-release/mxscreen the binary
 under test, the backend the private instance's PROXY port, server.user none (the test runs as
-root where the demo runs as the mxscreen user), and the Maildir and Postfix log the private
-instance's. The set-up commands are covered by what runs them: `sudo ./scripts/test` is the
+root where the demo runs as the mxscreen user), the [tls] certificate the private instance's
+(the demo's Postfix and mxscreen share one, as these do), and the Maildir and Postfix log the
+private instance's. The set-up commands are covered by what runs them: `sudo ./scripts/test` is the
 command that runs this test, `sudo ./scripts/demo` is this config plus scripts/postfix-backend
 on the machine's Postfix, and `sudo ./scripts/container-check` builds the Dockerfile that the
 docker commands use (with podman, as docker is not on these machines); the sanitizer, fuzzing and
@@ -116,7 +117,11 @@ class DemoWalkThroughTest(unittest.TestCase):
                          ("127.0.0.1:9425\"", "127.0.0.1:@METRICS_PORT@\""),
                          ("\"/var/lib/mxscreen\"", "\"@STATE_DIR@\""),
                          ("\"127.0.0.1:10025\"", f"\"{harness.BACKEND_PROXY}\""),
-                         ("user = \"mxscreen\"", "user = \"\"")):
+                         ("user = \"mxscreen\"", "user = \"\""),
+                         # scripts/demo gives Postfix the certificate of mxscreen's [tls]; the
+                         # tests' Postfix has its own, which mxscreen then uses the same way.
+                         ("\"/etc/mxscreen/tls/mx.crt\"", f"\"{harness.BACKEND_TLS_CERT}\""),
+                         ("\"/etc/mxscreen/tls/mx.key\"", f"\"{harness.BACKEND_TLS_KEY}\"")):
             if old not in text:
                 raise AssertionError(f"{DEMO_CONFIG} no longer has {old}: update this test")
             text = text.replace(old, new)
