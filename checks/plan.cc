@@ -41,6 +41,8 @@ const std::vector<TestRow> kTests = {
    [](const S& s) { return s.sender_reject_unknown_domain; }},
   {"sender_rhsbl",   "sender.rhsbl",                  "[]",    Phase::kRcpt,     kNeedDomainDns,                  false,
    [](const S& s) { return s.sender_rhsbl; }},
+  {"spf",            "sender.spf",                    "\"off\"", Phase::kRcpt,   kNeedDomainDns,                  false,
+   [](const S& s) { return s.sender_spf; }},
   {"recipient_non_fqdn", "recipient.reject_non_fqdn", "false", Phase::kRcpt,     kNeedNothing,                    false,
    [](const S& s) { return s.recipient_reject_non_fqdn; }},
   {"greylist",       "greylist.enabled",              "false", Phase::kRcpt,     kNeedStore,                      false,

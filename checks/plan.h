@@ -47,6 +47,7 @@ struct PlanSettings {
   bool sender_reject_non_fqdn = true;
   bool sender_reject_unknown_domain = false;
   bool sender_rhsbl = false;
+  bool sender_spf = false;  // sender.spf is not "off"
   bool recipient_reject_non_fqdn = true;
   bool greylist = true;
   bool greylist_needs_client_name = false;  // a greylist client allowlist matches names

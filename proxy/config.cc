@@ -47,6 +47,11 @@ constexpr Named<StoreBackend> kStoreBackends[] = {{"lmdb", StoreBackend::kLmdb},
 constexpr Named<LogFormat> kLogFormats[] = {{"text", LogFormat::kText}, {"json", LogFormat::kJson}};
 constexpr Named<LogTarget> kLogTargets[] = {{"stderr", LogTarget::kStderr},
                                             {"syslog", LogTarget::kSyslog}};
+constexpr Named<checks::SpfMode> kSpfModes[] = {
+    {"off", checks::SpfMode::kOff},
+    {"log", checks::SpfMode::kLog},
+    {"reject_fail", checks::SpfMode::kRejectFail},
+    {"reject_fail_softfail", checks::SpfMode::kRejectFailSoftfail}};
 constexpr Named<checks::Action> kActions[] = {{"off", checks::Action::kOff},
                                               {"ignore", checks::Action::kIgnore},
                                               {"enforce", checks::Action::kEnforce},
@@ -397,6 +402,9 @@ void read_checks(Section& helo, Section& client, Section& sender, Section& recip
   sender.read("reject_non_fqdn", c.sender.reject_non_fqdn);
   sender.read("reject_unknown_domain", c.sender.reject_unknown_domain);
   read_sites(sender, "rhsbl", c.sender.rhsbl);
+  sender.read("spf", c.sender.spf, std::span<const Named<checks::SpfMode>>(kSpfModes));
+  sender.read_duration("spf_timeout", c.sender.spf_timeout, Ms(1));
+  sender.read("spf_max_in_flight", c.sender.spf_max_in_flight, 1);
   recipient.read("reject_non_fqdn", c.recipient.reject_non_fqdn);
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "checks/dnsbl.h"
+#include "checks/spf_policy.h"
 #include "checks/verdict.h"
 #include "protocol/address.h"
 
@@ -105,6 +106,13 @@ struct SenderConfig {
   bool reject_non_fqdn = true;
   bool reject_unknown_domain = false;
   std::vector<std::string> rhsbl;
+  // SPF (RFC 7208) of the MAIL FROM (or HELO for the null sender): off | log | reject_fail |
+  // reject_fail_softfail (postfix-policyd-spf's choices; checks/spf_policy.h).
+  checks::SpfMode spf = checks::SpfMode::kOff;
+  // RFC 7208 4.6.4: a bound on one whole evaluation ("SHOULD allow at least 20 seconds").
+  std::chrono::milliseconds spf_timeout{20000};
+  // SPF evaluations waiting for DNS at once in the process; past it: temperror at once.
+  int spf_max_in_flight = 1000;
 };
 
 struct RecipientConfig {

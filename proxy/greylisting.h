@@ -12,6 +12,7 @@
 #include <string>
 
 #include "checks/greylist.h"
+#include "checks/spf.h"
 #include "protocol/address.h"
 #include "proxy/config.h"
 #include "proxy/store.h"
@@ -27,6 +28,11 @@ struct GreylistQuery {
   std::string verified_name;  // the forward-confirmed client name, "" when there is none
   std::string sender;
   std::string recipient;
+  // The sender's SPF finding (sender.spf; kNone when SPF is off or had nothing to say) and the
+  // domain it is about: the SPF-pass domain when spf_result is kPass (issue 18's
+  // identity-keyed triplet uses it as a key, never as a bypass).
+  checks::SpfResult spf_result = checks::SpfResult::kNone;
+  std::string spf_domain;
 };
 
 struct GreylistAnswer {

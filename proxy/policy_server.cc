@@ -5,6 +5,8 @@
 #include "proxy/policy_server.h"
 
 #include <charconv>
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
+#include "proxy/spf_check.h"
 
 namespace mxscreen::proxy {
 namespace {
@@ -101,8 +104,9 @@ class PolicyServer::Connection : public ConnHandler {
     const auto& runtime = *server_.runtime();
     // Only RCPT is greylisted; Postfix may call the service from other restriction lists.
     bool rcpt = protocol::ascii_lower(request.get("protocol_state")) == "rcpt";
+    bool spf = runtime.config->sender.spf != checks::SpfMode::kOff;
     if (request.get("request") != "smtpd_access_policy" || !rcpt ||
-        !runtime.config->greylist.enabled) {
+        (!runtime.config->greylist.enabled && !spf)) {
       return answer("DUNNO", "skipped", "dunno");
     }
     auto client = protocol::IpAddress::parse(request.get("client_address"));
@@ -134,13 +138,72 @@ class PolicyServer::Connection : public ConnHandler {
     busy_ = true;
     conn_.stop_reading();
     uv_timer_stop(timer_.get());
+    if (spf) return check_spf(query, std::string(request.get("helo_name")), who);
+    after_spf(query, who);
+  }
+
+  // SPF of the request's sender (sender.spf), then greylisting. Postfix asks once per RCPT on
+  // the connection of one smtpd: the finding for the same client, HELO and sender is kept for
+  // the next request.
+  void check_spf(GreylistQuery query, const std::string& helo, const std::string& who) {
+    const auto& config = *server_.runtime()->config;
+    checks::SpfRequest request{query.client, helo, query.sender, config.server.hostname,
+                               std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count()};
+    std::string key = query.client.to_string() + "|" + helo + "|" + query.sender;
+    if (spf_last_ && key == spf_key_) return spf_found(*spf_last_, request, query, who, false);
+    spf_key_ = key;
+    spf_last_.reset();
+    Resolver* resolver = server_.resolver();
+    if (!resolver) {
+      checks::SpfFinding f;
+      f.result = checks::SpfResult::kTempError;
+      f.problem = "no DNS resolver";
+      return spf_found(f, request, query, who, true);
+    }
+    auto alive = alive_;
+    spf_run_ = std::make_unique<SpfEvaluation>(
+        loop_, *resolver, config.sender, request,
+        [this, alive, request, query, who](const checks::SpfFinding& f) {
+          if (!*alive || closing_) return;
+          spf_found(f, request, query, who, true);
+        });
+    if (spf_run_->immediate()) spf_found(*spf_run_->immediate(), request, query, who, true);
+  }
+
+  void spf_found(const checks::SpfFinding& finding, const checks::SpfRequest& request,
+                 GreylistQuery query, const std::string& who, bool fresh) {
+    const auto& config = *server_.runtime()->config;
+    bool reject = checks::spf_rejects(finding, config.sender.spf);
+    if (fresh) {
+      spf_last_ = finding;
+      report_spf(finding, request, who, "policy", reject);
+    }
+    if (reject) {
+      // Postfix makes it "550 5.7.23 <rcpt>: Recipient address rejected: Message rejected
+      // due to: SPF fail - not authorized" (access(5) with an enhanced status code).
+      answer(checks::spf_policy_action(finding), "spf_reject", "reject");
+      return resume();
+    }
+    query.spf_result = finding.result;
+    if (finding.result == checks::SpfResult::kPass) query.spf_domain = finding.domain;
+    after_spf(query, who);
+  }
+
+  void after_spf(const GreylistQuery& query, const std::string& who) {
+    const auto& runtime = *server_.runtime();
+    if (!runtime.config->greylist.enabled) {
+      answer("DUNNO", "skipped", "dunno");
+      return resume();
+    }
     // A DNSWL client skips greylisting, as it skips mxscreen's own tests: ask the lists (the
     // worker's DNS cache answers most of these at once), then greylist.
     Resolver* resolver = server_.resolver();
     if (resolver && has_dnswl(*runtime.dnsbl_sites)) {
       dns_ = std::make_unique<ClientLookups>(
-          *resolver, server_.dnsbl_health(), runtime.dnsbl_sites, *client, ClientLookupsOptions{},
-          [this, query, who](ClientDnsEvent) { dns_answered(query, who); });
+          *resolver, server_.dnsbl_health(), runtime.dnsbl_sites, query.client,
+          ClientLookupsOptions{}, [this, query, who](ClientDnsEvent) { dns_answered(query, who); });
       return;
     }
     greylist(query, who);
@@ -266,7 +329,10 @@ class PolicyServer::Connection : public ConnHandler {
   bool busy_ = false;     // a request is with the store: nothing else is read or answered
   bool partial_ = false;  // the timer runs for a request that has begun
   bool closing_ = false;
-  std::unique_ptr<ClientLookups> dns_;  // DNSWL lookups of the request being answered
+  std::unique_ptr<ClientLookups> dns_;      // DNSWL lookups of the request being answered
+  std::unique_ptr<SpfEvaluation> spf_run_;  // SPF of the request being answered
+  std::string spf_key_;                     // client|helo|sender of spf_last_
+  std::optional<checks::SpfFinding> spf_last_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

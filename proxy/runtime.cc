@@ -43,6 +43,7 @@ checks::PlanSettings plan_settings(const Config& c, const Runtime& rt) {
   s.sender_reject_non_fqdn = c.sender.reject_non_fqdn;
   s.sender_reject_unknown_domain = c.sender.reject_unknown_domain;
   s.sender_rhsbl = !rt.sender_rhsbl->empty();
+  s.sender_spf = c.sender.spf != checks::SpfMode::kOff;
   s.recipient_reject_non_fqdn = c.recipient.reject_non_fqdn;
   s.greylist = c.greylist.enabled;
   s.greylist_needs_client_name = rt.greylist_clients->needs_name();

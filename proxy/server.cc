@@ -7,6 +7,7 @@
 
 #include "proxy/log.h"
 #include "proxy/session.h"
+#include "proxy/spf_check.h"
 
 namespace mxscreen::proxy {
 namespace {
@@ -115,6 +116,7 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::str
   m.describe("mxscreen_limit_hits_total", "counter",
              "Connections refused by a limit (max_sessions, backend_max_sessions, "
              "client_connection_count, client_connection_rate).");
+  describe_spf_metrics();
   m.describe("mxscreen_test_results_total", "counter",
              "Pre-dialogue test hits, by test and outcome (ignore, enforce, drop, reject).");
   // Families the alert rules and the dashboard (docs/monitoring/) query exist from the start,

@@ -437,6 +437,7 @@ void Session::run_dialogue() {
     std::string early = lines_->peek(checks::PregreetTest::kSampleBytes);
     if (early.empty()) early = held_.substr(0, checks::PregreetTest::kSampleBytes);
     apply_step(dialogue_->on_line(*line, early));
+    if (state_ == State::kDialogue) maybe_start_spf();
     if (!held_.empty() && state_ == State::kDialogue) {
       std::string rest = std::move(held_);
       held_.clear();
@@ -481,8 +482,7 @@ void Session::apply_step(checks::Step step) {
       return;
     }
     case checks::Step::Then::kHandoff:
-      if (!dialogue_->rcpt_line().empty() && check_domains()) return;  // then rcpt_passed()
-      rcpt_passed();
+      rcpt_ready();
       return;
     case checks::Step::Then::kStartTls:
       start_tls();

@@ -24,6 +24,7 @@
 #include "proxy/greylisting.h"
 #include "proxy/kernel_splice.h"
 #include "proxy/server.h"
+#include "proxy/spf_check.h"
 #include "proxy/tls.h"
 
 namespace mxscreen::proxy {
@@ -133,6 +134,13 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   // At connect: every backend slot taken and the queue full: 421 4.3.2, logged and counted,
   // and true.
   bool refuse_if_backend_full();
+  // session_spf.cc: SPF of the sender (sender.spf), started when a MAIL is accepted and
+  // decided at the RCPT that would hand off (as Postfix's smtpd_delay_reject answers sender
+  // restrictions at RCPT). rcpt_ready: the held RCPT passed the dialogue: SPF, the DNS tests of
+  // names, then rcpt_passed.
+  void maybe_start_spf();
+  void spf_found(const checks::SpfFinding& finding);
+  void rcpt_ready();
   // The held RCPT passed the dialogue: greylisting, then the handoff.
   void rcpt_passed();
   // Starts the DNS tests of the HELO name, sender domain and reverse name (domain_dns.h) when
@@ -165,6 +173,11 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   std::unique_ptr<TlsSession> tls_;            // after STARTTLS
   std::unique_ptr<ClientLookups> dns_;         // DNSBL, PTR and FCrDNS, from connect on
   std::unique_ptr<DomainLookups> domain_dns_;  // names the client gave, at RCPT
+  std::unique_ptr<SpfEvaluation> spf_run_;     // SPF of the current MAIL, while it runs
+  std::optional<checks::SpfFinding> spf_;      // ... and its finding
+  std::string spf_mail_line_;                  // the MAIL line spf_run_/spf_ are about
+  checks::SpfRequest spf_request_;             // ... and its facts
+  bool spf_waiting_ = false;                   // the held RCPT waits for spf_
   std::string dnsbl_enforce_reply_;            // DNSBL said enforce: every RCPT gets this
   // The current phase's deadline or an error sleep; made on first use.
   std::unique_ptr<UvHandle<uv_timer_t>> timer_;

@@ -175,6 +175,10 @@ void Session::greylist_rcpt() {
   }
   query.sender = dialogue_->sender().address;
   query.recipient = dialogue_->recipient().address;
+  if (spf_) {
+    query.spf_result = spf_->result;
+    if (spf_->result == checks::SpfResult::kPass) query.spf_domain = spf_->domain;
+  }
   store_wait_ = true;
   client_conn_.stop_reading();
   auto alive = alive_;

@@ -141,7 +141,9 @@ def dns_query(port, name, qtype=1, timeout=0.2):
 class Unbound:
     """A real unbound in the foreground on 127.0.0.1:<free port> serving zones()."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, zone_text=None):
+        """zone_text: unbound server-clause lines (local-zone/local-data) instead of zones();
+        it must answer ready.test. (test_spf.py serves its own SPF zones this way)."""
         self.binary = binary
         self.dir = Path(tempfile.mkdtemp(prefix="mxscreen-unbound-"))
         self.port = free_udp_tcp_port()
@@ -154,7 +156,7 @@ class Unbound:
             f"  interface: 127.0.0.1\n  port: {self.port}\n"
             "  do-ip6: no\n  access-control: 127.0.0.0/8 allow\n"
             '  module-config: "iterator"\n'
-            + zones() + "remote-control:\n  control-enable: yes\n  control-use-cert: no\n"
+            + (zone_text if zone_text is not None else zones()) + "remote-control:\n  control-enable: yes\n  control-use-cert: no\n"
             f"  control-interface: {self.dir / 'control.sock'}\n")
         self.proc = None
         self._log = None

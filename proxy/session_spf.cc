@@ -1,0 +1,72 @@
+// proxy/session_spf.cc: SPF in mxscreen's own dialogue (sender.spf). The evaluation starts as
+// soon as a MAIL FROM is accepted, so its DNS rounds overlap the client's RCPTs; the finding is
+// applied at the RCPT that would hand off, before the DNS tests of names and greylisting: a
+// refused sender gets "550 5.7.23" for that RCPT (a NOQUEUE line with test spf), anything
+// else goes on with the finding as a fact for greylisting (GreylistQuery::spf_*).
+
+#include <chrono>
+
+#include "checks/spf_policy.h"
+#include "proxy/session.h"
+
+namespace mxscreen::proxy {
+
+void Session::maybe_start_spf() {
+  const auto& c = config();
+  if (c.sender.spf == checks::SpfMode::kOff || !dialogue_) return;
+  const std::string& mail = dialogue_->mail_line();
+  if (mail == spf_mail_line_) return;
+  // A new transaction (or none after RSET/EHLO): the old evaluation is of no use.
+  spf_mail_line_ = mail;
+  spf_run_.reset();
+  spf_.reset();
+  if (mail.empty()) return;
+  spf_request_ = checks::SpfRequest{client_.address, dialogue_->helo(), dialogue_->sender().address,
+                                    c.server.hostname,
+                                    std::chrono::duration_cast<std::chrono::seconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count()};
+  Resolver* resolver = server_.resolver();
+  if (!resolver) {
+    checks::SpfFinding f;
+    f.result = checks::SpfResult::kTempError;
+    f.problem = "no DNS resolver";
+    return spf_found(f);
+  }
+  spf_run_ = std::make_unique<SpfEvaluation>(
+      server_.loop(), *resolver, c.sender, spf_request_,
+      [this](const checks::SpfFinding& finding) { spf_found(finding); });
+  if (spf_run_->immediate()) spf_found(*spf_run_->immediate());
+}
+
+void Session::spf_found(const checks::SpfFinding& finding) {
+  spf_ = finding;
+  report_spf(finding, spf_request_, who(), "session",
+             checks::spf_rejects(finding, config().sender.spf));
+  if (!spf_waiting_ || state_ != State::kDialogue) return;
+  spf_waiting_ = false;
+  store_wait_ = false;
+  rcpt_ready();
+}
+
+void Session::rcpt_ready() {
+  if (!dialogue_->rcpt_line().empty()) {
+    if (config().sender.spf != checks::SpfMode::kOff && !spf_ && spf_run_) {
+      // The evaluation is still out: the RCPT (and what follows it) waits for it.
+      spf_waiting_ = true;
+      store_wait_ = true;
+      client_conn_.stop_reading();
+      return;
+    }
+    if (spf_ && checks::spf_rejects(*spf_, config().sender.spf)) {
+      apply_step(dialogue_->reject_held_rcpt(
+          checks::spf_reject_reply(*spf_, dialogue_->sender().address), "spf"));
+      resume_dialogue();
+      return;
+    }
+    if (check_domains()) return;  // then rcpt_passed()
+  }
+  rcpt_passed();
+}
+
+}  // namespace mxscreen::proxy
