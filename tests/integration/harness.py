@@ -701,6 +701,66 @@ def metric_sum(mx, name, labels=None):
 
 
 # ---------------------------------------------------------------------------------------------
+# A sending Postfix
+
+class SendingPostfix:
+    """A real sending MTA: a private Postfix (scripts/postfix-sender) in a temporary directory,
+    its own queue and log, that relays every message to relay ("host:port", e.g. mxscreen's
+    listener) with queue, retries, opportunistic TLS and cached connections. settings: extra
+    main.cf parameters ({name: value}), e.g. {"smtp_bind_address": "127.0.9.1"}. A context
+    manager; submit() puts a message in its queue as `sendmail -C` does."""
+
+    def __init__(self, relay, settings=None):
+        self.relay = relay
+        self.settings = dict(settings or {})
+        self.dir = Path(tempfile.mkdtemp(prefix="mxscreen-sender-"))
+        os.chmod(self.dir, 0o755)  # Postfix's daemons run as the postfix user
+        self.conf = self.dir / "etc"
+        self.log_path = self.dir / "postfix.log"
+        self.script = SOURCE_DIR / "scripts" / "postfix-sender"
+
+    def start(self):
+        args = [f"{k}={v}" for k, v in self.settings.items()]
+        result = subprocess.run([str(self.script), str(self.dir), self.relay, *args],
+                                capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise RuntimeError(f"{self.script} failed ({result.returncode}):\n"
+                               f"{result.stdout}{result.stderr}")
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            sys.stderr.write(f"--- sending Postfix log ({self.log_path}) ---\n"
+                             + "\n".join(self.log_text().splitlines()[-40:]) + "\n")
+        subprocess.run([str(self.script), "--stop", str(self.dir)], capture_output=True,
+                       timeout=60)
+        if not os.environ.get("MXSCREEN_KEEP_TMP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+    def submit(self, sender, recipients, message, notify="never"):
+        """Queues message (bytes, LF or CRLF lines) from sender to recipients; notify is the
+        DSN NOTIFY of every recipient (sendmail -N; "never": no bounce goes back through the
+        relay for a refused recipient)."""
+        subprocess.run(["sendmail", "-C", str(self.conf), "-N", notify, "-f", sender, "--",
+                        *recipients], input=message, check=True, capture_output=True, timeout=30)
+
+    def queue_empty(self):
+        out = subprocess.run(["postqueue", "-c", str(self.conf), "-p"], capture_output=True,
+                             text=True, timeout=30).stdout
+        return "Mail queue is empty" in out
+
+    def log_text(self):
+        try:
+            return self.log_path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+
+# ---------------------------------------------------------------------------------------------
 # redis-server
 
 class RedisServer:
