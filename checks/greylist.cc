@@ -126,9 +126,9 @@ bool parse_fields(std::string_view text, int64_t* fields, size_t count) {
 
 seconds at_least_one(int64_t s) { return seconds(std::max<int64_t>(s, 1)); }
 
-GreylistResult first_sight(int64_t now, const GreylistPolicy& policy) {
-  return {GreylistOutcome::kNew, GreylistRecord{now, now, false}.to_string(),
-          at_least_one(policy.retry_window.count()), policy.delay};
+GreylistResult first_sight(int64_t now, const GreylistPolicy& policy, bool fcrdns) {
+  return {GreylistOutcome::kNew, GreylistRecord{now, now, false, fcrdns, false}.to_string(),
+          at_least_one(policy.retry_window.count() + policy.unretried_keep.count()), policy.delay};
 }
 
 }  // namespace
@@ -179,55 +179,79 @@ void append_bounded(std::string& key, std::string_view address) {
 
 }  // namespace
 
-std::string greylist_key(const protocol::IpAddress& client, std::string_view sender,
-                         std::string_view recipient, const GreylistPolicy& policy) {
+std::string greylist_key_sender(std::string_view sender, const GreylistPolicy& policy) {
+  std::string part;
+  append_bounded(part, normalize_sender(sender, policy.strip_sender_tags));
+  return part;
+}
+
+std::string greylist_key_recipient(std::string_view recipient) {
+  std::string part;
+  append_bounded(part, protocol::ascii_lower(recipient));
+  return part;
+}
+
+std::string greylist_key_prefix(const protocol::IpAddress& client, const GreylistPolicy& policy) {
   int prefix = client.is_v4() ? policy.ipv4_prefix : policy.ipv6_prefix;
   std::string key(store_keys::kGreylist);
   key += protocol::mask_address(client, prefix).to_string();
   key += '/';
   key += std::to_string(prefix);
   key += ':';
-  append_bounded(key, normalize_sender(sender, policy.strip_sender_tags));
+  return key;
+}
+
+std::string greylist_key(const protocol::IpAddress& client, std::string_view sender,
+                         std::string_view recipient, const GreylistPolicy& policy) {
+  std::string key = greylist_key_prefix(client, policy);
+  key += greylist_key_sender(sender, policy);
   key += ':';
-  append_bounded(key, protocol::ascii_lower(recipient));
+  key += greylist_key_recipient(recipient);
   return key;
 }
 
 std::string GreylistRecord::to_string() const {
-  return std::to_string(first_seen) + ":" + std::to_string(last_seen) + ":" + (passed ? "1" : "0");
+  auto flag = [](bool b) { return b ? ":1" : ":0"; };
+  return std::to_string(first_seen) + ":" + std::to_string(last_seen) + flag(passed) +
+         flag(fcrdns) + flag(counted);
 }
 
 std::optional<GreylistRecord> GreylistRecord::parse(std::string_view text) {
-  int64_t f[3];
-  if (!parse_fields(text, f, 3) || (f[2] != 0 && f[2] != 1)) return std::nullopt;
-  return GreylistRecord{f[0], f[1], f[2] == 1};
+  int64_t f[5] = {0, 0, 0, 0, 0};
+  if (!parse_fields(text, f, 5) && !parse_fields(text, f, 3)) return std::nullopt;
+  for (int i = 2; i < 5; ++i) {
+    if (f[i] != 0 && f[i] != 1) return std::nullopt;
+  }
+  return GreylistRecord{f[0], f[1], f[2] == 1, f[3] == 1, f[4] == 1};
 }
 
 GreylistResult decide(std::optional<std::string_view> stored, int64_t now,
-                      const GreylistPolicy& policy) {
+                      const GreylistPolicy& policy, bool fcrdns) {
   std::optional<GreylistRecord> record;
   if (stored) record = GreylistRecord::parse(*stored);
   // No record, a malformed one, or one from the future (the clock went back): start over.
-  if (!record || record->first_seen > now) return first_sight(now, policy);
+  if (!record || record->first_seen > now) return first_sight(now, policy, fcrdns);
+  // The FCrDNS fact of the first try stays with the triplet.
+  GreylistRecord next{record->first_seen, now, record->passed, record->fcrdns, false};
 
   if (record->passed) {
     // postgrey --max-age counts from the last time the triplet was seen.
-    if (now - record->last_seen > policy.max_age.count()) return first_sight(now, policy);
-    return {GreylistOutcome::kAllowlistedTriplet,
-            GreylistRecord{record->first_seen, now, true}.to_string(),
+    if (now - record->last_seen > policy.max_age.count()) return first_sight(now, policy, fcrdns);
+    return {GreylistOutcome::kAllowlistedTriplet, next.to_string(),
             at_least_one(policy.max_age.count()), seconds(0)};
   }
 
   int64_t age = now - record->first_seen;
   // postgrey --retry-window counts from the first sighting; early retries do not extend it.
-  if (age > policy.retry_window.count()) return first_sight(now, policy);
+  if (age > policy.retry_window.count()) return first_sight(now, policy, fcrdns);
   if (age < policy.delay.count()) {
-    return {GreylistOutcome::kEarlyRetry,
-            GreylistRecord{record->first_seen, now, false}.to_string(),
-            at_least_one(policy.retry_window.count() - age), seconds(policy.delay.count() - age)};
+    return {GreylistOutcome::kEarlyRetry, next.to_string(),
+            at_least_one(policy.retry_window.count() - age + policy.unretried_keep.count()),
+            seconds(policy.delay.count() - age)};
   }
-  return {GreylistOutcome::kPassed, GreylistRecord{record->first_seen, now, true}.to_string(),
-          at_least_one(policy.max_age.count()), seconds(0)};
+  next.passed = true;
+  return {GreylistOutcome::kPassed, next.to_string(), at_least_one(policy.max_age.count()),
+          seconds(0)};
 }
 
 std::string client_allowlist_key(const protocol::IpAddress& client) {

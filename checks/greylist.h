@@ -23,6 +23,9 @@ struct GreylistPolicy {
   int ipv6_prefix = 64;
   int auto_allowlist_clients = 5;  // postgrey --auto-whitelist-clients; 0 = off
   bool strip_sender_tags = true;   // SRS, BATV, "+tag" and VERP numbers
+  // A triplet that never passed is kept this long past retry_window, so that the sweep
+  // (proxy/greylist_sweep.h) meets it and counts it as never retried before it expires.
+  std::chrono::seconds unretried_keep{0};
 };
 
 enum class GreylistOutcome : uint8_t {
@@ -63,21 +66,33 @@ inline constexpr std::size_t kGreylistKeyPrefix = 64;
 std::string greylist_key(const protocol::IpAddress& client, std::string_view sender,
                          std::string_view recipient, const GreylistPolicy& policy);
 
-// The triplet record: first seen, last seen (epoch seconds) and whether it passed.
+// The triplet record: first seen, last seen (epoch seconds), whether it passed, whether the
+// client had forward-confirmed rDNS at the first try, and whether the sweep counted it as never
+// retried. The triplet itself is the key (greylist_admin.h reads it back from there).
 struct GreylistRecord {
   int64_t first_seen = 0;
   int64_t last_seen = 0;
   bool passed = false;
+  bool fcrdns = false;
+  bool counted = false;
 
-  // "first:last:passed", e.g. "1700000000:1700000300:1".
+  // "first:last:passed:fcrdns:counted", e.g. "1700000000:1700000300:1:1:0".
   std::string to_string() const;
-  // nullopt for anything malformed (the caller then treats the triplet as new).
+  // nullopt for anything malformed (the caller then treats the triplet as new). The
+  // "first:last:passed" records of earlier versions read with fcrdns and counted false.
   static std::optional<GreylistRecord> parse(std::string_view text);
 };
 
-// The decision for one RCPT. `record` is the stored value (nullopt = not found).
+// The decision for one RCPT. `record` is the stored value (nullopt = not found); `fcrdns`, the
+// client's forward-confirmed rDNS now, is written into a new record.
 GreylistResult decide(std::optional<std::string_view> record, int64_t now_seconds,
-                      const GreylistPolicy& policy);
+                      const GreylistPolicy& policy, bool fcrdns = false);
+
+// The escaped, bounded sender and recipient parts of greylist_key, and the "gl:<network>/<n>:"
+// prefix every triplet of one client network starts with.
+std::string greylist_key_sender(std::string_view sender, const GreylistPolicy& policy);
+std::string greylist_key_recipient(std::string_view recipient);
+std::string greylist_key_prefix(const protocol::IpAddress& client, const GreylistPolicy& policy);
 
 // --- auto-allowlist of clients (postgrey --auto-whitelist-clients) ---
 

@@ -495,6 +495,7 @@ void read_greylist(Section& s, GreylistConfig& c) {
           "must be a single line");
   s.read("strip_sender_tags", c.strip_sender_tags);
   s.read("skip_on_nolisting_pass", c.skip_on_nolisting_pass);
+  s.read_duration("sweep_interval", c.sweep_interval, Ms(1000));
   s.read("client_allowlist_file", c.client_allowlist_file);
   s.read("recipient_allowlist_file", c.recipient_allowlist_file);
   s.check(c.retry_window > c.delay, "retry_window", "must be longer than delay");

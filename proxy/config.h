@@ -154,6 +154,10 @@ struct GreylistConfig {
   std::string reply_text = "Greylisted, please try again later";  // after "450 4.2.0"
   bool strip_sender_tags = true;        // SRS, BATV, +tag and VERP numbers: one sender, one triplet
   bool skip_on_nolisting_pass = false;  // fake MX first, then the real one: no greylisting
+  // How often the first worker walks the triplets to count those never retried within
+  // retry_window (mxscreen_greylist_never_retried_total); unretried triplets are kept
+  // max(1h, 3 x this) past retry_window so that a walk meets them.
+  std::chrono::milliseconds sweep_interval = std::chrono::minutes(5);
   // postgrey's whitelist_clients / whitelist_recipients (checks/greylist_allowlist.h); read at
   // start and on SIGHUP. "" = none.
   std::string client_allowlist_file;

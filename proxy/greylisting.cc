@@ -1,10 +1,12 @@
 // proxy/greylisting.cc: see greylisting.h.
 #include "proxy/greylisting.h"
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <utility>
 
+#include "proxy/metrics.h"
 #include "proxy/runtime.h"
 
 namespace mxscreen::proxy {
@@ -19,6 +21,8 @@ checks::GreylistPolicy greylist_policy(const GreylistConfig& c) {
   p.ipv6_prefix = c.ipv6_prefix;
   p.auto_allowlist_clients = c.auto_allowlist_clients;
   p.strip_sender_tags = c.strip_sender_tags;
+  p.unretried_keep =
+      std::max<Sec>(std::chrono::hours(1), 3 * std::chrono::duration_cast<Sec>(c.sweep_interval));
   return p;
 }
 
@@ -65,43 +69,47 @@ void count_client_pass(Store& store, const std::string& key, int64_t now,
 // one triplet at once, one records it and the others decide again on what it wrote, so first
 // sight is recorded once. A deferral that cannot be written fails open.
 void decide_triplet(Store& store, const std::string& key, const protocol::IpAddress& client,
-                    const checks::GreylistPolicy& policy, std::function<void(GreylistAnswer)> done,
-                    int attempt) {
-  store.get(key, [&store, key, client, policy, done = std::move(done), attempt](
+                    bool fcrdns, const checks::GreylistPolicy& policy,
+                    std::function<void(GreylistAnswer)> done, int attempt) {
+  store.get(key, [&store, key, client, fcrdns, policy, done = std::move(done), attempt](
                      StoreStatus status, const std::string& record) mutable {
     if (status == StoreStatus::kUnavailable) return done(unavailable());
     int64_t now = wall_clock_seconds();
     std::optional<std::string> stored;
     if (status == StoreStatus::kOk) stored = record;
-    auto result = checks::decide(stored, now, policy);
-    store.put_if(key, stored, result.new_record, result.ttl,
-                 [&store, key, client, policy, done = std::move(done), attempt, now, stored,
-                  result](StoreStatus put) mutable {
-                   if (put == StoreStatus::kConflict && attempt < kGreylistAttempts) {
-                     return decide_triplet(store, key, client, policy, std::move(done),
-                                           attempt + 1);
-                   }
-                   // A deferral the store could not record (LMDB map full, Redis gone since
-                   // the read) would defer every retry as new, and the mail would never pass:
-                   // fail open as for a store that cannot be read.
-                   if (put == StoreStatus::kUnavailable && !result.passed()) {
-                     return done(unavailable());
-                   }
-                   GreylistAnswer answer;
-                   answer.outcome = std::string(checks::to_string(result.outcome));
-                   if (!result.passed()) {
-                     answer.verdict = GreylistAnswer::Verdict::kDefer;
-                     answer.wait = result.wait;
-                     return done(std::move(answer));
-                   }
-                   if (result.outcome == checks::GreylistOutcome::kPassed && stored) {
-                     if (auto old = checks::GreylistRecord::parse(*stored)) {
-                       answer.delayed = std::chrono::seconds(now - old->first_seen);
-                     }
-                   }
-                   count_client_pass(store, checks::client_allowlist_key(client), now, policy, 1);
-                   done(std::move(answer));
-                 });
+    auto result = checks::decide(stored, now, policy, fcrdns);
+    store.put_if(
+        key, stored, result.new_record, result.ttl,
+        [&store, key, client, fcrdns, policy, done = std::move(done), attempt, now, stored,
+         result](StoreStatus put) mutable {
+          if (put == StoreStatus::kConflict && attempt < kGreylistAttempts) {
+            return decide_triplet(store, key, client, fcrdns, policy, std::move(done), attempt + 1);
+          }
+          // A deferral the store could not record (LMDB map full, Redis gone since
+          // the read) would defer every retry as new, and the mail would never pass:
+          // fail open as for a store that cannot be read.
+          if (put == StoreStatus::kUnavailable && !result.passed()) {
+            return done(unavailable());
+          }
+          GreylistAnswer answer;
+          answer.outcome = std::string(checks::to_string(result.outcome));
+          if (!result.passed()) {
+            answer.verdict = GreylistAnswer::Verdict::kDefer;
+            answer.wait = result.wait;
+            return done(std::move(answer));
+          }
+          if (result.outcome == checks::GreylistOutcome::kPassed && stored) {
+            if (auto old = checks::GreylistRecord::parse(*stored)) {
+              answer.delayed = std::chrono::seconds(now - old->first_seen);
+              // What greylisting cost this mail: first try to pass, counted once (by
+              // the put_if winner), whichever side (session, policy) saw the retry.
+              metrics().observe("mxscreen_greylist_delay_seconds", "",
+                                static_cast<double>(answer.delayed.count()), kGreylistDelayBuckets);
+            }
+          }
+          count_client_pass(store, checks::client_allowlist_key(client), now, policy, 1);
+          done(std::move(answer));
+        });
   });
 }
 
@@ -120,12 +128,13 @@ void greylist_triplet(Store& store, const Runtime& runtime, const GreylistQuery&
   std::string key = checks::greylist_key(query.client, query.sender, query.recipient, policy);
   // First: is the client auto-allowlisted (it passed greylisting often enough before)?
   store.get(checks::client_allowlist_key(query.client),
-            [&store, policy, key = std::move(key), client = query.client, done = std::move(done)](
-                StoreStatus status, const std::string& value) mutable {
+            [&store, policy, key = std::move(key), client = query.client,
+             fcrdns = !query.verified_name.empty(),
+             done = std::move(done)](StoreStatus status, const std::string& value) mutable {
               if (status == StoreStatus::kOk && checks::client_allowlisted(value, policy)) {
                 return done(allowlisted(""));
               }
-              decide_triplet(store, key, client, policy, std::move(done), 1);
+              decide_triplet(store, key, client, fcrdns, policy, std::move(done), 1);
             });
 }
 

@@ -7,6 +7,7 @@
 // put_if, so sessions and policy requests racing on one triplet (workers, hosts) record it once.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -23,9 +24,15 @@ struct Runtime;
 
 checks::GreylistPolicy greylist_policy(const GreylistConfig& config);
 
+// mxscreen_greylist_delay_seconds: first try to pass, 1 minute .. 2 days (retry_window).
+inline constexpr std::array<double, 13> kGreylistDelayBuckets = {
+    60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 345600};
+
 struct GreylistQuery {
   protocol::IpAddress client;
-  std::string verified_name;  // the forward-confirmed client name, "" when there is none
+  // The forward-confirmed client name, "" when there is none (then the triplet's record says
+  // fcrdns no: the never-retried count is split by it).
+  std::string verified_name;
   std::string sender;
   std::string recipient;
   // The sender's SPF finding (sender.spf; kNone when SPF is off or had nothing to say) and the

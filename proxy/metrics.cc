@@ -64,18 +64,28 @@ uint64_t Metrics::value(std::string_view name, std::string_view labels) const {
 }
 
 void Metrics::observe(std::string_view name, std::string_view labels, double seconds) {
+  observe(name, labels, seconds, kLatencyBuckets);
+}
+
+void Metrics::observe(std::string_view name, std::string_view labels, double value,
+                      std::span<const double> buckets) {
   std::lock_guard lock(mutex_);
   auto fam = histograms_.find(name);
   if (fam == histograms_.end())
     fam = histograms_.emplace(std::string(name), decltype(fam->second){}).first;
   auto it = fam->second.find(labels);
-  if (it == fam->second.end()) it = fam->second.emplace(std::string(labels), Histogram{}).first;
+  if (it == fam->second.end()) {
+    Histogram fresh;
+    fresh.bounds = buckets;
+    fresh.buckets.assign(buckets.size(), 0);
+    it = fam->second.emplace(std::string(labels), std::move(fresh)).first;
+  }
   Histogram& h = it->second;
-  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
-    if (seconds <= kLatencyBuckets[i]) ++h.buckets[i];
+  for (std::size_t i = 0; i < h.bounds.size(); ++i) {
+    if (value <= h.bounds[i]) ++h.buckets[i];
   }
   ++h.count;
-  h.sum += seconds;
+  h.sum += value;
 }
 
 uint64_t Metrics::observations(std::string_view name, std::string_view labels) const {
@@ -112,9 +122,9 @@ std::string Metrics::render() const {
     out += "# TYPE " + name + " histogram\n";
     for (const auto& [labels, h] : series) {
       const std::string prefix = labels.empty() ? "" : labels + ",";
-      for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+      for (std::size_t i = 0; i < h.bounds.size(); ++i) {
         char le[32];
-        std::snprintf(le, sizeof le, "%g", kLatencyBuckets[i]);
+        std::snprintf(le, sizeof le, "%g", h.bounds[i]);
         out += name + "_bucket{" + prefix + "le=\"" + le + "\"} " + std::to_string(h.buckets[i]) +
                "\n";
       }

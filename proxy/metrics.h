@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,8 +30,12 @@ class Metrics {
   void set(std::string_view name, std::string_view labels, int64_t value);
   void describe(std::string_view name, std::string_view type, std::string_view help);
   uint64_t value(std::string_view name, std::string_view labels = {}) const;
-  // A latency sample in seconds for the histogram `name` (buckets 1 ms .. 10 s).
+  // A latency sample in seconds for the histogram `name` (buckets 1 ms .. 10 s), or, with
+  // `buckets` (upper bounds, ascending, static storage), a sample of another scale. One series
+  // keeps the buckets of its first sample.
   void observe(std::string_view name, std::string_view labels, double seconds);
+  void observe(std::string_view name, std::string_view labels, double value,
+               std::span<const double> buckets);
   // How many samples the histogram series holds.
   uint64_t observations(std::string_view name, std::string_view labels = {}) const;
   std::string render() const;
@@ -45,7 +50,8 @@ class Metrics {
     std::map<std::string, int64_t, std::less<>> series;  // labels -> value
   };
   struct Histogram {
-    std::array<uint64_t, kLatencyBuckets.size()> buckets{};  // cumulative
+    std::span<const double> bounds;
+    std::vector<uint64_t> buckets;  // cumulative, one per bound
     uint64_t count = 0;
     double sum = 0;
   };

@@ -122,6 +122,9 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::str
   // Families the alert rules and the dashboard (docs/monitoring/) query exist from the start,
   // before their first sample: an alert on a family that never appears would never fire.
   m.describe("mxscreen_greylist_total", "counter", "Greylist decisions, by outcome.");
+  m.describe("mxscreen_greylist_delay_seconds", "histogram",
+             "What greylisting cost mail that passed: seconds from a triplet's first try to "
+             "the retry that passed.");
   m.describe("mxscreen_bans_total", "counter", "Bans given, by trigger.");
   m.describe("mxscreen_tls_handshakes_total", "counter", "STARTTLS handshakes, by result.");
   m.describe("mxscreen_dnsbl_hits_total", "counter", "DNSBL/DNSWL listings seen, by zone.");
@@ -226,6 +229,9 @@ bool Server::start() {
   bans_ = std::make_unique<Bans>(loop_, *store_,
                                  [this]() -> const Config& { return *runtime_->config; });
   if (first_worker()) {
+    greylist_sweep_ = std::make_unique<GreylistSweep>(
+        loop_, *store_, [this]() -> const Config& { return *runtime_->config; });
+    greylist_sweep_->start();
     control_ = std::make_unique<ControlServer>(loop_, *this);
     const std::string control_path = control_socket_path(config.server.state_dir);
     if (int rc = control_->start(control_path); rc != 0) {
@@ -549,6 +555,7 @@ void Server::drain() {
   for (auto& l : listeners_) l->tcp.close();
   metrics_server_.stop();
   control_.reset();
+  greylist_sweep_.reset();
   probe_.reset();
   probe_timer_.close();
   ticket_timer_.close();
@@ -580,6 +587,7 @@ void Server::maybe_finish_drain() {
   wake_timer_.close();
   policy_.reset();  // served the backend's spliced sessions until the last one ended
   resolver_.reset();
+  greylist_sweep_.reset();
   bans_.reset();
   store_.reset();
   sighup_.close();

@@ -28,6 +28,7 @@
 #include "proxy/config.h"
 #include "proxy/control.h"
 #include "proxy/dns.h"
+#include "proxy/greylist_sweep.h"
 #include "proxy/metrics.h"
 #include "proxy/policy_server.h"
 #include "proxy/runtime.h"
@@ -198,7 +199,8 @@ class Server {
   std::unique_ptr<Resolver> resolver_;
   DnsblZoneHealth dnsbl_health_;
   std::unique_ptr<Store> store_;
-  std::unique_ptr<Bans> bans_;            // after the store it writes to
+  std::unique_ptr<Bans> bans_;                     // after the store it writes to
+  std::unique_ptr<GreylistSweep> greylist_sweep_;  // first worker; after the store
   std::unique_ptr<PolicyServer> policy_;  // first worker, policy.listen set; after the store
   std::unique_ptr<ControlServer> control_;
   std::vector<std::unique_ptr<Listener>> listeners_;

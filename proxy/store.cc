@@ -13,6 +13,39 @@ namespace mxscreen::proxy {
 
 Store::~Store() = default;
 
+namespace {
+
+// Store::scan's walk: pages until `max` items or the end.
+struct ScanWalk {
+  Store* store;
+  std::string prefix;
+  std::size_t max;
+  Store::ScanCallback cb;
+  std::vector<Store::Item> items;
+
+  void next(const std::string& cursor, const std::shared_ptr<ScanWalk>& self) {
+    store->scan_page(prefix, cursor, max - items.size(), {},
+                     [self](StoreStatus status, Store::ScanPage page) {
+                       if (status != StoreStatus::kOk) return self->cb(status, {});
+                       for (auto& item : page.items) {
+                         if (self->items.size() < self->max) self->items.push_back(std::move(item));
+                       }
+                       if (page.next.empty() || self->items.size() >= self->max) {
+                         return self->cb(StoreStatus::kOk, std::move(self->items));
+                       }
+                       self->next(page.next, self);
+                     });
+  }
+};
+
+}  // namespace
+
+void Store::scan(const std::string& prefix, std::size_t max, ScanCallback cb) {
+  if (max == 0) return cb(StoreStatus::kOk, {});
+  auto walk = std::make_shared<ScanWalk>(ScanWalk{this, prefix, max, std::move(cb), {}});
+  walk->next("", walk);
+}
+
 std::string_view to_string(StoreStatus status) {
   switch (status) {
     case StoreStatus::kOk:
@@ -85,12 +118,13 @@ class TimedStore : public Store {
       if (cb) cb(s);
     });
   }
-  void scan(const std::string& prefix, std::size_t max, ScanCallback cb) override {
-    inner_->scan(prefix, max,
-                 [t = timer("scan"), cb = std::move(cb)](StoreStatus s, std::vector<Item> items) {
-                   t();
-                   if (cb) cb(s, std::move(items));
-                 });
+  void scan_page(const std::string& prefix, const std::string& cursor, std::size_t max,
+                 const ScanFilter& keep, PageCallback cb) override {
+    inner_->scan_page(prefix, cursor, max, keep,
+                      [t = timer("scan"), cb = std::move(cb)](StoreStatus s, ScanPage page) {
+                        t();
+                        if (cb) cb(s, std::move(page));
+                      });
   }
   std::string_view engine() const override { return inner_->engine(); }
 
@@ -135,8 +169,10 @@ class LockedStore : public Store {
   void remove(const std::string& key, StatusCallback cb) override {
     locked(std::move(cb), [&](auto answer) { engine_->remove(key, answer); });
   }
-  void scan(const std::string& prefix, std::size_t max, ScanCallback cb) override {
-    locked(std::move(cb), [&](auto answer) { engine_->scan(prefix, max, answer); });
+  void scan_page(const std::string& prefix, const std::string& cursor, std::size_t max,
+                 const ScanFilter& keep, PageCallback cb) override {
+    locked(std::move(cb),
+           [&](auto answer) { engine_->scan_page(prefix, cursor, max, keep, answer); });
   }
   std::string_view engine() const override { return engine_->engine(); }
 

@@ -50,6 +50,9 @@ struct StoreLimits {
   std::size_t redis_max_pending = 10'000;              // commands in flight
   std::chrono::milliseconds redis_backoff_min{1000};   // reconnect back-off, doubling ...
   std::chrono::milliseconds redis_backoff_max{30000};  // ... up to this
+  // Keys one scan_page looks at, at most (lmdb, redis): a page of a sparse walk may come back
+  // short, even empty, with more to come.
+  std::size_t scan_page_examined = 10'000;
 };
 
 class Store {
@@ -62,6 +65,15 @@ class Store {
     std::string value;
   };
   using ScanCallback = std::function<void(StoreStatus, std::vector<Item> items)>;
+  // One page of a prefix walk and where the next one starts ("" = the walk is done).
+  struct ScanPage {
+    std::vector<Item> items;
+    std::string next;
+  };
+  using PageCallback = std::function<void(StoreStatus, ScanPage page)>;
+  // Which items a page keeps. Called with the engine's lock held (memory shared by workers):
+  // it must not call the store.
+  using ScanFilter = std::function<bool(std::string_view key, std::string_view value)>;
 
   virtual ~Store();
 
@@ -84,9 +96,19 @@ class Store {
                       StatusCallback cb = {}) = 0;
   // kOk whether or not the key existed.
   virtual void remove(const std::string& key, StatusCallback cb = {}) = 0;
-  // Live keys that start with `prefix` and their values, at most `max` of them, in no set
-  // order: kOk (maybe with none) or kUnavailable. For the admin socket, not the hot path.
-  virtual void scan(const std::string& prefix, std::size_t max, ScanCallback cb) = 0;
+  // One page of the live keys that start with `prefix`, for the admin socket and the greylist
+  // sweep (never the hot path). `cursor` is "" for the first page, then the previous page's
+  // `next`; the page holds at most `max` items that `keep` accepts (all, when empty) and looks
+  // at no more than StoreLimits::scan_page_examined keys. A key present for the whole walk is met
+  // once; one written or removed meanwhile may or may not be. Redis walks with SCAN MATCH COUNT
+  // (never KEYS) and cannot stop inside one SCAN step, so its page may run past `max` by the few
+  // keys of that step. lmdb and memory walk in key order and their cursor is the last key looked
+  // at. kOk, kUnavailable, or kNotFound for a cursor this engine cannot have made.
+  virtual void scan_page(const std::string& prefix, const std::string& cursor, std::size_t max,
+                         const ScanFilter& keep, PageCallback cb) = 0;
+  // Live keys that start with `prefix` and their values, at most `max` of them, page after
+  // page: kOk (maybe with none) or kUnavailable.
+  void scan(const std::string& prefix, std::size_t max, ScanCallback cb);
   // "memory", "lmdb", "redis": the engine label on metrics and log lines.
   virtual std::string_view engine() const = 0;
 };

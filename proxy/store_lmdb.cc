@@ -349,31 +349,46 @@ void LmdbStore::remove(const std::string& key, StatusCallback cb) {
   if (cb) cb(status);
 }
 
-void LmdbStore::scan(const std::string& prefix, std::size_t max, ScanCallback cb) {
+void LmdbStore::scan_page(const std::string& prefix, const std::string& cursor, std::size_t max,
+                          const ScanFilter& keep, PageCallback cb) {
   count_store_operation(engine(), "scan");
+  max = std::max<std::size_t>(max, 1);
   StoreStatus status = StoreStatus::kOk;
-  std::vector<Item> items;
+  ScanPage page;
   {  // the read ends before the callback, which may write
     Txn txn(env_->env, MDB_RDONLY);
-    MDB_cursor* cursor = nullptr;
-    int rc = txn.begin_rc() != 0 ? txn.begin_rc() : mdb_cursor_open(txn.get(), env_->dbi, &cursor);
+    MDB_cursor* cursor_handle = nullptr;
+    int rc = txn.begin_rc() != 0 ? txn.begin_rc()
+                                 : mdb_cursor_open(txn.get(), env_->dbi, &cursor_handle);
     if (rc == 0) {
       int64_t now = clock_();
-      MDB_val k{prefix.size(), const_cast<char*>(prefix.data())};
+      // Keys sort bytewise: those with the prefix follow the first one at or after it; a
+      // later page starts after the key the previous one stopped at.
+      const std::string& from = cursor.empty() || cursor < prefix ? prefix : cursor;
+      MDB_val k{from.size(), const_cast<char*>(from.data())};
       MDB_val v{};
-      // Keys sort bytewise: those with the prefix follow the first one at or after it.
-      for (rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0 && items.size() < max;
-           rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+      std::size_t examined = 0;
+      std::string_view last;  // the last key looked at (the map stays valid in the txn)
+      for (rc = mdb_cursor_get(cursor_handle, &k, &v, MDB_SET_RANGE); rc == 0;
+           rc = mdb_cursor_get(cursor_handle, &k, &v, MDB_NEXT)) {
         std::string_view key(static_cast<const char*>(k.mv_data), k.mv_size);
         if (!key.starts_with(prefix)) break;
-        if (live(v, now)) items.push_back({std::string(key), std::string(payload(v))});
+        if (&from == &cursor && key == cursor) continue;
+        if (page.items.size() == max || examined == limits_.scan_page_examined) {
+          page.next = last;  // more keys follow: the next page starts after `last`
+          break;
+        }
+        ++examined;
+        last = key;
+        if (!live(v, now) || (keep && !keep(key, payload(v)))) continue;
+        page.items.push_back({std::string(key), std::string(payload(v))});
       }
-      mdb_cursor_close(cursor);
+      mdb_cursor_close(cursor_handle);
       if (rc == MDB_NOTFOUND) rc = 0;
     }
     if (rc != 0) status = failed("scan", rc);
   }
-  if (cb) cb(status, status == StoreStatus::kOk ? std::move(items) : std::vector<Item>{});
+  if (cb) cb(status, status == StoreStatus::kOk ? std::move(page) : ScanPage{});
 }
 
 bool LmdbStore::sweep_step() {

@@ -1,8 +1,10 @@
 // proxy/store_memory.cc: see store_memory.h.
 #include "proxy/store_memory.h"
 
+#include <algorithm>
 #include <charconv>
 #include <iterator>
+#include <map>
 
 #include "proxy/log.h"
 
@@ -153,15 +155,32 @@ void MemoryStore::remove(const std::string& key, StatusCallback cb) {
   if (cb) cb(StoreStatus::kOk);
 }
 
-void MemoryStore::scan(const std::string& prefix, std::size_t max, ScanCallback cb) {
+// The hash map has no order: a page is the `max` smallest matching keys after the cursor,
+// found in one pass over every entry (bounded by StoreLimits::max_entries).
+void MemoryStore::scan_page(const std::string& prefix, const std::string& cursor, std::size_t max,
+                            const ScanFilter& keep, PageCallback cb) {
   count_store_operation(engine(), "scan");
+  max = std::max<std::size_t>(max, 1);
   int64_t now = clock_();
-  std::vector<Item> items;
+  std::map<std::string_view, const std::string*> smallest;  // key -> value, at most max + 1
   for (const auto& [key, entry] : entries_) {
-    if (items.size() >= max) break;
-    if (key.starts_with(prefix) && !expired(entry, now)) items.push_back({key, entry.value});
+    if (!key.starts_with(prefix) || (!cursor.empty() && key <= cursor) || expired(entry, now)) {
+      continue;
+    }
+    if (smallest.size() > max && key > smallest.rbegin()->first) continue;
+    if (keep && !keep(key, entry.value)) continue;
+    smallest.emplace(key, &entry.value);
+    if (smallest.size() > max + 1) smallest.erase(std::prev(smallest.end()));
   }
-  if (cb) cb(StoreStatus::kOk, std::move(items));
+  ScanPage page;
+  for (const auto& [key, value] : smallest) {
+    if (page.items.size() == max) {
+      page.next = page.items.back().key;
+      break;
+    }
+    page.items.push_back({std::string(key), *value});
+  }
+  if (cb) cb(StoreStatus::kOk, std::move(page));
 }
 
 }  // namespace mxscreen::proxy

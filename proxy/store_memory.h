@@ -26,7 +26,8 @@ class MemoryStore : public Store {
   void put_if(const std::string& key, const std::optional<std::string>& expected,
               const std::string& value, std::chrono::seconds ttl, StatusCallback cb = {}) override;
   void remove(const std::string& key, StatusCallback cb = {}) override;
-  void scan(const std::string& prefix, std::size_t max, ScanCallback cb) override;
+  void scan_page(const std::string& prefix, const std::string& cursor, std::size_t max,
+                 const ScanFilter& keep, PageCallback cb) override;
   std::string_view engine() const override { return "memory"; }
 
   std::size_t size() const { return entries_.size(); }

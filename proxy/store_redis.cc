@@ -512,59 +512,99 @@ std::string match_prefix(const std::string& prefix) {
 
 }  // namespace
 
-struct RedisStore::ScanWalk {
+struct RedisStore::PageWalk {
   std::string pattern;
   std::size_t max = 0;
-  ScanCallback cb;
-  std::vector<std::string> keys;
-  std::vector<Item> items;
-  std::size_t waiting = 0;
-  bool failed = false;
+  ScanFilter keep;
+  PageCallback cb;
+  ScanPage page;
+  std::size_t examined = 0;  // SCAN's COUNT summed: the slots it was asked to look at
 };
 
-// SCAN walks the key space in steps (never blocking Redis like KEYS), then one GET per key
-// found; a key that expired in between is left out.
-void RedisStore::scan(const std::string& prefix, std::size_t max, ScanCallback cb) {
-  auto walk = std::make_shared<ScanWalk>();
-  walk->pattern = match_prefix(prefix);
-  walk->max = max;
-  walk->cb = std::move(cb);
-  scan_step(walk, "0");
-}
-
-void RedisStore::scan_step(const std::shared_ptr<ScanWalk>& walk, const std::string& cursor) {
-  bool sent =
-      send("scan", {"SCAN", cursor, "MATCH", walk->pattern, "COUNT", "1000"},
-           [this, walk](redisReply* reply) {
-             if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-                 reply->element[0]->type != REDIS_REPLY_STRING ||
-                 reply->element[1]->type != REDIS_REPLY_ARRAY) {
-               if (reply) reply_error("scan", reply);
-               return walk->cb(StoreStatus::kUnavailable, {});
-             }
-             const redisReply* keys = reply->element[1];
-             for (std::size_t i = 0; i < keys->elements && walk->keys.size() < walk->max; ++i) {
-               walk->keys.emplace_back(keys->element[i]->str, keys->element[i]->len);
-             }
-             std::string next(reply->element[0]->str, reply->element[0]->len);
-             if (next == "0" || walk->keys.size() >= walk->max) return scan_fetch(walk);
-             scan_step(walk, next);
-           });
-  if (!sent) walk->cb(StoreStatus::kUnavailable, {});
-}
-
-void RedisStore::scan_fetch(const std::shared_ptr<ScanWalk>& walk) {
-  if (walk->keys.empty()) return walk->cb(StoreStatus::kOk, {});
-  walk->waiting = walk->keys.size();
-  for (const auto& key : walk->keys) {
-    get(key, [walk, key](StoreStatus status, std::string value) {
-      if (status == StoreStatus::kOk) walk->items.push_back({key, std::move(value)});
-      if (status == StoreStatus::kUnavailable) walk->failed = true;
-      if (--walk->waiting > 0) return;
-      if (walk->failed) return walk->cb(StoreStatus::kUnavailable, {});
-      walk->cb(StoreStatus::kOk, std::move(walk->items));
-    });
+// SCAN steps (never KEYS, which blocks Redis for the whole key space), each followed by one GET
+// per key it found (a key that expired in between is left out), until the page is full, has
+// looked at limits_.scan_page_examined keys, or the walk is done. The cursor is SCAN's own.
+void RedisStore::scan_page(const std::string& prefix, const std::string& cursor, std::size_t max,
+                           const ScanFilter& keep, PageCallback cb) {
+  bool digits = !cursor.empty() && std::all_of(cursor.begin(), cursor.end(),
+                                               [](char c) { return c >= '0' && c <= '9'; });
+  if (!cursor.empty() && (!digits || cursor == "0")) {
+    if (cb) cb(StoreStatus::kNotFound, {});  // "0" would start the walk over
+    return;
   }
+  auto walk = std::make_shared<PageWalk>();
+  walk->pattern = match_prefix(prefix);
+  walk->max = std::max<std::size_t>(max, 1);
+  walk->keep = keep;
+  walk->cb = std::move(cb);
+  page_step(walk, cursor.empty() ? "0" : cursor);
+}
+
+void RedisStore::page_step(const std::shared_ptr<PageWalk>& walk, const std::string& cursor) {
+  // COUNT follows the room left, so that a step rarely runs far past `max`.
+  const std::size_t count = std::clamp<std::size_t>(walk->max - walk->page.items.size(), 10, 1000);
+  walk->examined += count;
+  std::string count_text = std::to_string(count);
+  bool sent = send("scan", {"SCAN", cursor, "MATCH", walk->pattern, "COUNT", count_text},
+                   [this, walk](redisReply* reply) {
+                     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+                         reply->element[0]->type != REDIS_REPLY_STRING ||
+                         reply->element[1]->type != REDIS_REPLY_ARRAY) {
+                       if (reply) reply_error("scan", reply);
+                       if (walk->cb) walk->cb(StoreStatus::kUnavailable, {});
+                       return;
+                     }
+                     const redisReply* found = reply->element[1];
+                     std::vector<std::string> keys;
+                     for (std::size_t i = 0; i < found->elements; ++i) {
+                       keys.emplace_back(found->element[i]->str, found->element[i]->len);
+                     }
+                     page_fetch(walk, std::move(keys),
+                                std::string(reply->element[0]->str, reply->element[0]->len));
+                   });
+  if (!sent && walk->cb) walk->cb(StoreStatus::kUnavailable, {});
+}
+
+void RedisStore::page_fetch(const std::shared_ptr<PageWalk>& walk, std::vector<std::string> keys,
+                            const std::string& next) {
+  if (keys.empty()) return page_stepped(walk, next);
+  struct Fetch {
+    std::vector<std::optional<std::string>> values;
+    std::size_t waiting = 0;
+    bool failed = false;
+  };
+  auto fetch = std::make_shared<Fetch>();
+  fetch->values.resize(keys.size());
+  fetch->waiting = keys.size();
+  auto shared_keys = std::make_shared<std::vector<std::string>>(std::move(keys));
+  for (std::size_t i = 0; i < shared_keys->size(); ++i) {
+    get((*shared_keys)[i],
+        [this, walk, fetch, shared_keys, i, next](StoreStatus status, std::string value) {
+          if (status == StoreStatus::kOk) fetch->values[i] = std::move(value);
+          if (status == StoreStatus::kUnavailable) fetch->failed = true;
+          if (--fetch->waiting > 0) return;
+          if (fetch->failed) {
+            if (walk->cb) walk->cb(StoreStatus::kUnavailable, {});
+            return;
+          }
+          for (std::size_t j = 0; j < shared_keys->size(); ++j) {
+            if (!fetch->values[j]) continue;
+            const std::string& key = (*shared_keys)[j];
+            if (walk->keep && !walk->keep(key, *fetch->values[j])) continue;
+            walk->page.items.push_back({key, std::move(*fetch->values[j])});
+          }
+          page_stepped(walk, next);
+        });
+  }
+}
+
+void RedisStore::page_stepped(const std::shared_ptr<PageWalk>& walk, const std::string& next) {
+  if (next != "0" && walk->page.items.size() < walk->max &&
+      walk->examined < limits_.scan_page_examined) {
+    return page_step(walk, next);
+  }
+  walk->page.next = next == "0" ? "" : next;
+  if (walk->cb) walk->cb(StoreStatus::kOk, std::move(walk->page));
 }
 
 }  // namespace mxscreen::proxy

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "proxy/store.h"
 #include "proxy/uv_handle.h"
@@ -52,7 +53,8 @@ class RedisStore : public Store {
   void put_if(const std::string& key, const std::optional<std::string>& expected,
               const std::string& value, std::chrono::seconds ttl, StatusCallback cb = {}) override;
   void remove(const std::string& key, StatusCallback cb = {}) override;
-  void scan(const std::string& prefix, std::size_t max, ScanCallback cb) override;
+  void scan_page(const std::string& prefix, const std::string& cursor, std::size_t max,
+                 const ScanFilter& keep, PageCallback cb) override;
   std::string_view engine() const override { return "redis"; }
 
   // Connected, authenticated and the database selected.
@@ -79,9 +81,11 @@ class RedisStore : public Store {
   bool send(std::string_view op, std::initializer_list<std::string_view> args, ReplyHandler handler,
             bool handshake = false);
   void reply_error(std::string_view op, redisReply* reply);
-  struct ScanWalk;
-  void scan_step(const std::shared_ptr<ScanWalk>& walk, const std::string& cursor);
-  void scan_fetch(const std::shared_ptr<ScanWalk>& walk);
+  struct PageWalk;
+  void page_step(const std::shared_ptr<PageWalk>& walk, const std::string& cursor);
+  void page_fetch(const std::shared_ptr<PageWalk>& walk, std::vector<std::string> keys,
+                  const std::string& next);
+  void page_stepped(const std::shared_ptr<PageWalk>& walk, const std::string& next);
 
   // Reads what the server sent; drops the connection on a reply no command waits for.
   void on_readable(redisAsyncContext* ac);

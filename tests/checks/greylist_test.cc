@@ -79,12 +79,50 @@ TEST(ChecksGreylist, MalformedOrFutureRecordsCountAsNew) {
 }
 
 TEST(ChecksGreylist, RecordRoundTrips) {
-  GreylistRecord record{kT0, kT0 + 5, true};
-  EXPECT_EQ(record.to_string(), "1700000000:1700000005:1");
+  GreylistRecord record{kT0, kT0 + 5, true, true, false};
+  EXPECT_EQ(record.to_string(), "1700000000:1700000005:1:1:0");
   auto back = GreylistRecord::parse(record.to_string());
   ASSERT_TRUE(back);
   EXPECT_EQ(back->last_seen, kT0 + 5);
   EXPECT_TRUE(back->passed);
+  EXPECT_TRUE(back->fcrdns);
+  EXPECT_FALSE(back->counted);
+  EXPECT_FALSE(GreylistRecord::parse("1:2:1:1"));
+  EXPECT_FALSE(GreylistRecord::parse("1:2:1:2:0"));
+}
+
+TEST(ChecksGreylist, RecordsOfEarlierVersionsStillRead) {
+  auto old = GreylistRecord::parse("1700000000:1700000300:1");
+  ASSERT_TRUE(old);
+  EXPECT_TRUE(old->passed);
+  EXPECT_FALSE(old->fcrdns);
+  EXPECT_FALSE(old->counted);
+  EXPECT_EQ(decide("1700000000:1700000300:1", kT0 + 600, GreylistPolicy{}).outcome,
+            GreylistOutcome::kAllowlistedTriplet);
+}
+
+TEST(ChecksGreylist, TheFcrdnsFactOfTheFirstTryStaysWithTheTriplet) {
+  GreylistPolicy policy;
+  std::string first = decide(std::nullopt, kT0, policy, true).new_record;
+  EXPECT_TRUE(GreylistRecord::parse(first)->fcrdns);
+  // A retry from a client without FCrDNS now (a sibling in the /24) keeps the first fact.
+  std::string early = decide(first, kT0 + 10, policy, false).new_record;
+  EXPECT_TRUE(GreylistRecord::parse(early)->fcrdns);
+  std::string passed = decide(early, kT0 + 300, policy, false).new_record;
+  EXPECT_TRUE(GreylistRecord::parse(passed)->fcrdns);
+  EXPECT_TRUE(GreylistRecord::parse(passed)->passed);
+}
+
+TEST(ChecksGreylist, UnretriedTripletsAreKeptPastTheWindowForTheSweep) {
+  GreylistPolicy policy;
+  policy.unretried_keep = 1h;
+  GreylistResult r = decide(std::nullopt, kT0, policy);
+  EXPECT_EQ(r.ttl, 49h);
+  EXPECT_EQ(decide(r.new_record, kT0 + 60, policy).ttl, 49h - 60s);
+  // Kept, but never a pass: past the window the next try starts over.
+  EXPECT_EQ(decide(r.new_record, kT0 + 48 * 3600 + 1, policy).outcome, GreylistOutcome::kNew);
+  // A passed triplet is kept max_age, as before.
+  EXPECT_EQ(decide(r.new_record, kT0 + 300, policy).ttl, std::chrono::seconds(35 * 24h));
 }
 
 TEST(ChecksGreylist, Ipv4ClientsOfOneSlash24ShareATriplet) {

@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "proxy/metrics.h"
@@ -313,6 +315,36 @@ TEST_F(StoreRedis, ScanWalksTheKeySpaceForAPrefix) {
   ASSERT_EQ(literal.size(), 1u);
   EXPECT_EQ(literal[0].value, "glob");
   EXPECT_TRUE(scan("none:", 10).empty());
+
+  // Page by page with SCAN's cursor: every key met (SCAN may repeat one while Redis rehashes),
+  // each page about `max` items, the filter applied before the bound.
+  auto walk = [&](std::size_t max, Store::ScanFilter keep) {
+    std::set<std::string> seen;
+    std::string cursor;
+    std::size_t pages = 0;
+    do {
+      bool done = false;
+      store_->scan_page("ban:", cursor, max, keep, [&](StoreStatus s, Store::ScanPage page) {
+        EXPECT_EQ(s, StoreStatus::kOk);
+        EXPECT_LE(page.items.size(), max + 20);  // one SCAN step's overshoot at most
+        for (auto& i : page.items) seen.insert(i.key);
+        cursor = page.next;
+        done = true;
+      });
+      EXPECT_TRUE(run_until([&] { return done; }, 5s));
+    } while (!cursor.empty() && ++pages < 1000);
+    EXPECT_GT(pages, 1u);
+    return seen;
+  };
+  EXPECT_EQ(walk(100, {}).size(), 1501u);
+  auto tens = walk(50, [](std::string_view key, std::string_view) { return key.ends_with("0"); });
+  EXPECT_EQ(tens.size(), 152u);  // the addresses ending in 0 among 10.0.0.0 .. 10.0.5.219
+  bool refused = false;
+  store_->scan_page("ban:", "not-a-cursor", 10, {}, [&](StoreStatus s, Store::ScanPage) {
+    EXPECT_EQ(s, StoreStatus::kNotFound);
+    refused = true;
+  });
+  EXPECT_TRUE(refused);
   // Down: kUnavailable at once, not a hang.
   stop_redis(SIGKILL);
   ASSERT_TRUE(run_until([&] { return !store_->ready(); }, 5s));

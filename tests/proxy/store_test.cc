@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "proxy/metrics.h"
@@ -163,6 +164,63 @@ void check_scan(Store& store, int64_t& now) {
   EXPECT_EQ(scan(store, "ban:", 1).size(), 1u);
   now += 10;  // the first ban expired
   EXPECT_EQ(scan(store, "ban:"), (std::map<std::string, std::string>{{"ban:2001:db8::1", "b"}}));
+}
+
+// scan_page: a walk page after page meets every live key with the prefix once, each page at
+// most `max` kept items, the filter applied before the bound.
+std::vector<std::vector<std::string>> walk_pages(Store& store, const std::string& prefix,
+                                                 std::size_t max, Store::ScanFilter keep = {}) {
+  std::vector<std::vector<std::string>> pages;
+  std::string cursor;
+  do {
+    bool called = false;
+    store.scan_page(prefix, cursor, max, keep, [&](StoreStatus s, Store::ScanPage page) {
+      EXPECT_EQ(s, StoreStatus::kOk);
+      std::vector<std::string> keys;
+      for (auto& i : page.items) keys.push_back(i.key);
+      pages.push_back(keys);
+      cursor = page.next;
+      called = true;
+    });
+    EXPECT_TRUE(called);
+  } while (!cursor.empty() && pages.size() < 1000);
+  return pages;
+}
+
+void check_scan_page(Store& store, int64_t& now) {
+  for (int i = 0; i < 25; ++i) {
+    char key[32];
+    std::snprintf(key, sizeof key, "gl:10.0.0.0/24:s%02d:r", i);
+    EXPECT_EQ(put(store, key, i % 2 ? "odd" : "even", 100s), StoreStatus::kOk);
+  }
+  EXPECT_EQ(put(store, "gl:dead", "even", 1s), StoreStatus::kOk);
+  EXPECT_EQ(put(store, "gla:10.0.0.1", "x", 100s), StoreStatus::kOk);
+  EXPECT_EQ(put(store, "gk", "x", 100s), StoreStatus::kOk);
+  now += 1;  // gl:dead expired
+  auto pages = walk_pages(store, "gl:", 10);
+  std::set<std::string> seen;
+  std::size_t total = 0;
+  for (const auto& p : pages) {
+    EXPECT_LE(p.size(), 10u);
+    total += p.size();
+    seen.insert(p.begin(), p.end());
+  }
+  EXPECT_EQ(total, 25u);  // each once
+  EXPECT_EQ(seen.size(), 25u);
+  EXPECT_EQ(seen.count("gl:dead"), 0u);
+  EXPECT_GE(pages.size(), 3u);
+  auto odd =
+      walk_pages(store, "gl:", 4, [](std::string_view, std::string_view v) { return v == "odd"; });
+  total = 0;
+  for (const auto& p : odd) total += p.size();
+  EXPECT_EQ(total, 12u);
+  EXPECT_TRUE(walk_pages(store, "none:", 5).front().empty());
+}
+
+TEST(StoreMemory, ScanPagesWalkEveryKeyOnce) {
+  int64_t now = kT0;
+  MemoryStore store({}, [&] { return now; });
+  check_scan_page(store, now);
 }
 
 TEST(StoreMemory, ScanListsLiveKeysWithThePrefix) {
@@ -354,6 +412,32 @@ TEST_F(StoreLmdb, Remove) {
   auto store = open();
   ASSERT_TRUE(store);
   check_remove(*store);
+}
+
+TEST_F(StoreLmdb, ScanPagesWalkEveryKeyOnce) {
+  auto store = open();
+  check_scan_page(*store, now_);
+}
+
+TEST_F(StoreLmdb, ScanPageLooksAtABoundedNumberOfKeys) {
+  StoreLimits limits;
+  limits.scan_page_examined = 20;
+  auto store = open(limits);
+  for (int i = 0; i < 25; ++i) put(*store, "gl:" + std::to_string(100 + i), "v", 100s);
+  // A filter that keeps nothing: the first page stops at the bound, empty, with more to come.
+  auto none = [](std::string_view, std::string_view) { return false; };
+  bool called = false;
+  store->scan_page("gl:", "", 10, none, [&](StoreStatus s, Store::ScanPage page) {
+    EXPECT_EQ(s, StoreStatus::kOk);
+    EXPECT_TRUE(page.items.empty());
+    EXPECT_EQ(page.next, "gl:119");
+    called = true;
+  });
+  EXPECT_TRUE(called);
+  EXPECT_EQ(walk_pages(*store, "gl:", 10, none).size(), 2u);
+  auto all = walk_pages(*store, "gl:", 100);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].size() + all[1].size(), 25u);
 }
 
 TEST_F(StoreLmdb, ScanListsLiveKeysWithThePrefix) {
