@@ -5,6 +5,8 @@
 #include <charconv>
 #include <map>
 
+#include "checks/store_keys.h"
+
 namespace mxscreen::checks {
 namespace {
 
@@ -23,8 +25,8 @@ bool part_matches(const std::optional<std::string>& want, const std::string& par
 }  // namespace
 
 std::optional<GreylistTriplet> parse_greylist_key(std::string_view key) {
-  if (!key.starts_with(kGreylistKeyTag)) return std::nullopt;
-  key.remove_prefix(kGreylistKeyTag.size());
+  if (!key.starts_with(store_keys::kGreylist)) return std::nullopt;
+  key.remove_prefix(store_keys::kGreylist.size());
   // The escaped addresses hold no ':' (an IPv6 network does): split from the right.
   std::size_t rcpt_colon = key.rfind(':');
   if (rcpt_colon == std::string_view::npos || rcpt_colon == 0) return std::nullopt;
@@ -101,7 +103,7 @@ std::string admin_pass_record(std::optional<std::string_view> stored, int64_t no
 }
 
 std::string never_retried_report_key(bool fcrdns, std::string_view sender) {
-  std::string key(kNeverRetriedTag);
+  std::string key(store_keys::kNeverRetried);
   key += fcrdns ? "y:" : "n:";
   key += sender;
   return key;
@@ -112,8 +114,8 @@ std::vector<NeverRetriedSender> rank_never_retried(
   std::map<std::string, NeverRetriedSender, std::less<>> by_sender;
   for (const auto& [key, value] : counters) {
     std::string_view k = key;
-    if (!k.starts_with(kNeverRetriedTag)) continue;
-    k.remove_prefix(kNeverRetriedTag.size());
+    if (!k.starts_with(store_keys::kNeverRetried)) continue;
+    k.remove_prefix(store_keys::kNeverRetried.size());
     if (k.size() < 2 || (k[0] != 'y' && k[0] != 'n') || k[1] != ':') continue;
     bool fcrdns = k[0] == 'y';
     k.remove_prefix(2);

@@ -19,8 +19,6 @@
 
 namespace mxscreen::checks {
 
-inline constexpr std::string_view kGreylistKeyTag = "gl:";
-
 // The parts of "gl:<network>/<n>:<sender>:<recipient>", sender and recipient as the key holds
 // them (escaped, maybe hashed).
 struct GreylistTriplet {
@@ -68,7 +66,6 @@ std::string admin_pass_record(std::optional<std::string_view> stored, int64_t no
 
 // Never-retried counts per sender for `ctl greylist report`: "glnr:y:<sender>" (FCrDNS client)
 // and "glnr:n:<sender>", incremented by the sweep, kept kNeverRetriedReportTtl from the first.
-inline constexpr std::string_view kNeverRetriedTag = "glnr:";
 inline constexpr std::chrono::seconds kNeverRetriedReportTtl = std::chrono::days(7);
 std::string never_retried_report_key(bool fcrdns, std::string_view sender);
 

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "checks/store_keys.h"
+
 namespace mxscreen::checks {
 namespace {
 
@@ -15,6 +17,10 @@ constexpr std::array<CachedTest, kCachedTests> kAll = {
 std::size_t index(CachedTest test) { return static_cast<std::size_t>(test); }
 
 }  // namespace
+
+std::string pass_cache_key(const protocol::IpAddress& client) {
+  return store_keys::make(store_keys::kPassCache, client.to_string());
+}
 
 std::string_view to_string(CachedTest test) {
   switch (test) {

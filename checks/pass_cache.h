@@ -16,7 +16,12 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/address.h"
+
 namespace mxscreen::checks {
+
+// "pass:<client address>" (store_keys::kPassCache): the store key of a client's record.
+std::string pass_cache_key(const protocol::IpAddress& client);
 
 // The tests a pass is remembered for, in postscreen's order.
 enum class CachedTest : uint8_t { kPregreet, kDnsbl, kPipelining, kNonSmtp, kBareNewline };

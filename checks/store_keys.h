@@ -18,6 +18,8 @@ inline constexpr std::string_view kFakeMxFirst = "fmxp:";  // fake MX first: the
 inline constexpr std::string_view kPassCache = "pass:";    // PassRecord: tests passed, expiry
 inline constexpr std::string_view kGreylist = "gl:";       // GreylistRecord, per triplet
 inline constexpr std::string_view kAutoAllow = "gla:";     // ClientPassRecord: passes so far
+// Never-retried triplets per sender ("glnr:y:<sender>" from FCrDNS clients, "glnr:n:...").
+inline constexpr std::string_view kNeverRetried = "glnr:";
 
 inline std::string make(std::string_view prefix, std::string_view identity) {
   std::string key;

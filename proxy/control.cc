@@ -32,6 +32,13 @@ std::vector<std::string> words(const std::string& line) {
   return out;
 }
 
+struct WriteReq {
+  uv_write_t req{};
+  std::string data;
+};
+
+}  // namespace
+
 std::string utc_time(int64_t epoch) {
   std::time_t t = static_cast<std::time_t>(epoch);
   std::tm tm{};
@@ -40,13 +47,6 @@ std::string utc_time(int64_t epoch) {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
-
-struct WriteReq {
-  uv_write_t req{};
-  std::string data;
-};
-
-}  // namespace
 
 std::string control_socket_path(const std::string& state_dir) {
   return (state_dir.empty() ? std::string(".") : state_dir) + "/" + kControlSocketName;
@@ -166,6 +166,12 @@ ControlRequest parse_control_request(const std::string& line) {
     request.kind = ControlRequest::Kind::kBans;
   } else if (what == "stats" && args.size() == 1) {
     request.kind = ControlRequest::Kind::kStats;
+  } else if (what == "greylist" || what == "cache") {
+    auto state = parse_state_request(args, &request.error);
+    if (state) {
+      request.kind = ControlRequest::Kind::kState;
+      request.state = std::move(*state);
+    }
   } else if ((what == "unban" && args.size() == 2) || (what == "ban" && args.size() == 3)) {
     // An address, or the network `bans` lists for an IPv6 client ("2001:db8:1:2::/64"): either
     // names the client's ban.ipv6_prefix network.
@@ -191,7 +197,8 @@ ControlRequest parse_control_request(const std::string& line) {
     request.duration = secs;
   } else {
     request.error = "ERR unknown request \"" + protocol::printable(line) +
-                    "\"; expected: bans | unban ADDR | ban ADDR DURATION | stats\n";
+                    "\"; expected: bans | unban ADDR | ban ADDR DURATION | stats | "
+                    "greylist list|pass|drop|report ... | cache show|drop|flush ...\n";
   }
   return request;
 }
@@ -208,6 +215,8 @@ void ControlServer::handle(Client* client, const std::string& line) {
   switch (request.kind) {
     case ControlRequest::Kind::kInvalid:
       return reply(request.error);
+    case ControlRequest::Kind::kState:
+      return run_state_request(request.state, server_, reply);
     case ControlRequest::Kind::kBans:
       server_.bans().list([reply](StoreStatus status, std::vector<BanEntry> bans) {
         if (status != StoreStatus::kOk) {
@@ -287,7 +296,7 @@ int run_ctl(const std::string& state_dir, const std::vector<std::string>& reques
   if (line.empty() || line.find('\n') != std::string::npos) {
     std::fprintf(stderr,
                  "mxscreen ctl: expected one of: bans | unban ADDR | ban ADDR DURATION | "
-                 "stats\n");
+                 "stats | greylist ... | cache ...\n");
     return 2;
   }
   sockaddr_un addr{};

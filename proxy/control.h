@@ -1,7 +1,8 @@
 // proxy/control.h: the admin socket (issue 6). The running process listens on a Unix socket,
 // server.state_dir/mxscreen.ctl, mode 0600 (its own user and root only). One request per
-// connection, one line: "bans", "unban ADDR", "ban ADDR DURATION", "stats". The answer is zero
-// or more lines of text, then "OK <summary>" or "ERR <message>", then the server closes.
+// connection, one line: "bans", "unban ADDR", "ban ADDR DURATION", "stats", and the greylist
+// and cache requests of ctl_state.h. The answer is zero or more lines of text, then
+// "OK <summary>" or "ERR <message>", then the server closes.
 // `mxscreen ctl` (run_ctl) is the client.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "protocol/address.h"
+#include "proxy/ctl_state.h"
 #include "proxy/uv_handle.h"
 
 namespace mxscreen::proxy {
@@ -26,17 +28,19 @@ class Server;
 // One request line as the admin socket reads it (its only parser of untrusted bytes; kept
 // apart from the socket so that tests/fuzz/control_request_fuzz.cc can feed it).
 struct ControlRequest {
-  enum class Kind { kBans, kUnban, kBan, kStats, kInvalid };
+  enum class Kind { kBans, kUnban, kBan, kStats, kState, kInvalid };
   Kind kind = Kind::kInvalid;
   protocol::IpAddress address;      // unban, ban
   std::chrono::seconds duration{};  // ban
+  StateRequest state;               // greylist ..., cache ... (ctl_state.h)
   std::string error;                // the "ERR ..." line when kInvalid
 };
 ControlRequest parse_control_request(const std::string& line);
 
 class ControlServer {
  public:
-  static constexpr std::size_t kMaxRequest = 1024;  // bytes of the request line
+  // Bytes of the request line: room for a greylist triplet (two 256-byte paths) and a cursor.
+  static constexpr std::size_t kMaxRequest = 4096;
   // Admin connections at once: server.ctl_max_connections (more are answered "ERR busy" and
   // closed); each must be answered within server.ctl_timeout or is closed. Both are counted
   // in mxscreen_admin_connections_closed_total{socket="ctl"}.
@@ -65,6 +69,9 @@ class ControlServer {
   UvHandle<uv_pipe_t> listener_;
   std::vector<std::unique_ptr<Client>> clients_;
 };
+
+// "2026-12-02T04:00:00Z" for epoch seconds: the time format of ctl answers.
+std::string utc_time(int64_t epoch);
 
 // `mxscreen ctl --config FILE <request...>`: sends the request to the running process, prints
 // the answer. Returns the exit code: 0 OK, 1 ERR or not running, 2 bad request.

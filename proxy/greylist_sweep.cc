@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "checks/greylist_admin.h"
+#include "checks/store_keys.h"
 #include "proxy/greylisting.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -53,7 +54,7 @@ void GreylistSweep::walk_page() {
   };
   auto alive = alive_;
   store_.scan_page(
-      std::string(checks::kGreylistKeyTag), cursor_, kPageSize, keep,
+      std::string(checks::store_keys::kGreylist), cursor_, kPageSize, keep,
       [this, alive, now, policy](StoreStatus status, Store::ScanPage page) {
         if (!*alive) return;
         if (status != StoreStatus::kOk) {

@@ -41,6 +41,12 @@ void usage(FILE* out) {
                "       mxscreen ctl --config FILE bans | unban ADDR | ban ADDR DURATION | stats\n"
                "       mxscreen ctl --config FILE check [--warn-sessions S] [--crit-sessions S]\n"
                "                                        [--warn-queue S] [--crit-queue S]\n"
+               "       mxscreen ctl --config FILE greylist list [--client A] [--sender S]\n"
+               "                                        [--recipient R] [--limit N] [--cursor C]\n"
+               "       mxscreen ctl --config FILE greylist pass|drop CLIENT SENDER RECIPIENT\n"
+               "                                        | KEY | --client A\n"
+               "       mxscreen ctl --config FILE greylist report [--limit N]\n"
+               "       mxscreen ctl --config FILE cache show ADDR | cache drop ADDR | cache flush\n"
                "       mxscreen --version\n");
 }
 

@@ -6,7 +6,6 @@
 // failing (Redis down, LMDB full) fails open: no cache hit, no greylisting, logged and counted.
 #include "checks/greylist.h"
 #include "checks/pass_cache.h"
-#include "checks/store_keys.h"
 #include "protocol/escape.h"
 #include "proxy/greylisting.h"
 #include "proxy/log.h"
@@ -15,9 +14,7 @@
 namespace mxscreen::proxy {
 namespace {
 
-std::string cache_key(const protocol::IpAddress& client) {
-  return checks::store_keys::make(checks::store_keys::kPassCache, client.to_string());
-}
+std::string cache_key(const protocol::IpAddress& client) { return checks::pass_cache_key(client); }
 
 }  // namespace
 

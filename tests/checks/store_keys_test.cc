@@ -19,7 +19,7 @@ TEST(StoreKeysTest, MakeAndIdentityOfRoundTrip) {
 // A scan of one prefix must never return another kind's keys: no prefix starts another.
 TEST(StoreKeysTest, NoPrefixIsAPrefixOfAnother) {
   const std::string_view all[] = {kBan,         kBanCount,  kStrike,   kFakeMxHits, kRealMxSeen,
-                                  kFakeMxFirst, kPassCache, kGreylist, kAutoAllow};
+                                  kFakeMxFirst, kPassCache, kGreylist, kAutoAllow,  kNeverRetried};
   std::set<std::string_view> seen;
   for (auto a : all) {
     EXPECT_TRUE(seen.insert(a).second) << a;
