@@ -38,6 +38,18 @@ std::string angle(const std::string& part) { return "<" + protocol::printable(pa
 
 std::string seconds_text(int64_t s) { return std::to_string(s) + "s"; }
 
+// The first `n` words of the request, for an error message.
+std::string first_words(const std::vector<std::string>& args, std::size_t n) {
+  std::string out;
+  for (std::size_t i = 0; i < n && i < args.size(); ++i) out += (i ? " " : "") + args[i];
+  return protocol::printable(out);
+}
+
+// "1 triplet", "2 triplets".
+std::string counted(std::size_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
 constexpr const char* kGreylistUsage =
     "expected: greylist list [--client A] [--sender S] [--recipient R] [--limit N] "
     "[--cursor C] | greylist pass|drop (CLIENT SENDER RECIPIENT | KEY | --client A) | "
@@ -148,8 +160,7 @@ std::optional<StateRequest> parse_greylist(const std::vector<std::string>& args,
              "the null sender), its key (gl:...) or --client ADDRESS\n";
     return std::nullopt;
   }
-  *error = "ERR unknown request \"greylist " + protocol::printable(what) + "\"; " + kGreylistUsage +
-           "\n";
+  *error = "ERR unknown request \"" + first_words(args, 2) + "\"; " + kGreylistUsage + "\n";
   return std::nullopt;
 }
 
@@ -171,8 +182,7 @@ std::optional<StateRequest> parse_cache(const std::vector<std::string>& args, st
     r.client_is_address = true;
     return r;
   }
-  *error = "ERR unknown request \"" + protocol::printable(args[0] + " " + what) + "\"; " +
-           kCacheUsage + "\n";
+  *error = "ERR unknown request \"" + first_words(args, 2) + "\"; " + kCacheUsage + "\n";
   return std::nullopt;
 }
 
@@ -252,7 +262,7 @@ void greylist_list(const StateRequest& r, Server& server, Reply reply) {
              text += listing_line(*checks::parse_greylist_key(item.key),
                                   *checks::GreylistRecord::parse(item.value), now, policy);
            }
-           text += "OK " + std::to_string(items.size()) + " triplets";
+           text += "OK " + counted(items.size(), "triplet", "triplets");
            if (!next.empty()) text += "; more: --cursor " + encode_cursor(next);
            reply(text + "\n");
          });
@@ -363,8 +373,8 @@ void greylist_edit_client(const StateRequest& r, Server& server, Reply reply) {
   auto finish = [reply, pass, network, allowlist_key, &store, policy](
                     StoreStatus status, std::size_t edited, bool more) {
     if (status != StoreStatus::kOk) return reply(store_error(status));
-    std::string text =
-        (pass ? "OK passed " : "OK dropped ") + std::to_string(edited) + " triplets of " + network;
+    std::string text = (pass ? "OK passed " : "OK dropped ") +
+                       counted(edited, "triplet", "triplets") + " of " + network;
     if (allowlist_key.empty()) return reply(text + more_text(more) + "\n");
     auto answer = [reply, text, more](const std::string& extra) {
       reply(text + extra + more_text(more) + "\n");
@@ -472,8 +482,8 @@ void cache_flush(Server& server, Reply reply) {
       },
       [reply](StoreStatus status, std::size_t edited, bool more) {
         if (status != StoreStatus::kOk) return reply(store_error(status));
-        reply("OK flushed " + std::to_string(edited) + " pass cache entries" + more_text(more) +
-              "\n");
+        reply("OK flushed " + counted(edited, "pass cache entry", "pass cache entries") +
+              more_text(more) + "\n");
       });
 }
 

@@ -33,10 +33,10 @@ struct StateRequest {
     kCacheFlush,
   };
   static constexpr std::size_t kDefaultPage = 100;
-  static constexpr std::size_t kMaxPage = 1000;        // lines of one listing page
+  static constexpr std::size_t kMaxPage = 1000;  // lines of one listing page
   static constexpr std::size_t kDefaultReport = 20;
-  static constexpr std::size_t kMaxReport = 100;       // senders in one report
-  static constexpr std::size_t kMaxEdits = 1000;       // entries one pass/drop/flush changes
+  static constexpr std::size_t kMaxReport = 100;          // senders in one report
+  static constexpr std::size_t kMaxEdits = 1000;          // entries one pass/drop/flush changes
   static constexpr std::size_t kReportCounters = 10'000;  // never-retried counters read
 
   Kind kind = Kind::kGreylistList;
