@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "checks/store_keys.h"
 #include "protocol/escape.h"
 #include "protocol/policy.h"
 #include "proxy/client_dns.h"
@@ -22,6 +23,8 @@
 
 namespace mxscreen::proxy {
 namespace {
+
+namespace keys = checks::store_keys;
 
 // Answers waiting for a client that does not read; past this, its requests are not read.
 constexpr std::size_t kMaxQueuedAnswers = 16 * 1024;
@@ -230,6 +233,26 @@ class PolicyServer::Connection : public ConnHandler {
   }
 
   void greylist(const GreylistQuery& query, const std::string& who) {
+    if (server_.runtime()->config->greylist.skip_on_nolisting_pass) {
+      // The rule mxscreen's own RCPT follows (greylist.skip_on_nolisting_pass): a client that
+      // tried the fake MX first is not greylisted while the pair signal lives
+      // (fake_mx.pair_window), so the later recipients and transactions of its session are
+      // not either.
+      auto alive = alive_;
+      server_.store().get(server_.bans().key(keys::kFakeMxFirst, query.client),
+                          [this, alive, query, who](StoreStatus st, const std::string&) {
+                            if (!*alive || closing_) return;
+                            if (st != StoreStatus::kOk) return greylist_triplet_now(query, who);
+                            log_greylist("nolisting", who, "");
+                            answer("DUNNO", "nolisting", "dunno");
+                            resume();
+                          });
+      return;
+    }
+    greylist_triplet_now(query, who);
+  }
+
+  void greylist_triplet_now(const GreylistQuery& query, const std::string& who) {
     auto alive = alive_;
     greylist_triplet(server_.store(), *server_.runtime(), query,
                      [this, alive, who](GreylistAnswer a) {

@@ -13,6 +13,8 @@ reject_unauth_destination and reject_unlisted_recipient. What the user notices:
 - a recipient Postfix does not know gets 550 on the spliced path, never a greylisting 450;
 - a PASS OLD client (spliced at connect) still has its new triplets greylisted;
 - a pass through the recipient allowlist earns the client no PASS OLD;
+- with greylist.skip_on_nolisting_pass, a client that tried the fake MX first is greylisted
+  neither at the handoff nor by Postfix asking about its later recipients;
 - the service itself, spoken to directly: answers in order, refuses oversized requests,
   garbage, slow and idle clients, refuses connections past policy.max_connections (1,000
   connections), and fails open (DUNNO) while Redis is down.
@@ -268,6 +270,44 @@ class PostfixCallsPolicyTest(unittest.TestCase):
             self.assertEqual((code, text), (450, greylisted_text(rcpt2)))
             mx.wait_log(rf"GREYLIST new \[{re.escape(source)}\]", since=since)
             self.assertNotRegex(mx.log_text(), rf"PASS (NEW|OLD) \[{re.escape(source)}\]")
+
+
+    def test_nolisting_pass_client_is_not_greylisted_by_postfix_either(self):
+        # greylist.skip_on_nolisting_pass: a client that tried the fake MX first skips
+        # mxscreen's greylisting at the handoff, and the policy service follows the same rule
+        # for the later recipients of its session while the pair signal lives.
+        mx_port, fake_port = harness.free_port("127.0.0.1"), harness.free_port("127.0.0.2")
+        config = policy_config(
+            greylist={"skip_on_nolisting_pass": True},
+            fake_mx={"action": "reset", "pair_window": "1m"})
+        config["listen"] = [{"address": f"127.0.0.1:{mx_port}", "role": "mx"},
+                            {"address": f"127.0.0.2:{fake_port}", "role": "fake_mx"}]
+        with harness.Mxscreen(config) as mx:
+            source, sender = "127.0.0.67", unique_sender()
+            rcpt1, rcpt2 = mailbox(uid()), mailbox(uid())
+            from test_abuse import fake_mx_reset_hit
+            self.assertTrue(fake_mx_reset_hit(fake_port, source))
+            s = harness.smtp_client(mx_port, source=source)
+            try:
+                s.ehlo()
+                self.assertEqual(s.mail(sender)[0], 250)
+                self.assertEqual(s.rcpt(rcpt1)[0], 250)  # handoff, no greylisting
+                mx.wait_log(rf"FAKE-MX pass \[{re.escape(source)}\]")
+                mx.wait_log(gl_line("nolisting", source, sender, rcpt1, policy=False))
+                code, text = s.rcpt(rcpt2)  # a new triplet, at Postfix
+                self.assertEqual(code, 250, text)
+                mx.wait_log(gl_line("nolisting", source, sender, rcpt2, policy=True))
+                marker = harness.unique_marker("pol-nolisting")
+                self.assertEqual(s.data(harness.marked_message(marker, sender, rcpt1))[0], 250)
+                harness.wait_delivered(marker)
+                s.quit()
+            finally:
+                s.close()
+            self.assertNotRegex(mx.log_text(), rf"GREYLIST new \[{re.escape(source)}\]")
+            # A client without the pair signal is greylisted by Postfix as before.
+            other = "127.0.0.68"
+            code, text = harness.rcpt_attempt(mx_port, other, sender, "unused", rcpt=rcpt2)
+            self.assertEqual((code, text), (450, greylisted_text(rcpt2)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ certificate. What the user notices:
 - a client screened inside mxscreen's TLS (PROXY and XCLIENT handoff) never sees the backend's
   STARTTLS after the handoff (a second TLS inside the first), its own STARTTLS there gets
   `502 5.5.1` from mxscreen, and its mail still arrives;
-- a client spliced at connect with the PROXY protocol (PASS OLD, access.allow) or right after
-  the greet wait negotiates TLS with Postfix itself, end to end: it sees the same certificate,
-  Postfix logs the TLS connection and writes it into the Received header;
+- a client spliced at connect with the PROXY protocol (PASS OLD, access.allow), right after
+  the greet wait, or right after its EHLO (only HELO tests on) negotiates TLS with Postfix
+  itself, end to end: it sees the same certificate, Postfix logs the TLS connection and writes
+  it into the Received header;
 - `--check-config` warns when [tls] is set and the probed backend offers no STARTTLS
   (smtp-sink), says nothing against the real backend, and in XCLIENT mode warns instead when
   [tls] is missing (the backend's STARTTLS is hidden there); the running mxscreen says the same
@@ -189,6 +190,16 @@ class SplicedAtConnect(unittest.TestCase):
         # Only connection tests: mxscreen's banner, then the client talks to Postfix directly.
         with harness.Mxscreen(harness.connection_tests_only(tls_section())) as mx:
             self.tls_with_postfix(mx, "127.0.8.13", r"^\S+ ESMTP")
+
+
+    def test_client_spliced_after_ehlo(self):
+        # Only HELO tests: the handoff follows mxscreen's EHLO reply (which offered STARTTLS,
+        # [tls] being set); the client's STARTTLS then reaches Postfix, which does the TLS.
+        config = harness.connection_tests_only({"helo": {"reject_invalid": True},
+                                                **tls_section()})
+        with harness.Mxscreen(config) as mx:
+            self.tls_with_postfix(mx, "127.0.8.14", r"^\S+ ESMTP")
+            mx.wait_log(r"PASS NEW \[127\.0\.8\.14\]")
 
 
 class CheckConfigWarning(unittest.TestCase):
