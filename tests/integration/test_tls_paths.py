@@ -21,24 +21,17 @@ test_xclient_splice (test_client_spliced_at_connect_gets_mxscreens_starttls).
 
 import os
 import re
-import ssl
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from test_tls import client_context, peer_subject  # noqa: E402
 
 SENDER = "sender@example.org"
 RCPT = harness.MAILBOX
 HELO = harness.CLIENT_HELO
 BACKEND_CN = "mx.example.test"  # scripts/postfix-backend's self-signed certificate
-
-
-def client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def tls_section():
@@ -52,13 +45,10 @@ def keywords(reply):
 
 
 def cert_cn(tls_sock):
-    """The CN of the certificate the server showed (read with the ssl module's decoder)."""
-    der = tls_sock.getpeercert(binary_form=True)
-    import subprocess
-    out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject"], input=der,
-                         capture_output=True, check=True, timeout=30).stdout.decode()
-    m = re.search(r"CN\s*=\s*([^,\n]+)", out)
-    return m.group(1).strip() if m else out
+    """The CN of the certificate the server showed."""
+    subject = peer_subject(tls_sock.getpeercert(binary_form=True))
+    m = re.search(r"CN\s*=\s*([^,\n]+)", subject)
+    return m.group(1).strip() if m else subject
 
 
 def deliver(sock, marker, rcpt=RCPT):
