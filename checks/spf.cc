@@ -104,8 +104,9 @@ std::string_view to_string(SpfResult result) {
 // up, `pending_` says an answer was missing: the caller returns at once, its value unused.
 class SpfCheck::Evaluation {
  public:
-  Evaluation(const SpfRequest& request, const std::map<DnsQuestion, DnsReply>& answers)
-      : answers_(answers) {
+  Evaluation(const SpfRequest& request, const std::map<DnsQuestion, DnsReply>& answers,
+             std::map<std::string, spf::ParsedRecord, std::less<>>& parsed)
+      : answers_(answers), parsed_(parsed) {
     facts_.ip = unmap(request.client);
     facts_.helo = request.helo;
     facts_.receiver = request.receiver;
@@ -273,7 +274,11 @@ class SpfCheck::Evaluation {
     if (records.size() > 1) {
       return error(SpfResult::kPermError, "more than one SPF record at " + domain);  // 4.5
     }
-    spf::ParsedRecord parsed = spf::parse_record(*records.front());
+    auto cached = parsed_.find(*records.front());
+    if (cached == parsed_.end()) {
+      cached = parsed_.emplace(*records.front(), spf::parse_record(*records.front())).first;
+    }
+    const spf::ParsedRecord& parsed = cached->second;
     if (!parsed.record) return error(SpfResult::kPermError, domain + ": " + parsed.error);
     const spf::Record& record = *parsed.record;
     for (const spf::Mechanism& mechanism : record.mechanisms) {
@@ -440,6 +445,7 @@ class SpfCheck::Evaluation {
   }
 
   const std::map<DnsQuestion, DnsReply>& answers_;
+  std::map<std::string, spf::ParsedRecord, std::less<>>& parsed_;
   spf::MacroFacts facts_;
   std::string identity_;
   std::string given_domain_;
@@ -456,7 +462,7 @@ SpfCheck::~SpfCheck() = default;
 Progress<SpfFinding> SpfCheck::next() {
   Progress<SpfFinding> progress;
   if (!finding_) {
-    Evaluation evaluation(request_, answers_);
+    Evaluation evaluation(request_, answers_, parsed_);
     finding_ = evaluation.run();
     if (!finding_) {
       asked_.clear();

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "checks/async_check.h"
+#include "checks/spf_record.h"
 #include "protocol/address.h"
 
 namespace mxscreen::checks {
@@ -78,6 +79,8 @@ class SpfCheck final : public AsyncCheck<SpfFinding> {
 
   SpfRequest request_;
   std::map<DnsQuestion, DnsReply> answers_;
+  // Records parsed in an earlier round (each round replays the evaluation): by their text.
+  std::map<std::string, spf::ParsedRecord, std::less<>> parsed_;
   std::set<DnsQuestion> asked_;  // asked, not yet answered
   std::optional<SpfFinding> finding_;
 };

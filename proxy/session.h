@@ -140,7 +140,7 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   // names, then rcpt_passed.
   void maybe_start_spf();
   void spf_found(const checks::SpfFinding& finding);
-  void rcpt_ready();
+  void rcpt_ready(bool resumed = false);  // resumed: after waiting for SPF
   // The held RCPT passed the dialogue: greylisting, then the handoff.
   void rcpt_passed();
   // Starts the DNS tests of the HELO name, sender domain and reverse name (domain_dns.h) when

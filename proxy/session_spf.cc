@@ -46,10 +46,10 @@ void Session::spf_found(const checks::SpfFinding& finding) {
   if (!spf_waiting_ || state_ != State::kDialogue) return;
   spf_waiting_ = false;
   store_wait_ = false;
-  rcpt_ready();
+  rcpt_ready(true);
 }
 
-void Session::rcpt_ready() {
+void Session::rcpt_ready(bool resumed) {
   if (!dialogue_->rcpt_line().empty()) {
     if (config().sender.spf != checks::SpfMode::kOff && !spf_ && spf_run_) {
       // The evaluation is still out: the RCPT (and what follows it) waits for it.
@@ -61,7 +61,8 @@ void Session::rcpt_ready() {
     if (spf_ && checks::spf_rejects(*spf_, config().sender.spf)) {
       apply_step(dialogue_->reject_held_rcpt(
           checks::spf_reject_reply(*spf_, dialogue_->sender().address), "spf"));
-      resume_dialogue();
+      // Called from run_dialogue's loop, the loop goes on by itself; after a wait, resume it.
+      if (resumed) resume_dialogue();
       return;
     }
     if (check_domains()) return;  // then rcpt_passed()

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "checks/spf_policy.h"
 #include "checks/spf_record.h"
 #include "tests/checks/spf_fake_dns.h"
 
@@ -192,6 +193,56 @@ TEST(ChecksSpfRecord, LookupNameTruncatesAndRejects) {
   ASSERT_TRUE(truncated);
   EXPECT_LE(truncated->size(), 253u);
   EXPECT_EQ(truncated->substr(truncated->size() - 4), ".org");
+}
+
+TEST(ChecksSpfPolicy, OnlyFailAndAskedSoftfailAreRefused) {
+  SpfFinding f;
+  for (SpfResult r : {SpfResult::kNone, SpfResult::kNeutral, SpfResult::kPass,
+                      SpfResult::kTempError, SpfResult::kPermError}) {
+    f.result = r;
+    for (SpfMode m :
+         {SpfMode::kOff, SpfMode::kLog, SpfMode::kRejectFail, SpfMode::kRejectFailSoftfail}) {
+      EXPECT_FALSE(spf_rejects(f, m)) << to_string(r) << " " << to_string(m);
+    }
+  }
+  f.result = SpfResult::kFail;
+  EXPECT_FALSE(spf_rejects(f, SpfMode::kLog));
+  EXPECT_TRUE(spf_rejects(f, SpfMode::kRejectFail));
+  EXPECT_TRUE(spf_rejects(f, SpfMode::kRejectFailSoftfail));
+  f.result = SpfResult::kSoftFail;
+  EXPECT_FALSE(spf_rejects(f, SpfMode::kRejectFail));
+  EXPECT_TRUE(spf_rejects(f, SpfMode::kRejectFailSoftfail));
+}
+
+TEST(ChecksSpfPolicy, ReplyTextsShowTheExplanationSafely) {
+  SpfFinding f;
+  f.result = SpfResult::kFail;
+  EXPECT_EQ(spf_reject_reply(f, "a@example.org"),
+            "550 5.7.23 <a@example.org>: Sender address rejected: Message rejected due to: SPF "
+            "fail - not authorized");
+  f.explanation = "see\r\nhttp://x";
+  EXPECT_EQ(spf_policy_action(f),
+            "550 5.7.23 Message rejected due to: SPF fail - not authorized. see??http://x");
+  f.explanation = std::string(500, 'x');
+  EXPECT_EQ(spf_policy_action(f).size(),
+            std::string("550 5.7.23 Message rejected due to: SPF fail - not authorized. ").size() +
+                kSpfExplanationShown);
+}
+
+TEST(ChecksSpfPolicy, LogFactsEscapeClientText) {
+  SpfFinding f;
+  f.result = SpfResult::kPass;
+  f.identity = "mailfrom";
+  f.domain = "example.org";
+  f.mechanism = "ip4:192.0.2.0/24";
+  SpfRequest r = request("192.0.2.7",
+                         "a\x01"
+                         "b@example.org",
+                         "evil\nhelo");
+  EXPECT_EQ(spf_log_facts(f, r),
+            "identity=mailfrom; client-ip=192.0.2.7; helo=evil\\x0ahelo; "
+            "envelope-from=<a\\x01b@example.org>; receiver=mx.example.net; domain=example.org; "
+            "mechanism=ip4:192.0.2.0/24");
 }
 
 }  // namespace

@@ -245,6 +245,28 @@ x_greylist_header = true
             "t.toml:2:13: unknown key 'listen_on' in [policy]");
 }
 
+TEST(ConfigParse, SenderSpf) {
+  const SenderConfig defaults = parse("").config->sender;
+  EXPECT_EQ(defaults.spf, checks::SpfMode::kOff);
+  EXPECT_EQ(defaults.spf_timeout, milliseconds(20000));
+  EXPECT_EQ(defaults.spf_max_in_flight, 1000);
+  ConfigResult r = parse(R"(
+[sender]
+spf = "reject_fail_softfail"
+spf_timeout = "30s"
+spf_max_in_flight = 50
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string();
+  EXPECT_EQ(r.config->sender.spf, checks::SpfMode::kRejectFailSoftfail);
+  EXPECT_EQ(r.config->sender.spf_timeout, milliseconds(30000));
+  EXPECT_EQ(r.config->sender.spf_max_in_flight, 50);
+  EXPECT_EQ(only_error("[sender]\nspf = \"reject\"\n"),
+            "t.toml:2:7: 'spf' in [sender]: invalid value \"reject\": expected off | log | "
+            "reject_fail | reject_fail_softfail");
+  EXPECT_EQ(only_error("[sender]\nspf_max_in_flight = 0\n"),
+            "t.toml:2:21: 'spf_max_in_flight' in [sender]: must be at least 1, got 0");
+}
+
 TEST(ConfigErrorFormat, ToString) {
   EXPECT_EQ((ConfigError{"a.toml", 3, 7, "boom"}).to_string(), "a.toml:3:7: boom");
   EXPECT_EQ((ConfigError{"a.toml", 0, 0, "cannot open"}).to_string(), "a.toml: cannot open");
