@@ -36,18 +36,7 @@ class AsyncCheckDriver {
         check_(std::move(check)),
         expired_(std::move(expired)),
         done_(std::move(done)) {
-    if (uv_timer_init(loop, timer_.get()) == 0) {
-      timer_.initialized();
-      timer_->data = this;
-      uv_timer_start(
-          timer_.get(),
-          [](uv_timer_t* t) {
-            if (auto* self = static_cast<AsyncCheckDriver*>(t->data)) {
-              self->finish(self->expired_());
-            }
-          },
-          static_cast<uint64_t>(deadline.count()), 0);
-    }
+    if (timer_.init<&AsyncCheckDriver::expire>(loop, this)) timer_.start(deadline);
   }
   AsyncCheckDriver(const AsyncCheckDriver&) = delete;
   AsyncCheckDriver& operator=(const AsyncCheckDriver&) = delete;
@@ -73,6 +62,8 @@ class AsyncCheckDriver {
     }
   }
 
+  void expire() { finish(expired_()); }
+
   void finish(const Finding& finding) {
     if (finished_) return;
     finished_ = true;
@@ -87,7 +78,7 @@ class AsyncCheckDriver {
   std::unique_ptr<checks::AsyncCheck<Finding>> check_;
   std::function<Finding()> expired_;
   Done done_;
-  UvHandle<uv_timer_t> timer_;
+  Timer timer_;
   std::vector<DnsLookup> lookups_;
   std::size_t pending_ = 0;
   bool finished_ = false;

@@ -59,15 +59,8 @@ BackendProbe::BackendProbe(uv_loop_t* loop, const BackendConfig& backend, std::s
 BackendProbe::~BackendProbe() = default;
 
 void BackendProbe::start() {
-  uv_timer_init(loop_, timer_.get());
-  timer_.initialized();
-  timer_->data = this;
-  uv_timer_start(
-      timer_.get(),
-      [](uv_timer_t* t) {
-        if (auto* self = static_cast<BackendProbe*>(t->data)) self->finish(std::nullopt, "timeout");
-      },
-      static_cast<uint64_t>(backend_.connect_timeout.count() + backend_.banner_timeout.count()), 0);
+  timer_.init<&BackendProbe::timed_out>(loop_, this);
+  timer_.start(backend_.connect_timeout + backend_.banner_timeout);
   int rc = conn_.init();
   if (rc == 0) rc = conn_.connect(backend_.address);
   if (rc != 0) finish(std::nullopt, uv_error(rc));

@@ -46,13 +46,14 @@ class BackendProbe : public ConnHandler {
 
  private:
   void finish(std::optional<std::vector<std::string>> lines, const std::string& why);
+  void timed_out() { finish(std::nullopt, "timeout"); }
 
   uv_loop_t* loop_;
   BackendConfig backend_;
   std::string hostname_;
   Done done_;
   Conn conn_;
-  UvHandle<uv_timer_t> timer_;
+  Timer timer_;
   protocol::ReplyReader reader_;
   bool sent_ehlo_ = false;
   bool finished_ = false;

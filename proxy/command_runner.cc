@@ -45,7 +45,13 @@ struct CommandRunner::Running {
   CommandRunner* runner = nullptr;
   Job job;
   UvHandle<uv_process_t> process;
-  UvHandle<uv_timer_t> timer;
+  Timer timer;  // kTimeout, then SIGKILL
+
+  void timed_out() {
+    Log::warning(job.what + " command " + printable_argv(job.argv) + " still running after " +
+                 std::to_string(kTimeout.count()) + "s: killed");
+    uv_process_kill(process.get(), SIGKILL);
+  }
 };
 
 CommandRunner::CommandRunner(uv_loop_t* loop) : loop_(loop) {}
@@ -96,11 +102,8 @@ void CommandRunner::start_next() {
                     "command=\"" + label_value(r->job.what) + "\",result=\"error\"");
       continue;
     }
-    uv_timer_init(loop_, r->timer.get());
-    r->timer.initialized();
-    r->timer->data = r.get();
-    uv_timer_start(r->timer.get(), &CommandRunner::on_timeout,
-                   std::chrono::milliseconds(kTimeout).count(), 0);
+    r->timer.init<&Running::timed_out>(loop_, r.get());
+    r->timer.start(kTimeout);
     running_.push_back(std::move(r));
   }
 }
@@ -109,14 +112,6 @@ void CommandRunner::on_exit(uv_process_t* process, int64_t exit_status, int term
   auto* r = static_cast<Running*>(process->data);
   if (!r) return;
   r->runner->finished(r, exit_status, term_signal);
-}
-
-void CommandRunner::on_timeout(uv_timer_t* timer) {
-  auto* r = static_cast<Running*>(timer->data);
-  if (!r) return;
-  Log::warning(r->job.what + " command " + printable_argv(r->job.argv) + " still running after " +
-               std::to_string(kTimeout.count()) + "s: killed");
-  uv_process_kill(r->process.get(), SIGKILL);
 }
 
 void CommandRunner::finished(Running* r, int64_t exit_status, int term_signal) {

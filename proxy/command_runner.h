@@ -47,7 +47,6 @@ class CommandRunner {
   void start_next();
   void finished(Running* running, int64_t exit_status, int term_signal);
   static void on_exit(uv_process_t* process, int64_t exit_status, int term_signal);
-  static void on_timeout(uv_timer_t* timer);
 
   uv_loop_t* loop_;
   std::deque<Job> queue_;

@@ -55,10 +55,16 @@ std::string control_socket_path(const std::string& state_dir) {
 struct ControlServer::Client {
   ControlServer* owner = nullptr;
   UvHandle<uv_pipe_t> pipe;
-  UvHandle<uv_timer_t> timer;  // server.ctl_timeout, from accept to the answer written
+  Timer timer;  // server.ctl_timeout, from accept to the answer written
   std::string request;
   bool answered = false;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  void timed_out() {
+    count_admin_close("ctl", "timeout");
+    Log::warning("ctl: connection closed: no request answered within server.ctl_timeout");
+    owner->drop(this);
+  }
 };
 
 ControlServer::ControlServer(uv_loop_t* loop, Server& server) : loop_(loop), server_(server) {}
@@ -121,18 +127,8 @@ void ControlServer::on_connection(uv_stream_t* listener, int status) {
     return;
   }
   client->pipe->data = client.get();
-  uv_timer_init(self->loop_, client->timer.get());
-  client->timer.initialized();
-  client->timer->data = client.get();
-  uv_timer_start(
-      client->timer.get(),
-      [](uv_timer_t* t) {
-        auto* c = static_cast<Client*>(t->data);
-        count_admin_close("ctl", "timeout");
-        Log::warning("ctl: connection closed: no request answered within server.ctl_timeout");
-        c->owner->drop(c);
-      },
-      static_cast<uint64_t>(config.ctl_timeout.count()), 0);
+  client->timer.init<&Client::timed_out>(self->loop_, client.get());
+  client->timer.start(config.ctl_timeout);
   uv_read_start(
       client->pipe.stream(),
       [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {

@@ -171,8 +171,10 @@ struct Resolver::Query {
   DnsType type = DnsType::kA;
   dns_query* udns = nullptr;
   uint64_t started_ns = 0;
-  UvHandle<uv_timer_t> deadline;
+  Timer deadline;  // dns.timeout: the lookup fails temporarily past it
   std::vector<std::weak_ptr<DnsLookup::Waiter>> waiters;
+
+  void timed_out();
 };
 
 Resolver::Resolver(uv_loop_t* loop, const DnsConfig& config, const DnsOptions& options)
@@ -187,12 +189,8 @@ Resolver::Resolver(uv_loop_t* loop, const DnsConfig& config, const DnsOptions& o
                      "DNS query latency on the wire (cache hits excluded).");
   metrics().describe("mxscreen_dns_cache_total", "counter",
                      "DNS lookups by cache result (hit, miss, shared = joined a query in flight)");
-  uv_timer_init(loop_, udns_timer_.get());
-  udns_timer_.initialized();
-  udns_timer_->data = this;
-  uv_timer_init(loop_, deliver_timer_.get());
-  deliver_timer_.initialized();
-  deliver_timer_->data = this;
+  udns_timer_.init<&Resolver::on_udns_timer>(loop_, this);
+  deliver_timer_.init<&Resolver::deliver_now>(loop_, this);
 
   if (!init_udns_default(&error_)) return;
   dns_ctx* ctx = dns_new(nullptr);
@@ -306,11 +304,8 @@ DnsLookup Resolver::lookup(DnsType type, const std::string& name, Callback callb
     return fail(dns_status(ctx_) == DNS_E_BADQUERY ? DnsStatus::kNxDomain : DnsStatus::kTempFail,
                 "badquery");
   }
-  uv_timer_init(loop_, query->deadline.get());
-  query->deadline.initialized();
-  query->deadline->data = query.get();
-  uv_timer_start(query->deadline.get(), &Resolver::on_deadline,
-                 static_cast<uint64_t>(timeout_.count()), 0);
+  query->deadline.init<&Query::timed_out>(loop_, query.get());
+  query->deadline.start(timeout_);
   queries_.emplace(std::move(key), std::move(query));
   return DnsLookup(std::move(waiter));
 }
@@ -331,9 +326,7 @@ void Resolver::complete(Query* query, DnsAnswer answer) {
 void Resolver::deliver_later(std::weak_ptr<DnsLookup::Waiter> waiter,
                              std::shared_ptr<const DnsAnswer> answer) {
   deliveries_.push_back(Delivery{std::move(waiter), std::move(answer)});
-  if (!uv_is_active(deliver_timer_.base())) {
-    uv_timer_start(deliver_timer_.get(), &Resolver::on_deliver, 0, 0);
-  }
+  if (!deliver_timer_.active()) deliver_timer_.start(std::chrono::milliseconds(0));
 }
 
 void Resolver::deliver_now() {
@@ -351,10 +344,6 @@ void Resolver::deliver_now() {
   }
 }
 
-void Resolver::on_deliver(uv_timer_t* timer) {
-  if (auto* self = static_cast<Resolver*>(timer->data)) self->deliver_now();
-}
-
 void Resolver::on_udns_answer(dns_ctx* ctx, void* result, void* data) {
   auto* query = static_cast<Query*>(data);
   Resolver* self = query->owner;
@@ -369,10 +358,9 @@ void Resolver::on_udns_answer(dns_ctx* ctx, void* result, void* data) {
   self->complete(query, std::move(answer));
 }
 
-void Resolver::on_deadline(uv_timer_t* timer) {
-  auto* query = static_cast<Query*>(timer->data);
-  if (!query) return;
-  Resolver* self = query->owner;
+void Resolver::Query::timed_out() {
+  Query* query = this;
+  Resolver* self = owner;
   if (query->udns) {
     dns_cancel(self->ctx_, query->udns);
     // udns 0.4 (Debian 12) unlinks a cancelled query but never frees it (found by LSan);
@@ -388,18 +376,15 @@ void Resolver::on_deadline(uv_timer_t* timer) {
 
 void Resolver::on_udns_timer_request(dns_ctx* /*ctx*/, int timeout, void* data) {
   auto* self = static_cast<Resolver*>(data);
-  if (!self->udns_timer_) return;
   if (timeout < 0) {
-    uv_timer_stop(self->udns_timer_.get());
+    self->udns_timer_.stop();
   } else {
-    uv_timer_start(self->udns_timer_.get(), &Resolver::on_udns_timer,
-                   static_cast<uint64_t>(timeout) * 1000, 0);
+    self->udns_timer_.start(std::chrono::seconds(timeout));
   }
 }
 
-void Resolver::on_udns_timer(uv_timer_t* timer) {
-  auto* self = static_cast<Resolver*>(timer->data);
-  if (self && self->ctx_) dns_timeouts(self->ctx_, -1, time(nullptr));
+void Resolver::on_udns_timer() {
+  if (ctx_) dns_timeouts(ctx_, -1, time(nullptr));
 }
 
 void Resolver::on_readable(uv_poll_t* poll, int status, int /*events*/) {

@@ -106,10 +106,8 @@ class Resolver {
 
   static void on_udns_answer(dns_ctx* ctx, void* result, void* data);
   static void on_udns_timer_request(dns_ctx* ctx, int timeout, void* data);
-  static void on_udns_timer(uv_timer_t* timer);
+  void on_udns_timer();
   static void on_readable(uv_poll_t* poll, int status, int events);
-  static void on_deadline(uv_timer_t* timer);
-  static void on_deliver(uv_timer_t* timer);
 
   uv_loop_t* loop_;
   DnsOptions options_;
@@ -118,8 +116,8 @@ class Resolver {
   dns_ctx* ctx_ = nullptr;
   std::string error_;
   UvHandle<uv_poll_t> poll_;
-  UvHandle<uv_timer_t> udns_timer_;
-  UvHandle<uv_timer_t> deliver_timer_;
+  Timer udns_timer_;
+  Timer deliver_timer_;
   std::unordered_map<std::string, std::unique_ptr<Query>> queries_;  // by cache key
   std::vector<Delivery> deliveries_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -25,10 +25,8 @@ GreylistSweep::GreylistSweep(uv_loop_t* loop, Store& store, ConfigSource config)
 GreylistSweep::~GreylistSweep() { stop(); }
 
 void GreylistSweep::start() {
-  if (uv_timer_init(loop_, timer_.get()) != 0) return;
-  timer_.initialized();
-  timer_->data = this;
-  uv_unref(timer_.base());  // the sweep alone does not keep the loop running
+  // The sweep alone does not keep the loop running.
+  if (!timer_.init<&GreylistSweep::walk_page>(loop_, this, false)) return;
   schedule(static_cast<uint64_t>(config_().greylist.sweep_interval.count()));
 }
 
@@ -39,9 +37,7 @@ void GreylistSweep::stop() {
 
 void GreylistSweep::schedule(uint64_t delay_ms) {
   if (!timer_ || !*alive_) return;
-  uv_timer_start(
-      timer_.get(), [](uv_timer_t* t) { static_cast<GreylistSweep*>(t->data)->walk_page(); },
-      std::max<uint64_t>(delay_ms, 1), 0);
+  timer_.start(std::chrono::milliseconds(std::max<uint64_t>(delay_ms, 1)));
 }
 
 void GreylistSweep::walk_page() {

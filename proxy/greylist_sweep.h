@@ -45,7 +45,7 @@ class GreylistSweep {
   uv_loop_t* loop_;
   Store& store_;
   ConfigSource config_;
-  UvHandle<uv_timer_t> timer_;
+  Timer timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::string cursor_;    // the walk's next page ("" = a new walk)
   uint64_t counted_ = 0;  // in this walk

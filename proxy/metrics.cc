@@ -154,19 +154,15 @@ class MetricsServer::Exchange : public ConnHandler {
 
   // Counted: read the request within the timeout.
   void begin() {
-    uv_timer_init(server_.loop_, timer_.get());
-    timer_.initialized();
-    timer_->data = this;
-    uv_timer_start(
-        timer_.get(),
-        [](uv_timer_t* t) {
-          auto* self = static_cast<Exchange*>(t->data);
-          count_admin_close("metrics", "timeout");
-          self->conn_.close();
-          self->server_.finished(self);
-        },
-        static_cast<uint64_t>(server_.limits_.timeout.count()), 0);
+    timer_.init<&Exchange::timed_out>(server_.loop_, this);
+    timer_.start(server_.limits_.timeout);
     conn_.start_reading();
+  }
+
+  void timed_out() {
+    count_admin_close("metrics", "timeout");
+    conn_.close();
+    server_.finished(this);
   }
 
   void on_read(Conn&, std::string_view bytes) override {
@@ -217,7 +213,7 @@ class MetricsServer::Exchange : public ConnHandler {
 
   MetricsServer& server_;
   Conn conn_;
-  UvHandle<uv_timer_t> timer_;
+  Timer timer_;
   std::string request_;
   bool replied_ = false;
 };

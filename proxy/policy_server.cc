@@ -44,9 +44,7 @@ class PolicyServer::Connection : public ConnHandler {
   Conn& conn() { return conn_; }
 
   bool start() {
-    if (uv_timer_init(loop_, timer_.get()) != 0) return false;
-    timer_.initialized();
-    timer_->data = this;
+    if (!timer_.init<&Connection::timed_out>(loop_, this)) return false;
     auto peer = tcp_peer(conn_.tcp());  // only for log lines: Postfix on loopback
     peer_ = peer ? peer->log_string() : "unknown (reset before accept)";
     conn_.start_reading();
@@ -140,7 +138,7 @@ class PolicyServer::Connection : public ConnHandler {
     query.recipient = request.get("recipient");
     busy_ = true;
     conn_.stop_reading();
-    uv_timer_stop(timer_.get());
+    timer_.stop();
     if (spf) return check_spf(query, std::string(request.get("helo_name")), who);
     after_spf(query, who);
   }
@@ -318,12 +316,7 @@ class PolicyServer::Connection : public ConnHandler {
     if (partial && partial_) return;
     auto after = partial ? config().request_timeout : config().idle_timeout;
     partial_ = partial;
-    uv_timer_start(
-        timer_.get(),
-        [](uv_timer_t* t) {
-          if (auto* self = static_cast<Connection*>(t->data)) self->timed_out();
-        },
-        static_cast<uint64_t>(after.count()), 0);
+    timer_.start(after);
   }
 
   void timed_out() {
@@ -346,7 +339,7 @@ class PolicyServer::Connection : public ConnHandler {
   Conn conn_;
   protocol::PolicyParser parser_;
   uv_loop_t* loop_;
-  UvHandle<uv_timer_t> timer_;
+  Timer timer_;
   std::string peer_;
   std::string client_;    // client_address of the request being answered, for the log
   bool busy_ = false;     // a request is with the store: nothing else is read or answered

@@ -259,14 +259,9 @@ bool Server::start() {
   log_flush_.initialized();
   uv_prepare_start(log_flush_.get(), [](uv_prepare_t*) { Log::flush(); });
   uv_unref(log_flush_.base());
-  uv_timer_init(loop_, probe_timer_.get());
-  probe_timer_.initialized();
-  probe_timer_->data = this;
-  uv_unref(probe_timer_.base());
+  probe_timer_.init<&Server::probe_backend>(loop_, this, false);
   probe_backend();
-  uv_timer_init(loop_, wake_timer_.get());
-  wake_timer_.initialized();
-  wake_timer_->data = this;
+  wake_timer_.init<&Server::wake_timer_fired>(loop_, this);
   uv_async_init(loop_, inbox_.get(), [](uv_async_t* h) {
     if (auto* self = static_cast<Server*>(h->data)) self->run_inbox();
   });
@@ -277,19 +272,8 @@ bool Server::start() {
     inbox_open_ = true;
   }
   if (!first_worker()) return true;
-  uv_timer_init(loop_, ticket_timer_.get());
-  ticket_timer_.initialized();
-  ticket_timer_->data = this;
-  uv_timer_start(
-      ticket_timer_.get(),
-      [](uv_timer_t* t) {
-        auto* self = static_cast<Server*>(t->data);
-        if (self && self->runtime_->tls) {
-          self->runtime_->tls->rotate_ticket_keys(std::chrono::steady_clock::now());
-        }
-      },
-      0, 60'000);
-  uv_unref(ticket_timer_.base());
+  ticket_timer_.init<&Server::rotate_ticket_keys>(loop_, this, false);
+  ticket_timer_.start(std::chrono::milliseconds(0), std::chrono::minutes(1));
   start_signal(loop_, sighup_, SIGHUP, this,
                [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->reload(); });
   start_signal(loop_, sigterm_, SIGTERM, this,
@@ -382,19 +366,14 @@ void Server::arm_wake_timer() {
   // loop is not kept alive by a timer that has nobody to wake.
   while (!wakes_.empty() && !wakes_.top().session_alive()) wakes_.pop();
   if (wakes_.empty()) {
-    uv_timer_stop(wake_timer_.get());
+    wake_timer_.stop();
     wake_timer_due_ = 0;
     return;
   }
   uint64_t due = wakes_.top().deadline;
   if (wake_timer_due_ == due) return;
   uint64_t now = uv_now(loop_);
-  uv_timer_start(
-      wake_timer_.get(),
-      [](uv_timer_t* t) {
-        if (auto* self = static_cast<Server*>(t->data)) self->wake_timer_fired();
-      },
-      due > now ? due - now : 0, 0);
+  wake_timer_.start(std::chrono::milliseconds(due > now ? due - now : 0));
   wake_timer_due_ = due;
 }
 
@@ -562,23 +541,20 @@ void Server::drain() {
   std::vector<Session*> live;
   for (auto& [raw, s] : sessions_) live.push_back(raw);
   for (Session* s : live) s->shutdown_if_unspliced();
-  uv_timer_init(loop_, drain_timer_.get());
-  drain_timer_.initialized();
-  drain_timer_->data = this;
-  uv_timer_start(
-      drain_timer_.get(),
-      [](uv_timer_t* h) {
-        auto* self = static_cast<Server*>(h->data);
-        if (!self) return;
-        Log::warning("drain timeout: closing " + std::to_string(self->sessions_.size()) +
-                     " sessions");
-        std::vector<Session*> left;
-        for (auto& [raw, s] : self->sessions_) left.push_back(raw);
-        for (Session* s : left) s->abort();
-      },
-      static_cast<uint64_t>(runtime_->config->server.drain_timeout.count()), 0);
-  uv_unref(drain_timer_.base());
+  drain_timer_.init<&Server::drain_timed_out>(loop_, this, false);
+  drain_timer_.start(runtime_->config->server.drain_timeout);
   maybe_finish_drain();
+}
+
+void Server::drain_timed_out() {
+  Log::warning("drain timeout: closing " + std::to_string(sessions_.size()) + " sessions");
+  std::vector<Session*> left;
+  for (auto& [raw, s] : sessions_) left.push_back(raw);
+  for (Session* s : left) s->abort();
+}
+
+void Server::rotate_ticket_keys() {
+  if (runtime_->tls) runtime_->tls->rotate_ticket_keys(std::chrono::steady_clock::now());
 }
 
 void Server::maybe_finish_drain() {
@@ -611,7 +587,7 @@ void Server::probe_backend() {
   if (draining_ || probe_) return;
   const auto& config = *runtime_->config;
   // Retry while the backend is unreachable, so the EHLO mirror catches up by itself.
-  constexpr uint64_t kRetryMs = 30000;
+  static constexpr uint64_t kRetryMs = 30000;
   probe_ = std::make_unique<BackendProbe>(
       loop_, config.backend, config.server.hostname,
       [this](std::optional<std::vector<std::string>> lines, const std::string& why) {
@@ -636,14 +612,7 @@ void Server::probe_backend() {
                        "retry in " + std::to_string(kRetryMs / 1000) + "s");
           metrics().inc("mxscreen_backend_failures_total", "step=\"probe\"");
         }
-        if (probe_timer_) {
-          uv_timer_start(
-              probe_timer_.get(),
-              [](uv_timer_t* t) {
-                if (auto* self = static_cast<Server*>(t->data)) self->probe_backend();
-              },
-              kRetryMs, 0);
-        }
+        probe_timer_.start(std::chrono::milliseconds(kRetryMs));
       });
   probe_->start();
 }

@@ -171,6 +171,8 @@ class Server {
   void probe_backend();
   void arm_wake_timer();
   void wake_timer_fired();
+  void rotate_ticket_keys();
+  void drain_timed_out();
   // Tells each waiter, on its own worker, that the slot is its now.
   void hand_slots(std::vector<BackendSlots::Waiter> granted);
   void use_runtime(std::shared_ptr<const Runtime> runtime);
@@ -212,14 +214,14 @@ class Server {
   MetricsServer metrics_server_;
   UvHandle<uv_check_t> reaper_;
   UvHandle<uv_prepare_t> log_flush_;  // writes the loop turn's log lines before it waits
-  UvHandle<uv_timer_t> drain_timer_;
+  Timer drain_timer_;
   UvHandle<uv_signal_t> sighup_, sigterm_, sigint_;
   std::vector<std::string> backend_ehlo_;
   std::unique_ptr<BackendProbe> probe_;
   std::unique_ptr<BackendProbe> dead_probe_;
-  UvHandle<uv_timer_t> probe_timer_;
-  UvHandle<uv_timer_t> ticket_timer_;
-  UvHandle<uv_timer_t> wake_timer_;
+  Timer probe_timer_;
+  Timer ticket_timer_;
+  Timer wake_timer_;
   // Soonest deadline on top; a session that ended leaves a stale entry, skipped when due.
   std::priority_queue<Wake, std::vector<Wake>, std::greater<>> wakes_;
   uint64_t wake_timer_due_ = 0;  // the deadline wake_timer_ is armed for, 0 = not armed

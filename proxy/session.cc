@@ -388,25 +388,12 @@ void Session::start_dialogue() {
   lines_ = std::make_unique<protocol::LineReader>(
       limit, std::max<size_t>(1, config().server.buffer_size / limit));
   dialogue_ = std::make_unique<checks::Dialogue>(dialogue_policy());
-  command_timer_ = std::make_unique<UvHandle<uv_timer_t>>();
-  uv_timer_init(server_.loop(), command_timer_->get());
-  command_timer_->initialized();
-  (*command_timer_)->data = this;
-  uv_timer_start(
-      command_timer_->get(),
-      [](uv_timer_t* t) {
-        auto* self = static_cast<Session*>(t->data);
-        if (self && self->state_ == State::kDialogue) {
-          self->sleeping_.reset();
-          self->apply_step(self->dialogue_->on_time_limit());
-        }
-      },
-      // postscreen_command_time_limit = ${stress?{10}:{300}}s.
-      static_cast<uint64_t>((server_.under_stress()
-                                 ? std::min(config().smtp.command_time_limit, kStressCommandTime)
-                                 : config().smtp.command_time_limit)
-                                .count()),
-      0);
+  command_timer_ = std::make_unique<Timer>();
+  command_timer_->init<&Session::command_time_limit_reached>(server_.loop(), this);
+  // postscreen_command_time_limit = ${stress?{10}:{300}}s.
+  command_timer_->start(server_.under_stress()
+                            ? std::min(config().smtp.command_time_limit, kStressCommandTime)
+                            : config().smtp.command_time_limit);
   client_conn_.start_reading();
   // What an ignored early talker already sent is the start of its dialogue.
   std::string early = std::move(held_);
@@ -746,16 +733,14 @@ void Session::finish(const std::string& outcome) {
 
 void Session::arm_timer(std::chrono::milliseconds after) {
   if (!timer_) {  // made on first use: a session in its greet wait needs none (wake_at)
-    timer_ = std::make_unique<UvHandle<uv_timer_t>>();
-    uv_timer_init(server_.loop(), timer_->get());
-    timer_->initialized();
-    (*timer_)->data = this;
+    timer_ = std::make_unique<Timer>();
+    timer_->init<&Session::timer_fired>(server_.loop(), this);
   }
-  uv_timer_start(timer_->get(), on_timer, static_cast<uint64_t>(after.count()), 0);
+  timer_->start(after);
 }
 
 void Session::stop_timer() {
-  if (timer_) uv_timer_stop(timer_->get());
+  if (timer_) timer_->stop();
   wake_deadline_ = 0;
 }
 
@@ -769,8 +754,10 @@ void Session::wake(uint64_t deadline) {
   }
 }
 
-void Session::on_timer(uv_timer_t* timer) {
-  if (auto* self = static_cast<Session*>(timer->data)) self->timer_fired();
+void Session::command_time_limit_reached() {
+  if (state_ != State::kDialogue) return;
+  sleeping_.reset();
+  apply_step(dialogue_->on_time_limit());
 }
 
 void Session::timer_fired() {

@@ -157,10 +157,10 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   void arm_timer(std::chrono::milliseconds after);
   void stop_timer();  // the phase deadline, including a pending greet wait
   void stop_command_timer() {
-    if (command_timer_) uv_timer_stop(command_timer_->get());
+    if (command_timer_) command_timer_->stop();
   }
-  static void on_timer(uv_timer_t* timer);
   void timer_fired();
+  void command_time_limit_reached();
   double seconds_since(std::chrono::steady_clock::time_point t) const;
   std::string who() const { return client_.log_string(); }
   std::string client_labels() const;
@@ -180,9 +180,9 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   bool spf_waiting_ = false;                   // the held RCPT waits for spf_
   std::string dnsbl_enforce_reply_;            // DNSBL said enforce: every RCPT gets this
   // The current phase's deadline or an error sleep; made on first use.
-  std::unique_ptr<UvHandle<uv_timer_t>> timer_;
+  std::unique_ptr<Timer> timer_;
   // smtp.command_time_limit for the whole dialogue; made when the dialogue starts.
-  std::unique_ptr<UvHandle<uv_timer_t>> command_timer_;
+  std::unique_ptr<Timer> command_timer_;
   // uv_now() ms when the greet wait or the backend queue wait ends; 0 = none pending.
   uint64_t wake_deadline_ = 0;
   uint64_t queue_ticket_ = 0;  // our place in the backend queue; 0 = not queued

@@ -162,10 +162,8 @@ std::unique_ptr<LmdbStore> LmdbStore::open(uv_loop_t* loop, const std::string& p
 LmdbStore::LmdbStore(uv_loop_t* loop, std::shared_ptr<LmdbEnv> env, const StoreLimits& limits,
                      StoreClock clock)
     : env_(std::move(env)), limits_(limits), clock_(std::move(clock)) {
-  if (loop && uv_timer_init(loop, sweep_timer_.get()) == 0) {
-    sweep_timer_.initialized();
-    sweep_timer_->data = this;
-    uv_unref(sweep_timer_.base());  // the sweep alone does not keep the loop running
+  // The sweep alone does not keep the loop running.
+  if (loop && sweep_timer_.init<&LmdbStore::on_sweep_timer>(loop, this, false)) {
     schedule_sweep(std::chrono::milliseconds(limits_.sweep_interval).count());
   } else {
     sweep_timer_.close();
@@ -177,18 +175,13 @@ LmdbStore::~LmdbStore() = default;
 void LmdbStore::schedule_sweep(uint64_t delay_ms) {
   // Never 0 ms: libuv 1.44 runs a 0 ms timer re-armed in its own callback again in the same
   // loop turn, which would starve I/O.
-  if (sweep_timer_) {
-    uv_timer_start(sweep_timer_.get(), &LmdbStore::on_sweep_timer, std::max<uint64_t>(delay_ms, 1),
-                   0);
-  }
+  sweep_timer_.start(std::chrono::milliseconds(std::max<uint64_t>(delay_ms, 1)));
 }
 
-void LmdbStore::on_sweep_timer(uv_timer_t* timer) {
-  auto* self = static_cast<LmdbStore*>(timer->data);
-  if (!self) return;
-  bool done = self->sweep_step();
+void LmdbStore::on_sweep_timer() {
+  bool done = sweep_step();
   // The rest of an unfinished pass goes on after the loop has served I/O.
-  self->schedule_sweep(done ? std::chrono::milliseconds(self->limits_.sweep_interval).count() : 1);
+  schedule_sweep(done ? std::chrono::milliseconds(limits_.sweep_interval).count() : 1);
 }
 
 StoreStatus LmdbStore::failed(std::string_view op, int rc) {

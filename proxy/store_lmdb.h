@@ -49,7 +49,7 @@ class LmdbStore : public Store {
  private:
   LmdbStore(uv_loop_t* loop, std::shared_ptr<LmdbEnv> env, const StoreLimits& limits,
             StoreClock clock);
-  static void on_sweep_timer(uv_timer_t* timer);
+  void on_sweep_timer();
   void schedule_sweep(uint64_t delay_ms);
   // Logs (once per episode) and counts a failed operation; returns kUnavailable.
   StoreStatus failed(std::string_view op, int rc);
@@ -58,7 +58,7 @@ class LmdbStore : public Store {
   std::shared_ptr<LmdbEnv> env_;
   StoreLimits limits_;
   StoreClock clock_;
-  UvHandle<uv_timer_t> sweep_timer_;
+  Timer sweep_timer_;
   std::string sweep_resume_;  // the next key of an unfinished pass ("" = start over)
   int failing_rc_ = 0;        // the error of the current episode, 0 = healthy
 };

@@ -133,14 +133,12 @@ std::unique_ptr<RedisStore> RedisStore::create(uv_loop_t* loop, const std::strin
 
 RedisStore::RedisStore(uv_loop_t* loop, RedisUrl url, const StoreLimits& limits)
     : loop_(loop), url_(std::move(url)), limits_(limits), backoff_(limits.redis_backoff_min) {
-  for (auto* timer : {&tick_timer_, &reconnect_timer_}) {
-    uv_timer_init(loop_, timer->get());
-    timer->initialized();
-    (*timer)->data = this;
-    uv_unref(timer->base());  // timers alone do not keep the loop running
-  }
-  uint64_t tick = std::max<uint64_t>(10, limits_.redis_timeout.count() / 4);
-  uv_timer_start(tick_timer_.get(), &RedisStore::on_tick, tick, tick);
+  // Timers alone do not keep the loop running.
+  tick_timer_.init<&RedisStore::on_tick>(loop_, this, false);
+  reconnect_timer_.init<&RedisStore::on_reconnect_timer>(loop_, this, false);
+  auto tick =
+      std::max<std::chrono::milliseconds>(std::chrono::milliseconds(10), limits_.redis_timeout / 4);
+  tick_timer_.start(tick, tick);
 }
 
 RedisStore::~RedisStore() {
@@ -228,8 +226,8 @@ void RedisStore::lost(const std::string& reason) {
     outage_logged_ = true;
     outage_started_ms_ = uv_now(loop_);
   }
-  if (!uv_is_active(reconnect_timer_.base())) {
-    uv_timer_start(reconnect_timer_.get(), &RedisStore::on_reconnect_timer, backoff_.count(), 0);
+  if (!reconnect_timer_.active()) {
+    reconnect_timer_.start(backoff_);
     backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, limits_.redis_backoff_max);
   }
 }
@@ -332,30 +330,27 @@ void RedisStore::on_reply(redisAsyncContext* ac, void* reply, void* privdata) {
   handler(static_cast<redisReply*>(reply));
 }
 
-void RedisStore::on_tick(uv_timer_t* timer) {
-  auto* self = static_cast<RedisStore*>(timer->data);
-  if (!self) return;
-  uint64_t now = uv_now(self->loop_);
-  auto limit = static_cast<uint64_t>(self->limits_.redis_timeout.count());
-  if (self->state_ == State::kConnecting && self->ctx_) {
+void RedisStore::on_tick() {
+  uint64_t now = uv_now(loop_);
+  auto limit = static_cast<uint64_t>(limits_.redis_timeout.count());
+  if (state_ == State::kConnecting && ctx_) {
     // The libuv adapter drops poll errors, so a refused connect is found here, not there.
     int error = 0;
     socklen_t len = sizeof error;
-    if (getsockopt(self->ctx_->c.fd, SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error != 0) {
-      return self->drop(std::strerror(error));
+    if (getsockopt(ctx_->c.fd, SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error != 0) {
+      return drop(std::strerror(error));
     }
   }
-  if (self->state_ == State::kConnecting && now - self->connect_started_ms_ > limit) {
-    self->drop("no connection within " + std::to_string(limit) + " ms");
-  } else if (!self->pending_.empty() && now - self->pending_.begin()->second.started_ms > limit) {
-    count_store_error(self->engine(), "timeout");
-    self->drop("no reply within " + std::to_string(limit) + " ms");
+  if (state_ == State::kConnecting && now - connect_started_ms_ > limit) {
+    drop("no connection within " + std::to_string(limit) + " ms");
+  } else if (!pending_.empty() && now - pending_.begin()->second.started_ms > limit) {
+    count_store_error(engine(), "timeout");
+    drop("no reply within " + std::to_string(limit) + " ms");
   }
 }
 
-void RedisStore::on_reconnect_timer(uv_timer_t* timer) {
-  auto* self = static_cast<RedisStore*>(timer->data);
-  if (self && self->state_ == State::kDown && !self->ctx_) self->connect();
+void RedisStore::on_reconnect_timer() {
+  if (state_ == State::kDown && !ctx_) connect();
 }
 
 bool RedisStore::send(std::string_view op, std::initializer_list<std::string_view> args,

@@ -96,8 +96,8 @@ class RedisStore : public Store {
   static void on_connect(const redisAsyncContext* ac, int status);
   static void on_disconnect(const redisAsyncContext* ac, int status);
   static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
-  static void on_tick(uv_timer_t* timer);
-  static void on_reconnect_timer(uv_timer_t* timer);
+  void on_tick();
+  void on_reconnect_timer();
 
   uv_loop_t* loop_;
   RedisUrl url_;
@@ -108,8 +108,8 @@ class RedisStore : public Store {
   uint64_t connect_started_ms_ = 0;
   std::map<uint64_t, Pending> pending_;  // by id: the first entry is the oldest
   uint64_t next_id_ = 1;
-  UvHandle<uv_timer_t> tick_timer_;       // command and connect timeouts
-  UvHandle<uv_timer_t> reconnect_timer_;  // back-off
+  Timer tick_timer_;       // command and connect timeouts
+  Timer reconnect_timer_;  // back-off
   std::chrono::milliseconds backoff_;
   bool outage_logged_ = false;
   uint64_t outage_started_ms_ = 0;
