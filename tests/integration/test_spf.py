@@ -11,6 +11,9 @@ What the user notices:
 - through the policy service, with real Postfix asking at every RCPT: in a spliced session, a
   second transaction whose sender fails SPF gets Postfix's "550 5.7.23 <rcpt>: Recipient
   address rejected: Message rejected due to: SPF fail ..." and "SPF fail ... (policy)" is logged;
+- a sender domain whose lookups never answer: the RCPT waits for the finding
+  (dns.timeout per lookup, sender.spf_timeout for the whole), which is a temperror, logged and
+  accepted;
 - a flood of policy requests for distinct sender domains, whose nameserver never answers,
   keeps the evaluations in flight at sender.spf_max_in_flight (mxscreen_spf_in_flight never
   above it, the rest answered at once as temperror: mxscreen_spf_limit_total), and none of it
@@ -75,6 +78,10 @@ def tearDownModule():
         UNBOUND.stop()
     if BLACKHOLE is not None:
         BLACKHOLE.close()
+
+
+def black_hole():
+    return f"127.0.0.1:{BLACKHOLE.getsockname()[1]}"
 
 
 def spf_config(mode, nameserver=None, **extra):
@@ -156,6 +163,36 @@ class SpfDialogueTest(unittest.TestCase):
             mx.wait_log(spf_line("fail", OTHER_IP, r"mechanism=-all; action=accept"))
 
 
+class SpfSlowDnsTest(unittest.TestCase):
+    """The RCPT waits for an SPF evaluation still out, and a DNS timeout is never a reject:
+    mxscreen's nameserver is the black hole here, so the first lookup never answers."""
+
+    def slow_attempt(self, config, problem):
+        with harness.Mxscreen(config) as mx:
+            marker = harness.unique_marker("spf-slow")
+            t0 = time.monotonic()
+            code, text = harness.rcpt_attempt(mx.port, OTHER_IP, "gina@pass.spf.test", marker)
+            waited = time.monotonic() - t0
+            self.assertEqual(code, 250, text)
+            self.assertGreaterEqual(waited, 0.9)  # the RCPT's reply waited for the finding
+            harness.wait_delivered(marker)
+            mx.wait_log(spf_line("temperror", OTHER_IP, rf'problem="{problem}"; action=accept'))
+            return mx.metric("mxscreen_spf_timeouts_total", default=0)
+
+    def test_lookup_timeout_is_temperror_and_accepted(self):
+        timeouts = self.slow_attempt(
+            spf_config("reject_fail", nameserver=black_hole(), dns={"timeout": "1s"}),
+            r"DNS error looking up TXT of pass\.spf\.test")
+        self.assertEqual(timeouts, 0)
+
+    def test_whole_evaluation_bounded_by_spf_timeout(self):
+        timeouts = self.slow_attempt(
+            spf_config("reject_fail", nameserver=black_hole(), dns={"timeout": "5s"},
+                       sender={"spf": "reject_fail", "spf_timeout": "1s"}),
+            r"no finding within sender\.spf_timeout \(1000ms\)")
+        self.assertEqual(timeouts, 1)
+
+
 class SpfPolicyTest(unittest.TestCase):
     """sender.spf through the policy service, asked by the real Postfix of a spliced session."""
 
@@ -220,7 +257,7 @@ class SpfFloodTest(unittest.TestCase):
     def test_distinct_sender_domains_keep_evaluations_in_flight_bounded(self):
         limit, flood = 3, 40
         policy_port = harness.free_port()
-        config = spf_config("reject_fail", nameserver=f"127.0.0.1:{BLACKHOLE.getsockname()[1]}",
+        config = spf_config("reject_fail", nameserver=black_hole(),
                             sender={"spf": "reject_fail", "spf_max_in_flight": limit},
                             dns={"timeout": "3s"},
                             policy={"listen": f"127.0.0.1:{policy_port}", "max_connections": 100})
