@@ -16,7 +16,7 @@ RUN ./scripts/build-release mxscreen unit_tests \
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libuv1 libssl3 libudns0 liblmdb0 libhiredis0.14 libre2-9 \
-      libtomlplusplus3 ca-certificates \
+      libtomlplusplus3 libpsl5 publicsuffix ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/mxscreen --shell /usr/sbin/nologin mxscreen \
  && install -d -o mxscreen -g mxscreen -m 0750 /var/lib/mxscreen /etc/mxscreen

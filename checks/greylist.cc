@@ -210,6 +210,23 @@ std::string greylist_key(const protocol::IpAddress& client, std::string_view sen
   return key;
 }
 
+std::string triplet_key(std::string_view client_part, std::string_view sender,
+                        std::string_view recipient, const GreylistPolicy& policy) {
+  std::string key(store_keys::kGreylist);
+  key += client_part;
+  key += ':';
+  key += greylist_key_sender(sender, policy);
+  key += ':';
+  key += greylist_key_recipient(recipient);
+  return key;
+}
+
+std::string key_part(std::string_view text) {
+  std::string part;
+  append_bounded(part, text);
+  return part;
+}
+
 std::string GreylistRecord::to_string() const {
   auto flag = [](bool b) { return b ? ":1" : ":0"; };
   return std::to_string(first_seen) + ":" + std::to_string(last_seen) + flag(passed) +

@@ -66,6 +66,14 @@ inline constexpr std::size_t kGreylistKeyPrefix = 64;
 std::string greylist_key(const protocol::IpAddress& client, std::string_view sender,
                          std::string_view recipient, const GreylistPolicy& policy);
 
+// "gl:<client_part>:<sender>:<recipient>" as greylist_key() builds it, for a client part the
+// caller made (the network above, or an identity of checks/greylist_identity.h); the client
+// part goes in as is.
+std::string triplet_key(std::string_view client_part, std::string_view sender,
+                        std::string_view recipient, const GreylistPolicy& policy);
+// `text` %-escaped and bounded as the addresses of a key are, for a client part.
+std::string key_part(std::string_view text);
+
 // The triplet record: first seen, last seen (epoch seconds), whether it passed, whether the
 // client had forward-confirmed rDNS at the first try, and whether the sweep counted it as never
 // retried. The triplet itself is the key (greylist_admin.h reads it back from there).

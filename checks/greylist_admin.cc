@@ -36,7 +36,12 @@ std::optional<GreylistTriplet> parse_greylist_key(std::string_view key) {
   t.network = key.substr(0, sender_colon);
   t.sender = key.substr(sender_colon + 1, rcpt_colon - sender_colon - 1);
   t.recipient = key.substr(rcpt_colon + 1);
-  if (t.network.find('/') == std::string::npos || t.recipient.empty()) return std::nullopt;
+  // The client part is a network, or an identity of greylist_identity.h ("spf=example.org",
+  // "ptr=example.net").
+  bool identity = t.network.starts_with("spf=") || t.network.starts_with("ptr=");
+  if ((t.network.find('/') == std::string::npos && !identity) || t.recipient.empty()) {
+    return std::nullopt;
+  }
   return t;
 }
 

@@ -22,7 +22,8 @@ namespace mxscreen::checks {
 // The parts of "gl:<network>/<n>:<sender>:<recipient>", sender and recipient as the key holds
 // them (escaped, maybe hashed).
 struct GreylistTriplet {
-  std::string network;  // "192.0.2.0/24", "2001:db8:1:2::/64"
+  std::string network;  // "192.0.2.0/24", "2001:db8:1:2::/64"; an identity key's
+                        // "spf=example.org" or "ptr=example.net" (greylist_identity.h)
   std::string sender;   // "" = the null sender
   std::string recipient;
 };

@@ -74,6 +74,7 @@ Plan::Plan(const PlanSettings& settings) {
   if ((settings.greylist && settings.greylist_needs_client_name) || settings.xclient_name) {
     needs_ |= kNeedClientDns;
   }
+  if (settings.greylist && settings.greylist_helo_lookup) needs_ |= kNeedDomainDns;
 }
 
 const std::vector<TestRow>& Plan::tests() { return kTests; }

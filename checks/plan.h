@@ -50,7 +50,8 @@ struct PlanSettings {
   bool sender_spf = false;  // sender.spf is not "off"
   bool recipient_reject_non_fqdn = true;
   bool greylist = true;
-  bool greylist_needs_client_name = false;  // a greylist client allowlist matches names
+  bool greylist_needs_client_name = false;  // allowlist names, identity keys, only_if
+  bool greylist_helo_lookup = false;        // greylist.only_if has "helo": resolve it at RCPT
   bool xclient_name = false;                // handoff = xclient: NAME= is the verified name
 };
 

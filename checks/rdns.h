@@ -6,6 +6,9 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
+
+#include "protocol/address.h"
 
 namespace mxscreen::checks {
 
@@ -21,5 +24,14 @@ struct RdnsPolicy {
 std::optional<std::string> rdns_reject_reply(PtrFact ptr, FcrdnsFact fcrdns,
                                              const std::string& client_address,
                                              const RdnsPolicy& policy);
+
+// A reverse name that looks like an ISP's generic name for a pool of dynamic or home
+// addresses rather than a mail server's own: it spells the client's IPv4 address (its four
+// octets in order or reversed, as in "1-2-3-4.pool.example.net", "4.3.2.1.dsl.example.net",
+// or as eight hex digits, "pC0000201.dip.example.de"), or one of its words is a pool word
+// (dynamic, dyn, dsl, adsl, pool, dhcp, dial, dialup, ppp, pppoe, cable, broadband, cpe,
+// customer, cust, residential, static-ip...). The greylist's only_if gate counts it as a
+// suspicious fact, and its identity key does not group a whole pool under the ISP's domain.
+bool reverse_name_looks_dynamic(std::string_view name, const protocol::IpAddress& client);
 
 }  // namespace mxscreen::checks

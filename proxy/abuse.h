@@ -49,7 +49,7 @@ class Bans {
   // Bans `client` for the escalated ban time unless it is banned already (then `done` gets
   // kConflict and nothing is logged), or for `fixed` when it is given (the admin's ban replaces
   // any other). Logs BANNED with `reason`; counts mxscreen_bans_total{trigger} ("fake_mx",
-  // "strikes", "admin").
+  // "strikes", "admin", "trap").
   void ban(const protocol::IpAddress& client, std::string_view trigger, const std::string& reason,
            std::chrono::seconds fixed = std::chrono::seconds(0), BannedCallback done = {});
   // Lifts the ban and forgets the client's strikes and fake-MX hits. Logs UNBAN.

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "checks/dnsbl.h"
+#include "checks/greylist_gate.h"
 
 namespace mxscreen::proxy {
 namespace {
@@ -498,6 +499,22 @@ void read_greylist(Section& s, GreylistConfig& c) {
   s.read_duration("sweep_interval", c.sweep_interval, Ms(1000));
   s.read("client_allowlist_file", c.client_allowlist_file);
   s.read("recipient_allowlist_file", c.recipient_allowlist_file);
+  s.read("identity_keys", c.identity_keys);
+  s.read_list("only_if", c.only_if, "fact (expected no_fcrdns, dynamic_ptr, dnsbl, helo, spf)",
+              [](const std::string& v) -> std::optional<std::string> {
+                if (!checks::parse_gate_fact(v)) return std::nullopt;
+                return v;
+              });
+  // An address as a RCPT gives it (no <>): a local part, '@', a domain.
+  s.read_list("trap_recipients", c.trap_recipients, "address",
+              [](const std::string& v) -> std::optional<std::string> {
+                auto at = v.rfind('@');
+                if (at == std::string::npos || at == 0 || at + 1 == v.size() ||
+                    v.find_first_of("<> \t\r\n") != std::string::npos) {
+                  return std::nullopt;
+                }
+                return v;
+              });
   s.check(c.retry_window > c.delay, "retry_window", "must be longer than delay");
 }
 
@@ -670,7 +687,14 @@ void read_all(Reporter& reporter, const toml::table& root, Config& c) {
   read_checks(section("helo"), section("client"), section("sender"), section("recipient"), c);
   read_dnsbl(section("dnsbl"), c);
   read_dns(section("dns"), c.dns);
-  read_greylist(section("greylist"), c.greylist);
+  Section& greylist = section("greylist");
+  read_greylist(greylist, c.greylist);
+  // Without SPF every client's "spf" fact is unknown, which counts as suspicious: the gate
+  // would greylist everyone.
+  greylist.check(c.sender.spf != checks::SpfMode::kOff ||
+                     std::find(c.greylist.only_if.begin(), c.greylist.only_if.end(), "spf") ==
+                         c.greylist.only_if.end(),
+                 "only_if", "\"spf\" needs sender.spf (it is \"off\")");
   read_cache(section("cache"), c.cache);
   read_fake_mx_and_ban(section("fake_mx"), section("ban"), c);
   Section& limits = section("limits");

@@ -162,6 +162,15 @@ struct GreylistConfig {
   // start and on SIGHUP. "" = none.
   std::string client_allowlist_file;
   std::string recipient_allowlist_file;
+  // Identity-keyed triplets (checks/greylist_identity.h): the client part of a triplet is the
+  // SPF-pass sender domain, else the organisational domain of the forward-confirmed reverse
+  // name, else the network. On by default: a key, never a bypass.
+  bool identity_keys = true;
+  // Greylist only clients with one of these suspicious facts (checks/greylist_gate.h:
+  // "no_fcrdns", "dynamic_ptr", "dnsbl", "helo", "spf"); empty = greylist every client.
+  std::vector<std::string> only_if;
+  // Spam traps (checks/spam_trap.h): a RCPT to one bans the client at once.
+  std::vector<std::string> trap_recipients;
 };
 
 // The verdict cache (checks/pass_cache.h): one TTL per test, postscreen's names and defaults.

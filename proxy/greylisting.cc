@@ -6,7 +6,9 @@
 #include <optional>
 #include <utility>
 
+#include "checks/greylist_identity.h"
 #include "proxy/metrics.h"
+#include "proxy/public_suffix.h"
 #include "proxy/runtime.h"
 
 namespace mxscreen::proxy {
@@ -117,24 +119,67 @@ void decide_triplet(Store& store, const std::string& key, const protocol::IpAddr
 
 void greylist_triplet(Store& store, const Runtime& runtime, const GreylistQuery& query,
                       std::function<void(GreylistAnswer)> done) {
+  auto policy = greylist_policy(runtime.config->greylist);
+  checks::IdentityFacts facts;
+  if (query.spf_result == checks::SpfResult::kPass) facts.spf_pass_domain = query.spf_domain;
+  facts.verified_name = query.verified_name;
+  if (!query.verified_name.empty()) {
+    facts.verified_org_domain = registrable_domain(query.verified_name);
+  }
+  auto identity =
+      checks::choose_identity(facts, query.client, runtime.config->greylist.identity_keys);
+  // Every answer says which key the triplet has (or would have), for the log and the metrics.
+  auto keyed = [kind = std::string(checks::to_string(identity.kind)),
+                text = " key=" + checks::describe(identity, query.client, policy),
+                done = std::move(done)](GreylistAnswer answer, std::string gate = "") {
+    if (answer.key != "none") {
+      answer.key = kind;
+      answer.key_text = text;
+    }
+    answer.gate = std::move(gate);
+    done(std::move(answer));
+  };
+  // Allowlisted clients and recipients have no triplet: key "none", nothing on the log line.
+  auto unkeyed = [&keyed](GreylistAnswer answer) {
+    answer.key = "none";
+    keyed(std::move(answer));
+  };
   std::string why;
   if (runtime.greylist_clients->matches(query.client, query.verified_name, &why)) {
-    return done(allowlisted(" by client_allowlist_file: " + why));
+    return unkeyed(allowlisted(" by client_allowlist_file: " + why));
   }
   if (runtime.greylist_recipients->matches(query.recipient, &why)) {
-    return done(allowlisted(" by recipient_allowlist_file: " + why, true));
+    return unkeyed(allowlisted(" by recipient_allowlist_file: " + why, true));
   }
-  auto policy = greylist_policy(runtime.config->greylist);
-  std::string key = checks::greylist_key(query.client, query.sender, query.recipient, policy);
+  std::string gate;
+  if (runtime.greylist_only_if != 0) {
+    checks::ClientFacts client_facts;
+    if (query.facts) client_facts = *query.facts;
+    client_facts.client = query.client;
+    auto decision = checks::greylist_gate(client_facts, runtime.greylist_only_if);
+    if (!decision.greylist) {
+      GreylistAnswer answer;
+      answer.outcome = "clean";
+      return keyed(std::move(answer), " (only_if: clean: " + decision.facts + ")");
+    }
+    gate = " (only_if: " + decision.suspicious + ": " + decision.facts + ")";
+  }
+  std::string key =
+      checks::greylist_key(identity, query.client, query.sender, query.recipient, policy);
   // First: is the client auto-allowlisted (it passed greylisting often enough before)?
   store.get(checks::client_allowlist_key(query.client),
             [&store, policy, key = std::move(key), client = query.client,
-             fcrdns = !query.verified_name.empty(),
-             done = std::move(done)](StoreStatus status, const std::string& value) mutable {
+             fcrdns = !query.verified_name.empty(), gate = std::move(gate),
+             keyed = std::move(keyed)](StoreStatus status, const std::string& value) mutable {
+              auto finish = [gate, keyed = std::move(keyed)](GreylistAnswer answer) {
+                keyed(std::move(answer), gate);
+              };
               if (status == StoreStatus::kOk && checks::client_allowlisted(value, policy)) {
-                return done(allowlisted(""));
+                auto answer = allowlisted("");
+                answer.key = "none";  // the client, not a triplet
+                return finish(std::move(answer));
               }
-              decide_triplet(store, key, client, fcrdns, policy, std::move(done), 1);
+              decide_triplet(store, key, client, fcrdns, policy, std::move(finish), 1);
             });
 }
 

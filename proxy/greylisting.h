@@ -5,14 +5,19 @@
 // --auto-whitelist-clients), then checks::greylist's decision; a pass is counted for the client
 // at most once an hour, as postgrey counts. Records and counts are written with the store's
 // put_if, so sessions and policy requests racing on one triplet (workers, hosts) record it once.
+// The triplet's client part is an identity (checks/greylist_identity.h: SPF-pass domain,
+// organisational domain of the verified name, network) when greylist.identity_keys is on, and
+// greylist.only_if (checks/greylist_gate.h) spares clients whose facts are clean.
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "checks/greylist.h"
+#include "checks/greylist_gate.h"
 #include "checks/spf.h"
 #include "protocol/address.h"
 #include "proxy/config.h"
@@ -40,6 +45,8 @@ struct GreylistQuery {
   // identity-keyed triplet uses it as a key, never as a bypass).
   checks::SpfResult spf_result = checks::SpfResult::kNone;
   std::string spf_domain;
+  // What greylist.only_if scores (checks/greylist_gate.h); unset = every fact unknown.
+  std::optional<checks::ClientFacts> facts;
 };
 
 struct GreylistAnswer {
@@ -51,6 +58,13 @@ struct GreylistAnswer {
   bool recipient_allowlisted = false;  // the recipient allowlist file let it through
   std::chrono::seconds wait{0};        // kDefer: until a retry can pass
   std::chrono::seconds delayed{0};     // "passed": how long the triplet was held back
+  // The identity kind of the triplet's key: "spf", "ptr", "net"; "none" when no triplet was
+  // keyed (allowlist files, an auto-allowlisted client, the nolisting pass).
+  std::string key = "net";
+  std::string key_text;  // " key=ptr:example.net", for the log; "" when key is "none"
+  // greylist.only_if: " (only_if: no_fcrdns: ptr=none fcrdns=no ...)", the facts that made
+  // the decision, for the log; "" when the gate is off.
+  std::string gate;
 
   bool passed() const { return verdict != Verdict::kDefer; }
 };

@@ -15,6 +15,7 @@
 #include "protocol/policy.h"
 #include "proxy/client_dns.h"
 #include "proxy/conn.h"
+#include "proxy/domain_dns.h"
 #include "proxy/greylisting.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -107,7 +108,7 @@ class PolicyServer::Connection : public ConnHandler {
     bool rcpt = protocol::ascii_lower(request.get("protocol_state")) == "rcpt";
     bool spf = runtime.config->sender.spf != checks::SpfMode::kOff;
     if (request.get("request") != "smtpd_access_policy" || !rcpt ||
-        (!runtime.config->greylist.enabled && !spf)) {
+        (!runtime.config->greylist.enabled && !spf && runtime.trap_recipients.empty())) {
       return answer("DUNNO", "skipped", "dunno");
     }
     auto client = protocol::IpAddress::parse(request.get("client_address"));
@@ -130,17 +131,32 @@ class PolicyServer::Connection : public ConnHandler {
       log_greylist("allowlisted", who, " by access.allow");
       return answer("DUNNO", "allowlisted", "dunno");
     }
-    GreylistQuery query;
-    query.client = *client;
-    // Postfix's client_name is the forward-confirmed name, or "unknown".
-    if (auto name = request.get("client_name"); name != "unknown") query.verified_name = name;
-    query.sender = request.get("sender");
-    query.recipient = request.get("recipient");
+    if (runtime.trap_recipients.is_trap(request.get("recipient")))
+      return trap(*client, who, request.get("recipient"));
+    if (!runtime.config->greylist.enabled && !spf) return answer("DUNNO", "skipped", "dunno");
+    query_ = GreylistQuery{};
+    query_.client = *client;
+    // Postfix's client_name is the forward-confirmed name, or "unknown"; reverse_client_name
+    // is the PTR name, verified or not.
+    if (auto name = request.get("client_name"); name != "unknown") query_.verified_name = name;
+    query_.sender = request.get("sender");
+    query_.recipient = request.get("recipient");
+    if (runtime.greylist_only_if != 0) {
+      checks::ClientFacts facts;
+      facts.client = *client;
+      facts.fcrdns = !query_.verified_name.empty();
+      if (auto name = request.get("reverse_client_name"); name != "unknown") {
+        facts.ptr_name = name;
+      }
+      facts.helo = request.get("helo_name");
+      query_.facts = facts;
+    }
+    who_ = who;
     busy_ = true;
     conn_.stop_reading();
     timer_.stop();
-    if (spf) return check_spf(query, std::string(request.get("helo_name")), who);
-    after_spf(query, who);
+    if (spf) return check_spf(query_, std::string(request.get("helo_name")), who);
+    after_spf(query_, who);
   }
 
   // SPF of the request's sender (sender.spf), then greylisting. Postfix asks once per RCPT on
@@ -194,20 +210,32 @@ class PolicyServer::Connection : public ConnHandler {
 
   void after_spf(const GreylistQuery& query, const std::string& who) {
     const auto& runtime = *server_.runtime();
-    if (!runtime.config->greylist.enabled) {
+    const auto& greylist = runtime.config->greylist;
+    if (!greylist.enabled) {
       answer("DUNNO", "skipped", "dunno");
       return resume();
     }
+    if (&query != &query_) query_ = query;
+    if (&who != &who_) who_ = who;
+    // only_if's "spf" fact: the finding's word when sender.spf ran, else "" (unchecked).
+    if (query_.facts && runtime.config->sender.spf != checks::SpfMode::kOff) {
+      query_.facts->spf = std::string(checks::to_string(query_.spf_result));
+    }
     // A DNSWL client skips greylisting, as it skips mxscreen's own tests: ask the lists (the
-    // worker's DNS cache answers most of these at once), then greylist.
+    // worker's DNS cache answers most of these at once), then greylist. Identity keys and
+    // only_if read the client's PTR and FCrDNS (Postfix may not know them: with
+    // smtpd_peername_lookup = no, or behind the PROXY protocol) and its DNSBL score, as the
+    // session's own lookups see them, so that both sides key and gate a client alike.
     Resolver* resolver = server_.resolver();
-    if (resolver && has_dnswl(*runtime.dnsbl_sites)) {
+    bool names =
+        (greylist.identity_keys && query_.verified_name.empty()) || runtime.greylist_only_if != 0;
+    if (resolver && (has_dnswl(*runtime.dnsbl_sites) || names)) {
       dns_ = std::make_unique<ClientLookups>(
-          *resolver, server_.dnsbl_health(), runtime.dnsbl_sites, query.client,
-          ClientLookupsOptions{}, [this, query, who](ClientDnsEvent) { dns_answered(query, who); });
+          *resolver, server_.dnsbl_health(), runtime.dnsbl_sites, query_.client,
+          ClientLookupsOptions{}, [this, names](ClientDnsEvent) { dns_answered(names); });
       return;
     }
-    greylist(query, who);
+    lookup_helo();
   }
 
   static bool has_dnswl(const std::vector<checks::DnsblSite>& sites) {
@@ -217,17 +245,70 @@ class PolicyServer::Connection : public ConnHandler {
     return false;
   }
 
-  void dns_answered(const GreylistQuery& query, const std::string& who) {
-    if (!dns_ || !dns_->snapshot().dnsbl_done()) return;
-    int rank = dns_->snapshot().dnsbl_rank;
+  // Greylist trap (greylist.trap_recipients): ban the client on every listener and host, then
+  // answer 521, which makes Postfix disconnect it (access(5)).
+  void trap(const protocol::IpAddress& client, const std::string& who, std::string_view rcpt) {
+    Log::event(LogLevel::kWarning, "TRAP",
+               "TRAP " + who + ": spam trap recipient; banning the client (policy)",
+               {{"client", client_}, {"side", "policy"}});
+    metrics().inc("mxscreen_trap_hits_total", "side=\"policy\"");
+    busy_ = true;
+    conn_.stop_reading();
+    timer_.stop();
+    auto alive = alive_;
+    server_.bans().ban(
+        client, "trap", "spam trap <" + protocol::printable(rcpt, 255) + ">",
+        std::chrono::seconds(0), [this, alive, client](StoreStatus, std::chrono::seconds) {
+          if (!*alive || closing_) return;
+          answer("521 5.7.1 Service unavailable; client [" + client.to_string() + "] is banned",
+                 "trap", "reject");
+          resume();
+        });
+  }
+
+  void dns_answered(bool names) {
+    if (!dns_) return;
+    const auto& snap = dns_->snapshot();
+    if (names ? !snap.done : !snap.dnsbl_done()) return;
+    int rank = snap.dnsbl_rank;
+    if (query_.verified_name.empty() && snap.fcrdns == FcrdnsState::kConfirmed) {
+      query_.verified_name = snap.ptr_name;
+    }
+    if (query_.facts) {
+      query_.facts->fcrdns = !query_.verified_name.empty();
+      if (snap.ptr == PtrState::kFound) query_.facts->ptr_name = snap.ptr_name;
+      query_.facts->dnsbl_rank = rank;
+    }
     // The lookups are done with (this runs inside their callback, which allows it).
     dns_.reset();
-    if (rank <= server_.runtime()->config->dnsbl.allowlist_threshold) {
-      log_greylist("allowlisted", who, " by DNSWL (rank " + std::to_string(rank) + ")");
+    if (has_dnswl(*server_.runtime()->dnsbl_sites) &&
+        rank <= server_.runtime()->config->dnsbl.allowlist_threshold) {
+      log_greylist("allowlisted", who_, " by DNSWL (rank " + std::to_string(rank) + ")");
       answer("DUNNO", "allowlisted", "dunno");
       return resume();
     }
-    greylist(query, who);
+    lookup_helo();
+  }
+
+  // greylist.only_if's "helo" fact: does the HELO name resolve (A, AAAA or MX)?
+  void lookup_helo() {
+    const auto& runtime = *server_.runtime();
+    Resolver* resolver = server_.resolver();
+    if (query_.facts && resolver &&
+        (runtime.greylist_only_if & checks::bit(checks::GateFact::kHelo)) != 0) {
+      DomainLookupPlan plan;
+      plan.helo = checks::helo_lookup_name(query_.facts->helo);
+      if (!plan.helo.empty()) {
+        helo_dns_ = std::make_unique<DomainLookups>(
+            *resolver, std::move(plan), [this](const checks::DomainFacts& facts) {
+              query_.facts->helo_exists = facts.helo;
+              helo_dns_.reset();  // done with (its callback allows it)
+              greylist(query_, who_);
+            });
+        return;
+      }
+    }
+    greylist(query_, who_);
   }
 
   void greylist(const GreylistQuery& query, const std::string& who) {
@@ -278,32 +359,39 @@ class PolicyServer::Connection : public ConnHandler {
                        "failing open");
         return answer("DUNNO", "store_unavailable", "dunno");
       case GreylistAnswer::Verdict::kDefer:
-        log_greylist(a.outcome, who, " retry in " + std::to_string(a.wait.count()) + "s");
+        log_greylist(a.outcome, who,
+                     a.key_text + " retry in " + std::to_string(a.wait.count()) + "s" + a.gate,
+                     a.key);
         // The text mxscreen's own RCPT uses; Postfix makes it "450 4.2.0 <rcpt>: Recipient
         // address rejected: <text>" (access(5) DEFER_IF_PERMIT with an enhanced status code).
         return answer("DEFER_IF_PERMIT 4.2.0 " + config.greylist.reply_text, a.outcome,
-                      "defer_if_permit");
+                      "defer_if_permit", a.key);
       case GreylistAnswer::Verdict::kPass:
         break;
     }
-    log_greylist(a.outcome, who, protocol::printable(a.detail, 300));
+    log_greylist(a.outcome, who, a.key_text + protocol::printable(a.detail, 300) + a.gate, a.key);
     if (config.policy.x_greylist_header && a.outcome == "passed") {
       // postgrey's header on a message that was held back.
       return answer("PREPEND X-Greylist: delayed " + std::to_string(a.delayed.count()) +
                         " seconds by mxscreen at " + server_.runtime()->config->server.hostname,
-                    a.outcome, "prepend");
+                    a.outcome, "prepend", a.key);
     }
-    answer("DUNNO", a.outcome, "dunno");
+    answer("DUNNO", a.outcome, "dunno", a.key);
   }
 
-  void log_greylist(const std::string& outcome, const std::string& who, const std::string& extra) {
+  void log_greylist(const std::string& outcome, const std::string& who, const std::string& extra,
+                    const std::string& key = "none") {
     Log::event(LogLevel::kInfo, "GREYLIST", "GREYLIST " + outcome + " " + who + extra + " (policy)",
-               {{"client", client_}, {"outcome", outcome}, {"side", "policy"}});
+               {{"client", client_}, {"outcome", outcome}, {"side", "policy"}, {"key", key}});
   }
 
-  void answer(const std::string& action, std::string_view outcome, std::string_view verb) {
-    metrics().inc("mxscreen_policy_verdicts_total",
-                  labels("action", verb) + "," + labels("outcome", outcome));
+  // `key`: the identity kind of the triplet's key ("spf", "ptr", "net"), "none" when no
+  // triplet was keyed.
+  void answer(const std::string& action, std::string_view outcome, std::string_view verb,
+              std::string_view key = "none") {
+    metrics().inc(
+        "mxscreen_policy_verdicts_total",
+        labels("action", verb) + "," + labels("outcome", outcome) + "," + labels("key", key));
     if (!conn_.write(protocol::format_policy_action(action))) return close();
     if (conn_.queued() > kMaxQueuedAnswers) conn_.stop_reading();
   }
@@ -345,9 +433,12 @@ class PolicyServer::Connection : public ConnHandler {
   bool busy_ = false;     // a request is with the store: nothing else is read or answered
   bool partial_ = false;  // the timer runs for a request that has begun
   bool closing_ = false;
-  std::unique_ptr<ClientLookups> dns_;      // DNSWL lookups of the request being answered
-  std::unique_ptr<SpfEvaluation> spf_run_;  // SPF of the request being answered
-  std::string spf_key_;                     // client|helo|sender of spf_last_
+  std::unique_ptr<ClientLookups> dns_;       // DNSWL, PTR, FCrDNS of the request being answered
+  std::unique_ptr<DomainLookups> helo_dns_;  // its HELO name, for greylist.only_if
+  GreylistQuery query_;                      // the request being answered
+  std::string who_;                          // its client and envelope, for the log
+  std::unique_ptr<SpfEvaluation> spf_run_;   // SPF of the request being answered
+  std::string spf_key_;                      // client|helo|sender of spf_last_
   std::optional<checks::SpfFinding> spf_last_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -46,7 +46,11 @@ checks::PlanSettings plan_settings(const Config& c, const Runtime& rt) {
   s.sender_spf = c.sender.spf != checks::SpfMode::kOff;
   s.recipient_reject_non_fqdn = c.recipient.reject_non_fqdn;
   s.greylist = c.greylist.enabled;
-  s.greylist_needs_client_name = rt.greylist_clients->needs_name();
+  // Identity keys and the only_if gate read the client's PTR and FCrDNS (and DNSBL score);
+  // the gate's "helo" fact looks the HELO name up at RCPT.
+  s.greylist_needs_client_name =
+      rt.greylist_clients->needs_name() || c.greylist.identity_keys || rt.greylist_only_if != 0;
+  s.greylist_helo_lookup = (rt.greylist_only_if & checks::bit(checks::GateFact::kHelo)) != 0;
   s.xclient_name = c.backend.handoff == HandoffMode::kXclient;
   return s;
 }
@@ -126,6 +130,10 @@ std::shared_ptr<const Runtime> build_runtime(Config config, std::vector<std::str
   rt->access = checks::AccessList(std::move(file_rules), config.access.deny, config.access.allow);
   if (config.server.hostname.empty()) config.server.hostname = system_hostname();
   rt->banner = expand_banner(config);
+  for (const auto& fact : config.greylist.only_if) {
+    if (auto f = checks::parse_gate_fact(fact)) rt->greylist_only_if |= checks::bit(*f);
+  }
+  rt->trap_recipients = checks::TrapRecipients(config.greylist.trap_recipients);
   rt->plan = checks::Plan(plan_settings(config, *rt));
   rt->config = std::make_shared<const Config>(std::move(config));
   return rt;

@@ -11,7 +11,9 @@
 #include "checks/access.h"
 #include "checks/dnsbl.h"
 #include "checks/greylist_allowlist.h"
+#include "checks/greylist_gate.h"
 #include "checks/plan.h"
+#include "checks/spam_trap.h"
 #include "proxy/config.h"
 #include "proxy/tls.h"
 
@@ -32,6 +34,9 @@ struct Runtime {
   // greylist.client_allowlist_file / recipient_allowlist_file (empty lists when unset).
   std::shared_ptr<const checks::ClientAllowlist> greylist_clients;
   std::shared_ptr<const checks::RecipientAllowlist> greylist_recipients;
+  // greylist.only_if as GateFact bits (0 = greylist every client) and greylist.trap_recipients.
+  checks::GateFacts greylist_only_if = 0;
+  checks::TrapRecipients trap_recipients;
 };
 
 // Builds the runtime from a loaded config (reads access.file). On failure returns nullptr and

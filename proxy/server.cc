@@ -121,7 +121,10 @@ Server::Server(uv_loop_t* loop, std::shared_ptr<const Runtime> runtime, std::str
              "Pre-dialogue test hits, by test and outcome (ignore, enforce, drop, reject).");
   // Families the alert rules and the dashboard (docs/monitoring/) query exist from the start,
   // before their first sample: an alert on a family that never appears would never fire.
-  m.describe("mxscreen_greylist_total", "counter", "Greylist decisions, by outcome.");
+  m.describe("mxscreen_greylist_total", "counter",
+             "Greylist decisions, by outcome and by the triplet's key (spf, ptr, net; none).");
+  m.describe("mxscreen_trap_hits_total", "counter",
+             "RCPTs to greylist.trap_recipients, by side (dialogue, policy); each bans.");
   m.describe("mxscreen_greylist_delay_seconds", "histogram",
              "What greylisting cost mail that passed: seconds from a triplet's first try to "
              "the retry that passed.");

@@ -218,6 +218,12 @@ void Session::start_client_dns() {
 }
 
 void Session::on_client_dns(ClientDnsEvent) {
+  if (greylist_waits_dns_) {
+    if (!greylist_facts_ready()) return;
+    greylist_waits_dns_ = false;
+    greylist_rcpt();
+    return;
+  }
   if (cached_pass_) {
     if (dns_->snapshot().dnsbl_done()) dnsbl_rechecked();
     return;
@@ -478,6 +484,11 @@ void Session::apply_step(checks::Step step) {
 }
 
 void Session::rcpt_passed() {
+  if (!dialogue_->rcpt_line().empty() &&
+      runtime_->trap_recipients.is_trap(dialogue_->recipient().address)) {
+    trap_hit();
+    return;
+  }
   if (config().greylist.enabled && !dialogue_->rcpt_line().empty()) {
     greylist_rcpt();
     return;
@@ -494,7 +505,10 @@ bool Session::check_domains() {
   const std::string helo = checks::helo_lookup_name(dialogue_->helo());
   const std::string domain = checks::sender_lookup_domain(dialogue_->sender().address);
   DomainLookupPlan plan;
-  if (c.helo.reject_unknown) plan.helo = helo;
+  // greylist.only_if's "helo" fact asks too; only helo.reject_unknown rejects on it.
+  bool gate_helo = config().greylist.enabled &&
+                   (runtime_->greylist_only_if & checks::bit(checks::GateFact::kHelo)) != 0;
+  if (c.helo.reject_unknown || gate_helo) plan.helo = helo;
   if (c.sender.reject_unknown_domain) plan.sender_domain = domain;
   plan.helo_rhsbl_name = helo;
   plan.helo_rhsbl = runtime_->helo_rhsbl;
@@ -515,7 +529,10 @@ bool Session::check_domains() {
       *resolver, std::move(plan), [this, alive, names](const checks::DomainFacts& facts) {
         if (!*alive || state_ != State::kDialogue) return;
         store_wait_ = false;
-        auto reject = checks::domain_reject_reply(facts, names, config().dnsbl.reply_map);
+        helo_exists_ = facts.helo;
+        checks::DomainFacts tested = facts;
+        if (!config().helo.reject_unknown) tested.helo.reset();
+        auto reject = checks::domain_reject_reply(tested, names, config().dnsbl.reply_map);
         // The zones for the admin: the reply names them only as dnsbl.reply_map says.
         for (const auto& [what, listing] : {std::pair{"reverse name", &facts.reverse_listed},
                                             std::pair{"HELO name", &facts.helo_listed},

@@ -81,6 +81,11 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   void pass_new(const std::string& how);
   void greylist_rcpt();
   void greylist_decided(const GreylistAnswer& answer);
+  // What greylist.only_if scores: the client's DNS facts, the HELO and its lookup.
+  checks::ClientFacts client_facts() const;
+  // Identity keys and only_if read the client's PTR/FCrDNS (and DNSBL score): false while
+  // those lookups (each bounded by dns.timeout) are still out.
+  bool greylist_facts_ready() const;
   void resume_dialogue();
 
   // session_abuse.cc: bans, fake-MX (nolisting) records, strikes.
@@ -91,6 +96,8 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   void fake_mx_action();  // fake_mx.action: reset, 421, or the dialogue
   void record_mx_visit();
   void strike(const std::string& why);
+  // A RCPT to one of greylist.trap_recipients: ban the client, then 521 and close.
+  void trap_hit();
 
   void start_client_dns();
   void on_client_dns(ClientDnsEvent event);
@@ -203,8 +210,10 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   std::unique_ptr<checks::PassRecord> cached_pass_;
   bool store_wait_ = false;
   bool permitted_ = false;       // access list permit (exempt from limits and bans)
-  bool nolisting_pass_ = false;  // came to the fake MX first, within fake_mx.pair_window // a
-                                 // greylist lookup is out: the dialogue waits
+  bool nolisting_pass_ = false;  // came to the fake MX first, within fake_mx.pair_window
+  // The HELO name's A/AAAA/MX at RCPT, for greylist.only_if's "helo" fact (unset: not asked).
+  std::optional<checks::NameFact> helo_exists_;
+  bool greylist_waits_dns_ = false;  // greylist_rcpt waits for greylist_facts_ready()
   // Store callbacks (Redis answers later) check this before touching the session.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Client bytes held before the splice (PROXY header, ignored pregreet, input that arrived

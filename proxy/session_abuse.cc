@@ -7,6 +7,7 @@
 // so a burst over several workers or hosts earns one ban.
 #include "checks/ban.h"
 #include "checks/store_keys.h"
+#include "protocol/escape.h"
 #include "proxy/abuse.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
@@ -116,6 +117,28 @@ void Session::strike(const std::string& why) {
                                   store.remove(bans->key(keys::kStrike, client));
                               });
                   });
+}
+
+void Session::trap_hit() {
+  const std::string rcpt = protocol::printable(dialogue_->recipient().address, 255);
+  Log::event(LogLevel::kWarning, "TRAP",
+             "TRAP " + who() + " from=<" + protocol::printable(dialogue_->sender().address, 255) +
+                 "> to=<" + rcpt + ">: spam trap recipient; banning the client",
+             {{"client", client_labels()}, {"recipient", rcpt}});
+  metrics().inc("mxscreen_trap_hits_total", "side=\"dialogue\"");
+  // The reply waits for the ban to be stored: the client's next connection, to any listener or
+  // any host on the same Redis, finds it.
+  store_wait_ = true;
+  client_conn_.stop_reading();
+  stop_command_timer();
+  auto alive = alive_;
+  server_.bans().ban(client_.address, "trap", "spam trap <" + rcpt + ">", std::chrono::seconds(0),
+                     [this, alive](StoreStatus, std::chrono::seconds) {
+                       if (!*alive || state_ == State::kDone) return;
+                       reply_and_close("521 5.7.1 Service unavailable; client [" +
+                                           client_.address.to_string() + "] is banned\r\n",
+                                       "trap");
+                     });
 }
 
 }  // namespace mxscreen::proxy

@@ -161,7 +161,16 @@ void Session::greylist_rcpt() {
   if (nolisting_pass_ && config().greylist.skip_on_nolisting_pass) {
     GreylistAnswer answer;
     answer.outcome = "nolisting";
+    answer.key = "none";  // no triplet was keyed
     greylist_decided(answer);
+    return;
+  }
+  if (!greylist_facts_ready()) {
+    // on_client_dns calls again when the answers are in: a key chosen on half the facts
+    // would differ between a first try and its retry.
+    greylist_waits_dns_ = true;
+    store_wait_ = true;
+    client_conn_.stop_reading();
     return;
   }
   GreylistQuery query;
@@ -176,6 +185,7 @@ void Session::greylist_rcpt() {
     query.spf_result = spf_->result;
     if (spf_->result == checks::SpfResult::kPass) query.spf_domain = spf_->domain;
   }
+  if (runtime_->greylist_only_if != 0) query.facts = client_facts();
   store_wait_ = true;
   client_conn_.stop_reading();
   auto alive = alive_;
@@ -185,20 +195,52 @@ void Session::greylist_rcpt() {
   });
 }
 
+bool Session::greylist_facts_ready() const {
+  if (!dns_) return true;
+  const auto& greylist = config().greylist;
+  const auto& snap = dns_->snapshot();
+  if ((greylist.identity_keys || runtime_->greylist_only_if != 0) &&
+      snap.fcrdns == FcrdnsState::kPending) {
+    return false;
+  }
+  return runtime_->greylist_only_if == 0 || snap.dnsbl_done();
+}
+
+checks::ClientFacts Session::client_facts() const {
+  checks::ClientFacts f;
+  f.client = client_.address;
+  if (dns_) {
+    const auto& snap = dns_->snapshot();
+    f.fcrdns = snap.fcrdns == FcrdnsState::kConfirmed;
+    if (snap.ptr == PtrState::kFound) f.ptr_name = snap.ptr_name;
+    f.dnsbl_rank = snap.dnsbl_rank;
+  }
+  f.helo = dialogue_->helo();
+  f.helo_exists = helo_exists_;
+  if (spf_) f.spf = std::string(checks::to_string(spf_->result));
+  return f;
+}
+
 void Session::greylist_decided(const GreylistAnswer& answer) {
   store_wait_ = false;
   std::string envelope = " from=<" + protocol::printable(dialogue_->sender().address, 255) +
                          "> to=<" + protocol::printable(dialogue_->recipient().address, 255) + ">";
+  auto count = [&](const std::string& outcome) {
+    metrics().inc("mxscreen_greylist_total",
+                  "outcome=\"" + outcome + "\",key=\"" + label_value(answer.key) + "\"");
+  };
   auto log = [&](const std::string& outcome, const std::string& extra = "") {
-    Log::event(LogLevel::kInfo, "GREYLIST", "GREYLIST " + outcome + " " + who() + envelope + extra,
-               {{"client", client_labels()}, {"outcome", outcome}});
-    metrics().inc("mxscreen_greylist_total", "outcome=\"" + outcome + "\"");
+    Log::event(
+        LogLevel::kInfo, "GREYLIST",
+        "GREYLIST " + outcome + " " + who() + envelope + answer.key_text + extra + answer.gate,
+        {{"client", client_labels()}, {"outcome", outcome}, {"key", answer.key}});
+    count(outcome);
   };
   if (answer.verdict == GreylistAnswer::Verdict::kStoreUnavailable) {
     Log::event(LogLevel::kWarning, "GREYLIST",
                "GREYLIST skipped for " + who() + ": state store unavailable; failing open",
                {{"client", client_labels()}});
-    metrics().inc("mxscreen_greylist_total", "outcome=\"store_unavailable\"");
+    count("store_unavailable");
   } else if (answer.verdict == GreylistAnswer::Verdict::kDefer) {
     log(answer.outcome, " retry in " + std::to_string(answer.wait.count()) + "s");
     apply_step(dialogue_->refuse_handoff(

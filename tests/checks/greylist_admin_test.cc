@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "checks/greylist_identity.h"
+
 namespace mxscreen::checks {
 namespace {
 
@@ -26,6 +28,14 @@ TEST(ChecksGreylistAdmin, TripletsReadBackFromTheirKeys) {
   ASSERT_TRUE(v6);
   EXPECT_EQ(v6->network, "2001:db8:1:2::/64");
   EXPECT_EQ(v6->sender, "");  // the null sender
+
+  // Identity-keyed triplets (greylist_identity.h) read back with their identity.
+  auto ptr = parse_greylist_key(greylist_key(GreylistIdentity{IdentityKind::kPtr, "example.net"},
+                                             ip("192.0.2.7"), "a@b.test", "c@d.test", policy));
+  ASSERT_TRUE(ptr);
+  EXPECT_EQ(ptr->network, "ptr=example.net");
+  EXPECT_EQ(ptr->sender, "a@b.test");
+  EXPECT_EQ(ptr->recipient, "c@d.test");
 
   EXPECT_FALSE(parse_greylist_key("pass:192.0.2.7"));
   EXPECT_FALSE(parse_greylist_key("gl:nonsense"));

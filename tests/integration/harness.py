@@ -468,8 +468,9 @@ class Mxscreen:
     greet.wait 300ms, metrics on 127.0.0.1:<free port>, text log, memory store, no user switch,
     and three neutral settings a test turns back on when it tests them: access.allow = [] (the
     built-in default allowlists 127.0.0.0/8, which would hand every test client straight to the
-    backend), dnsbl.sites = [] (no network here), greylist.enabled = false and
-    cache.enabled = false (no verdict cache: a second session from the same address is
+    backend), dnsbl.sites = [] (no network here), greylist.enabled = false,
+    greylist.identity_keys = false (no PTR lookup through the machine's resolver at every
+    greylisted RCPT) and cache.enabled = false (no verdict cache: a second session from the same address is
     screened again).
     """
 
@@ -509,7 +510,7 @@ class Mxscreen:
             "greet": {"wait": "300ms"},
             "access": {"allow": []},
             "dnsbl": {"sites": []},
-            "greylist": {"enabled": False},
+            "greylist": {"enabled": False, "identity_keys": False},
             "cache": {"enabled": False},
             "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
             "log": {"format": "text"},

@@ -56,7 +56,7 @@ def ml(pattern):
 
 def greylist_line(outcome, source, sender):
     return (rf"GREYLIST {re.escape(outcome)} \[{re.escape(source)}\]:\d+ "
-            rf"from=<{re.escape(sender)}> to=<{re.escape(RCPT)}>")
+            rf"from=<{re.escape(sender)}> to=<{re.escape(RCPT)}>(?: key=net:\S+)?")
 
 
 def restart(mx):

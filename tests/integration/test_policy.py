@@ -362,7 +362,8 @@ class PolicyServiceBadInputTest(unittest.TestCase):
                 sock.sendall(request(sender, "b@example.test", client="2001:db8::7"))
                 self.assertEqual(read_answer(sock), GREYLISTED)
             mx.wait_log(r"GREYLIST new \[192\.0\.2\.7\]:4711 from=<" + re.escape(sender)
-                        + r"> to=<a@example\.test> retry in 3600s \(policy\)$")
+                        + r"> to=<a@example\.test> key=net:192\.0\.2\.0/24 retry in 3600s "
+                        r"\(policy\)$")
             mx.wait_log(r"GREYLIST early retry \[192\.0\.2\.7\]:4711 .* \(policy\)$")
             self.assertEqual(mx.metric("mxscreen_policy_verdicts_total",
                                        {"action": "defer_if_permit", "outcome": "new"}), 2)

@@ -227,8 +227,8 @@ class DemoWalkThroughTest(unittest.TestCase):
         # 7. The metrics count all of it.
         code, out, _ = self.run_readme(WALK["metrics"])
         self.assertEqual(code, 0, out)
-        self.assertRegex(out, r'mxscreen_greylist_total\{outcome="new"\} 1\b')
-        self.assertRegex(out, r'mxscreen_greylist_total\{outcome="passed"\} 1\b')
+        self.assertRegex(out, r'mxscreen_greylist_total\{outcome="new",key="\w+"\} 1\b')
+        self.assertRegex(out, r'mxscreen_greylist_total\{outcome="passed",key="\w+"\} 1\b')
         self.assertRegex(out, r"mxscreen_bans_total\{[^}]*\} 1\b")
         self.assertRegex(out, r"mxscreen_unbans_total 1\b")
 

@@ -1,0 +1,26 @@
+// checks/spam_trap.h: spam traps (greylist.trap_recipients, issue 18), as spamd's greytrapping:
+// addresses nobody uses, published where only harvesters find them. A client that sends a RCPT
+// to one is banned at once (proxy/abuse.h), in the dialogue and through the policy service.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mxscreen::checks {
+
+// The trap list as configured, compared without regard to case.
+class TrapRecipients {
+ public:
+  TrapRecipients() = default;
+  explicit TrapRecipients(const std::vector<std::string>& addresses);
+
+  bool empty() const { return addresses_.empty(); }
+  // `recipient` (the RCPT address, without <>) is a trap.
+  bool is_trap(std::string_view recipient) const;
+
+ private:
+  std::vector<std::string> addresses_;  // lower case
+};
+
+}  // namespace mxscreen::checks
