@@ -100,10 +100,11 @@ class Store {
   // sweep (never the hot path). `cursor` is "" for the first page, then the previous page's
   // `next`; the page holds at most `max` items that `keep` accepts (all, when empty) and looks
   // at no more than StoreLimits::scan_page_examined keys. A key present for the whole walk is met
-  // once; one written or removed meanwhile may or may not be. Redis walks with SCAN MATCH COUNT
-  // (never KEYS) and cannot stop inside one SCAN step, so its page may run past `max` by the few
-  // keys of that step. lmdb and memory walk in key order and their cursor is the last key looked
-  // at. kOk, kUnavailable, or kNotFound for a cursor this engine cannot have made.
+  // once (redis: at least once, SCAN may repeat one while Redis rehashes); one written or removed
+  // meanwhile may or may not be. Redis walks with SCAN MATCH COUNT (never KEYS) and cannot stop
+  // inside one SCAN step, so its page may run past `max` by the few keys of that step. lmdb and
+  // memory walk in key order and their cursor is the last key looked at. kOk, kUnavailable, or
+  // kNotFound for a cursor this engine cannot have made.
   virtual void scan_page(const std::string& prefix, const std::string& cursor, std::size_t max,
                          const ScanFilter& keep, PageCallback cb) = 0;
   // Live keys that start with `prefix` and their values, at most `max` of them, page after
