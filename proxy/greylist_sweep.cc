@@ -50,7 +50,8 @@ void GreylistSweep::walk_page() {
   };
   auto alive = alive_;
   store_.scan_page(
-      std::string(checks::store_keys::kGreylist), cursor_, kPageSize, keep,
+      std::string(checks::store_keys::kGreylist), cursor_,
+      store_.engine() == "lmdb" ? kLmdbPageSize : kPageSize, keep,
       [this, alive, now, policy](StoreStatus status, Store::ScanPage page) {
         if (!*alive) return;
         if (status != StoreStatus::kOk) {

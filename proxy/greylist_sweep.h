@@ -24,9 +24,11 @@ namespace mxscreen::proxy {
 class GreylistSweep {
  public:
   using ConfigSource = std::function<const Config&()>;  // the current config (reloads)
-  // Triplets claimed per page: on lmdb each claim is one synced write on the loop thread, so a
-  // page is small and the next one waits for the loop to serve I/O in between.
-  static constexpr std::size_t kPageSize = 32;
+  // Triplets claimed per page. On lmdb each claim is two synced writes on the loop thread (the
+  // claim and the report count), so a page is small and the next one waits for the loop to
+  // serve I/O in between; on redis and memory the writes do not hold the loop.
+  static constexpr std::size_t kLmdbPageSize = 8;
+  static constexpr std::size_t kPageSize = 256;
 
   GreylistSweep(uv_loop_t* loop, Store& store, ConfigSource config);
   ~GreylistSweep();
