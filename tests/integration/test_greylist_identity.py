@@ -10,11 +10,16 @@ of a big sender's pool are in different networks. What the user notices:
   from 127.0.3.12 (mail-b.out.sender.test, the same organisational domain, both
   forward-confirmed) passes at the retry after the delay, and the mail is delivered; both sides
   (mxscreen's RCPT and the policy service asked about the replay) log key=ptr:sender.test;
-- without identity keys the same retry from the other address is greylisted as new (the test
+- the same with the SPF-pass domain: 127.0.3.21 and 127.0.3.22 have no PTR, spf-pool.test's SPF
+  authorizes both (sender.spf = "log"): the retry from the other address passes, key=spf on
+  both sides (the policy service evaluates SPF for the replayed RCPT itself);
+- without identity keys the same retry from the other address is greylisted as new (the tests
   above can fail);
 - only_if: the clean, forward-confirmed client delivers at its first try ("GREYLIST clean ...
   (only_if: clean: ptr=... fcrdns=yes ...)", on both sides); a client without PTR is greylisted
-  ("(only_if: no_fcrdns: ptr=none fcrdns=no ...)");
+  ("(only_if: no_fcrdns: ptr=none fcrdns=no ...)"); with "spf" in only_if the clean client's
+  SPF passes (key=spf) and the client without PTR, not authorized by SPF, is greylisted for
+  "no_fcrdns,spf";
 - a spam trap: a RCPT to greylist.trap_recipients bans the client (TRAP, BANNED), on every
   listener of that mxscreen and on a second mxscreen sharing the redis-server; through the
   policy service too (a RCPT after the handoff: Postfix answers 521 and hangs up).
@@ -44,6 +49,8 @@ NO_PTR = "127.0.3.13"
 TRAPPED = "127.0.3.14"
 BYSTANDER = "127.0.3.15"
 TRAPPED_POLICY = "127.0.3.16"
+SPF_A = "127.0.3.21"  # no PTR; spf-pool.test's SPF authorizes it
+SPF_B = "127.0.3.22"  # no PTR; spf-pool.test's SPF authorizes it
 HELO_A = "mail-a.out.sender.test"
 HELO_B = "mail-b.out.sender.test"
 # A trap the backend knows (recipient_delimiter "+"): Postfix's reject_unlisted_recipient comes
@@ -59,6 +66,9 @@ ZONES = f"""
   local-zone: "3.0.127.in-addr.arpa." static
   local-data-ptr: "{POOL_A} mail-a.out.sender.test"
   local-data-ptr: "{POOL_B} mail-b.out.sender.test"
+  local-data: 'sender.test. 300 IN TXT "v=spf1 a:mail-a.out.sender.test a:mail-b.out.sender.test -all"'
+  local-zone: "spf-pool.test." static
+  local-data: 'spf-pool.test. 300 IN TXT "v=spf1 ip4:{SPF_A} ip4:{SPF_B} -all"'
 """
 
 UNBOUND = None
@@ -86,13 +96,14 @@ def greylisted(rcpt):
     return f"4.2.0 <{rcpt}>: Recipient address rejected: Greylisted, please try again later"
 
 
-def config(**greylist):
+def config(spf="off", **greylist):
     gl = {"enabled": True, "delay": f"{int(DELAY)}s", "ipv4_prefix": 32,
           "identity_keys": True}
     gl.update(greylist)
     return {
         "backend": {"address": harness.BACKEND_PROXY_POLICY, "handoff": "proxy_v2"},
         "greylist": gl,
+        "sender": {"spf": spf},  # "log": evaluated on both sides, never a reject
         "policy": {"listen": f"127.0.0.1:{POLICY_PORT}"},
         "dns": {"nameservers": [f"127.0.0.1:{UNBOUND.port}"], "timeout": "2s"},
     }
@@ -158,6 +169,36 @@ class IdentityKeyTest(unittest.TestCase):
             self.assertEqual(mx.metric("mxscreen_policy_verdicts_total",
                                        {"outcome": "allowlisted", "key": "ptr"}), 1)
 
+    def test_retry_from_another_spf_authorized_address_passes(self):
+        # Neither address has a PTR: the sender domain's SPF, which authorizes both, is the key.
+        sender, rcpt = f"id.{uid()}@spf-pool.test", f"user+{uid()}@example.test"
+        marker = harness.unique_marker("id-spf")
+        with harness.Mxscreen(config(spf="log")) as mx:
+            t0 = time.monotonic()
+            self.assertEqual(attempt(mx.port, SPF_A, HELO_A, sender, rcpt, marker),
+                             (450, greylisted(rcpt)))
+            mx.wait_log(line("new", SPF_A, sender, rcpt) + r" key=spf:spf-pool\.test retry in")
+
+            def retried():
+                code, text = attempt(mx.port, SPF_B, HELO_A, sender, rcpt, marker)
+                if code == 250:
+                    return True
+                self.assertEqual((code, text), (450, greylisted(rcpt)))
+                time.sleep(0.3)  # pacing between retries, not synchronisation
+                return False
+
+            harness.wait_until(retried, 15, interval=0, what="the retry from SPF_B to pass")
+            self.assertGreaterEqual(time.monotonic() - t0, DELAY - 1.0)
+            harness.wait_delivered(marker)
+            log = mx.log_text()
+            self.assertRegex(log, line("passed", SPF_B, sender, rcpt) + r" key=spf:spf-pool\.test")
+            self.assertNotRegex(log, line("new", SPF_B, sender, rcpt))
+            # The policy service evaluated SPF for the replayed RCPT itself: the same key.
+            mx.wait_log(line("allowlisted", SPF_B, sender, rcpt)
+                        + r" key=spf:spf-pool\.test \(policy\)$")
+            self.assertEqual(mx.metric("mxscreen_greylist_total",
+                                       {"outcome": "passed", "key": "spf"}), 1)
+
     def test_without_identity_keys_the_other_address_is_new(self):
         sender, rcpt = f"id.{uid()}@sender.test", f"user+{uid()}@example.test"
         marker = harness.unique_marker("id-net")
@@ -189,6 +230,27 @@ class OnlyIfTest(unittest.TestCase):
     def setUp(self):
         self.lock = test_policy._PolicyPortLock().__enter__()
         self.addCleanup(self.lock.__exit__)
+
+    def test_with_spf_clean_client_delivers_at_once_and_spf_fail_is_greylisted(self):
+        cfg = config(spf="log", delay="1h",
+                     only_if=["no_fcrdns", "dynamic_ptr", "dnsbl", "helo", "spf"])
+        with harness.Mxscreen(cfg) as mx:
+            sender, rcpt = f"oi.{uid()}@sender.test", f"user+{uid()}@example.test"
+            marker = harness.unique_marker("only-if-spf")
+            self.assertEqual(attempt(mx.port, POOL_A, HELO_A, sender, rcpt, marker)[0], 250)
+            harness.wait_delivered(marker)
+            why = (r" key=spf:sender\.test \(only_if: clean: ptr=mail-a\.out\.sender\.test "
+                   r"fcrdns=yes dnsbl=0 helo=ok spf=pass\)")
+            mx.wait_log(line("clean", POOL_A, sender, rcpt) + why + "$")
+            mx.wait_log(line("clean", POOL_A, sender, rcpt) + why + r" \(policy\)$")
+
+            # No PTR, and sender.test's SPF does not authorize it (-all): fail.
+            sender, rcpt = f"oi.{uid()}@sender.test", f"user+{uid()}@example.test"
+            self.assertEqual(attempt(mx.port, NO_PTR, HELO_A, sender, rcpt, "unused"),
+                             (450, greylisted(rcpt)))
+            mx.wait_log(line("new", NO_PTR, sender, rcpt)
+                        + r" key=net:127\.0\.3\.13/32 retry in 3600s \(only_if: no_fcrdns,spf: "
+                        r"ptr=none fcrdns=no dnsbl=0 helo=ok spf=fail\)$")
 
     def test_clean_client_delivers_at_once_and_no_ptr_is_greylisted(self):
         cfg = config(delay="1h", only_if=["no_fcrdns", "dynamic_ptr", "dnsbl", "helo"])
