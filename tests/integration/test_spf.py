@@ -6,7 +6,8 @@ What the user notices:
   the mail reaches Postfix ("SPF pass ... mechanism=include:..." logged); with reject_fail, an
   SPF fail gets "550 5.7.23 <sender>: Sender address rejected: Message rejected due to: SPF fail
   - not authorized. <the domain's exp= text>" and nothing reaches Postfix; a softfail is logged
-  and delivered; a record past the 10-DNS-lookup limit is a logged permerror and delivered;
+  and delivered; ptr and mx mechanisms (PTR, MX, A through the resolver) and the %{p} macro;
+  a record past the 10-DNS-lookup limit is a logged permerror and delivered;
   with reject_fail_softfail the softfail is refused too; with "log" a fail is delivered;
 - through the policy service, with real Postfix asking at every RCPT: in a spliced session, a
   second transaction whose sender fails SPF gets Postfix's "550 5.7.23 <rcpt>: Recipient
@@ -39,6 +40,7 @@ from test_policy import _PolicyPortLock  # noqa: E402
 PASS_IP = "127.0.0.231"      # authorized by _spf.inc.spf.test (through pass.spf.test's include)
 OTHER_IP = "127.0.0.232"     # authorized by nobody
 POLICY_IP = "127.0.0.233"    # the spliced-session client of the policy test
+PTR_IP = "127.0.0.234"       # PTR mail234.ptr.spf.test, whose A leads back (ptr, mx, %{p})
 HOSTNAME = "mx.spf.test"
 RCPT = harness.MAILBOX
 
@@ -56,6 +58,16 @@ ZONES = f"""
   local-data: 'soft.spf.test. 300 IN TXT "v=spf1 a:mail.soft.spf.test ~all"'
   local-data: "mail.soft.spf.test. 300 IN A 192.0.2.25"
   local-data: 'limit.spf.test. 300 IN TXT "v=spf1 {' '.join(f'a:h{i}.limit.spf.test' for i in range(11))} -all"'
+  local-data: 'ptr.spf.test. 300 IN TXT "v=spf1 ptr:ptr.spf.test -all"'
+  local-data: 'mx.spf.test. 300 IN TXT "v=spf1 mx:mxhost.spf.test -all exp=mxwhy.spf.test"'
+  local-data: 'mxwhy.spf.test. 300 IN TXT "%{{c}} (%{{p}}) is not an MX of %{{o}}"'
+  local-data: 'nope.spf.test. 300 IN TXT "v=spf1 -all exp=mxwhy.spf.test"'
+  local-data: "mxhost.spf.test. 300 IN MX 10 mail234.ptr.spf.test."
+  local-data: "mxhost.spf.test. 300 IN MX 20 backup.ptr.spf.test."
+  local-data: "mail234.ptr.spf.test. 300 IN A {PTR_IP}"
+  local-data: "backup.ptr.spf.test. 300 IN A 192.0.2.99"
+  local-zone: "0.0.127.in-addr.arpa." static
+  local-data-ptr: "{PTR_IP} mail234.ptr.spf.test"
 """ + "".join(f'  local-data: "h{i}.limit.spf.test. 300 IN A 192.0.2.{i + 1}"\n' for i in range(11))
 
 UNBOUND = None
@@ -148,6 +160,29 @@ class SpfDialogueTest(unittest.TestCase):
                                        {"test": "spf", "outcome": "reject"}), 1)
         log = harness.postfix_log_since(offset)
         self.assertNotIn("bob@fail.spf.test", log)
+
+    def test_ptr_and_mx_mechanisms_and_ptr_macro(self):
+        with harness.Mxscreen(spf_config("reject_fail")) as mx:
+            for sender in ("hana@ptr.spf.test", "ivan@mx.spf.test"):
+                code, text, marker = self.attempt(mx, PTR_IP, sender)
+                self.assertEqual(code, 250, text)
+                harness.wait_delivered(marker)
+            mx.wait_log(spf_line("pass", PTR_IP, r"mechanism=ptr:ptr\.spf\.test; action=accept"))
+            mx.wait_log(spf_line("pass", PTR_IP,
+                                 r"mechanism=mx:mxhost\.spf\.test; action=accept"))
+            # Not an MX host: fail, with an explanation that names the client's validated
+            # PTR name (%{p}) and address (%{c}).
+            code, text, _ = self.attempt(mx, OTHER_IP, "ivan@mx.spf.test")
+            self.assertEqual((code, text), (550, "5.7.23 <ivan@mx.spf.test>: Sender address "
+                                                 "rejected: Message rejected due to: SPF fail - "
+                                                 f"not authorized. {OTHER_IP} (unknown) is not an "
+                                                 "MX of mx.spf.test"))
+            code, text, _ = self.attempt(mx, PTR_IP, "jan@nope.spf.test")
+            self.assertEqual((code, text), (550, "5.7.23 <jan@nope.spf.test>: Sender address "
+                                                 "rejected: Message rejected due to: SPF fail - "
+                                                 f"not authorized. {PTR_IP} "
+                                                 "(mail234.ptr.spf.test) is not an MX of "
+                                                 "nope.spf.test"))
 
     def test_reject_fail_softfail_and_log(self):
         with harness.Mxscreen(spf_config("reject_fail_softfail")) as mx:
