@@ -7,7 +7,7 @@ certificate. What the user notices:
 - a client screened inside mxscreen's TLS (PROXY and XCLIENT handoff) never sees the backend's
   STARTTLS after the handoff (a second TLS inside the first), its own STARTTLS there gets
   `502 5.5.1` from mxscreen, and its mail still arrives;
-- a client spliced at connect with the PROXY protocol (PASS OLD, access.allow), right after
+- a client spliced at connect with the PROXY protocol (PASS OLD, access.allow, DNSWL), right after
   the greet wait, or right after its EHLO (only HELO tests on) negotiates TLS with Postfix
   itself, end to end: it sees the same certificate, Postfix logs the TLS connection and writes
   it into the Received header;
@@ -64,6 +64,38 @@ def deliver(sock, marker, rcpt=RCPT):
     assert harness.command(sock, "QUIT").code == 221
 
 
+def tls_with_postfix(test, mx, source, expect_banner):
+    """A session from source: banner, EHLO (Postfix's STARTTLS), STARTTLS with Postfix,
+    EHLO inside, a delivered mail. Checks the certificate, Postfix's log and Received."""
+    marker, offset = harness.unique_marker("tls-e2e"), harness.postfix_log_offset()
+    sock = harness.raw_connect(mx.port, source=source)
+    try:
+        banner = harness.read_reply(sock)
+        test.assertEqual(banner.code, 220)
+        test.assertRegex(banner.lines[-1], expect_banner)
+        ehlo = harness.command(sock, f"EHLO {HELO}")
+        test.assertIn("STARTTLS", keywords(ehlo))
+        test.assertIn("PIPELINING", keywords(ehlo))  # Postfix's own reply
+        test.assertEqual(harness.command(sock, "STARTTLS").raw,
+                         b"220 2.0.0 Ready to start TLS\r\n")
+        tls = client_context().wrap_socket(sock, server_hostname=BACKEND_CN)
+        sock = tls
+        test.assertEqual(cert_cn(tls), BACKEND_CN)
+        ehlo = harness.command(tls, f"EHLO {HELO}")
+        test.assertNotIn("STARTTLS", keywords(ehlo))
+        deliver(tls, marker)
+    finally:
+        sock.close()
+    harness.wait_for_log(rf"postfix/proxy/smtpd\[\d+\]: Anonymous TLS connection established "
+                         rf"from unknown\[{re.escape(source)}\]: TLSv1\.[23] with cipher",
+                         offset)
+    text = harness.wait_delivered(marker)
+    test.assertRegex(text, rf"Received: from {re.escape(HELO)} \(unknown \[{re.escape(source)}\]\)"
+                           r"\n\t\(using TLSv1\.[23] with cipher ")
+    # mxscreen never decrypted it.
+    test.assertNotRegex(mx.log_text(), rf"TLS connection established from \[{re.escape(source)}\]")
+
+
 class InsideMxscreensTls(unittest.TestCase):
     """A screened client that did STARTTLS with mxscreen: the backend's STARTTLS stays hidden."""
 
@@ -93,7 +125,8 @@ class InsideMxscreensTls(unittest.TestCase):
                 self.assertEqual(harness.command(tls, "RSET").code, 250)
                 ehlo = harness.command(tls, f"EHLO {HELO}")
                 self.assertEqual(ehlo.code, 250, ehlo)
-                self.assertIn("PIPELINING", keywords(ehlo))  # Postfix's reply (mxscreen's withholds it)
+                # Postfix's reply (mxscreen's own withholds PIPELINING).
+                self.assertIn("PIPELINING", keywords(ehlo))
                 self.assertNotIn("STARTTLS", keywords(ehlo))
                 reply = harness.command(tls, "STARTTLS")
                 self.assertEqual(reply.raw, b"502 5.5.1 Error: command not implemented\r\n")
@@ -106,8 +139,8 @@ class InsideMxscreensTls(unittest.TestCase):
             mx.wait_log(rf"DISCONNECT \[{re.escape(source)}\]:\d+ outcome=spliced")
         text = harness.wait_delivered(marker)
         # Postfix got clear text on loopback: no TLS of its own with this client.
-        self.assertRegex(text, rf"Received: from {re.escape(HELO)} \(unknown \[{re.escape(source)}\]\)"
-                               r"\n\tby ")
+        self.assertRegex(text, rf"Received: from {re.escape(HELO)} "
+                               rf"\(unknown \[{re.escape(source)}\]\)\n\tby ")
         log = harness.postfix_log_since(offset)
         self.assertNotRegex(log, rf"postfix/{service}/smtpd\[\d+\]: Anonymous TLS connection "
                                  rf"established from unknown\[{re.escape(source)}\]")
@@ -128,37 +161,6 @@ class SplicedAtConnect(unittest.TestCase):
     def setUpClass(cls):
         harness.ensure_postfix()
 
-    def tls_with_postfix(self, mx, source, expect_banner):
-        """A session from source: banner, EHLO (Postfix's STARTTLS), STARTTLS with Postfix,
-        EHLO inside, a delivered mail. Checks the certificate, Postfix's log and Received."""
-        marker, offset = harness.unique_marker("tls-e2e"), harness.postfix_log_offset()
-        sock = harness.raw_connect(mx.port, source=source)
-        try:
-            banner = harness.read_reply(sock)
-            self.assertEqual(banner.code, 220)
-            self.assertRegex(banner.lines[-1], expect_banner)
-            ehlo = harness.command(sock, f"EHLO {HELO}")
-            self.assertIn("STARTTLS", keywords(ehlo))
-            self.assertIn("PIPELINING", keywords(ehlo))  # Postfix's own reply
-            self.assertEqual(harness.command(sock, "STARTTLS").raw,
-                             b"220 2.0.0 Ready to start TLS\r\n")
-            tls = client_context().wrap_socket(sock, server_hostname=BACKEND_CN)
-            sock = tls
-            self.assertEqual(cert_cn(tls), BACKEND_CN)
-            ehlo = harness.command(tls, f"EHLO {HELO}")
-            self.assertNotIn("STARTTLS", keywords(ehlo))
-            deliver(tls, marker)
-        finally:
-            sock.close()
-        harness.wait_for_log(rf"postfix/proxy/smtpd\[\d+\]: Anonymous TLS connection established "
-                             rf"from unknown\[{re.escape(source)}\]: TLSv1\.[23] with cipher",
-                             offset)
-        text = harness.wait_delivered(marker)
-        self.assertRegex(text, rf"Received: from {re.escape(HELO)} \(unknown \[{re.escape(source)}\]\)"
-                               r"\n\t\(using TLSv1\.[23] with cipher ")
-        # mxscreen never decrypted it.
-        self.assertNotRegex(mx.log_text(), rf"TLS connection established from \[{re.escape(source)}\]")
-
     def test_pass_old_client(self):
         source = "127.0.8.11"
         with harness.Mxscreen({"cache": {"enabled": True}, **tls_section()}) as mx:
@@ -167,19 +169,19 @@ class SplicedAtConnect(unittest.TestCase):
             self.assertEqual(code, 250)
             mx.wait_log(rf"PASS NEW \[{re.escape(source)}\]")
             since = mx.log_offset()
-            self.tls_with_postfix(mx, source, r"ESMTP Postfix")
+            tls_with_postfix(self, mx, source, r"ESMTP Postfix")
             mx.wait_log(rf"PASS OLD \[{re.escape(source)}\]", since=since)
 
     def test_allowlisted_client(self):
         source = "127.0.8.12"
         with harness.Mxscreen({"access": {"allow": [f"{source}/32"]}, **tls_section()}) as mx:
-            self.tls_with_postfix(mx, source, r"ESMTP Postfix")
+            tls_with_postfix(self, mx, source, r"ESMTP Postfix")
             mx.wait_log(rf"ALLOWLISTED \[{re.escape(source)}\]")
 
     def test_client_spliced_after_the_greet_wait(self):
         # Only connection tests: mxscreen's banner, then the client talks to Postfix directly.
         with harness.Mxscreen(harness.connection_tests_only(tls_section())) as mx:
-            self.tls_with_postfix(mx, "127.0.8.13", r"^\S+ ESMTP")
+            tls_with_postfix(self, mx, "127.0.8.13", r"^\S+ ESMTP")
 
 
     def test_client_spliced_after_ehlo(self):
@@ -188,8 +190,29 @@ class SplicedAtConnect(unittest.TestCase):
         config = harness.connection_tests_only({"helo": {"reject_invalid": True},
                                                 **tls_section()})
         with harness.Mxscreen(config) as mx:
-            self.tls_with_postfix(mx, "127.0.8.14", r"^\S+ ESMTP")
+            tls_with_postfix(self, mx, "127.0.8.14", r"^\S+ ESMTP")
             mx.wait_log(r"PASS NEW \[127\.0\.8\.14\]")
+
+
+class DnswlClient(unittest.TestCase):
+    """A DNSWL client skips the rest of the greet wait and every test: it is spliced to Postfix,
+    which does its TLS (a real unbound serving test_dns's zones)."""
+
+    @classmethod
+    def setUpClass(cls):
+        import test_dns
+        cls.zones = test_dns
+        test_dns.setUpModule()  # unbound, or SkipTest without it
+        cls.addClassCleanup(test_dns.tearDownModule)
+
+    def test_dnswl_client(self):
+        sites = ["wl.test=127.0.[0..255].[1..3]*-5"]
+        config = self.zones.dns({"greet": {"wait": "5s"}, "dnsbl": {"sites": sites},
+                                 **tls_section()})
+        with harness.Mxscreen(config) as mx:
+            source = self.zones.DNSWL
+            tls_with_postfix(self, mx, source, r"ESMTP")
+            mx.wait_log(rf"PASS NEW \[{re.escape(source)}\]:\d+ \(DNSWL\)")
 
 
 class CheckConfigWarning(unittest.TestCase):
@@ -215,9 +238,10 @@ class CheckConfigWarning(unittest.TestCase):
     def test_warns_against_a_backend_without_starttls(self):
         with harness.SmtpSink() as sink:  # smtp-sink offers no STARTTLS
             output = self.check(f"127.0.0.1:{sink.port}", "none", tls=True)
-            self.assertRegex(output, rf"warning: \[tls\] is set but backend 127\.0\.0\.1:{sink.port} "
-                                     rf"does not offer STARTTLS: clients spliced at connect "
-                                     r"\(PASS OLD, access\.allow, DNSWL\) talk to it in clear text")
+            self.assertRegex(output, rf"warning: \[tls\] is set but backend "
+                                     rf"127\.0\.0\.1:{sink.port} does not offer STARTTLS: "
+                                     r"clients spliced at connect \(PASS OLD, access\.allow, "
+                                     r"DNSWL\) talk to it in clear text")
             # Without [tls] nothing is promised, nothing is checked.
             self.assertNotIn("STARTTLS", self.check(f"127.0.0.1:{sink.port}", "none", tls=False))
             # XCLIENT with [tls]: mxscreen's own STARTTLS serves every path.
