@@ -11,6 +11,7 @@
 #include <array>
 #include <vector>
 
+#include "checks/dnsbl.h"
 #include "checks/spf_record.h"
 
 namespace mxscreen::checks {
@@ -41,21 +42,9 @@ protocol::IpAddress unmap(const protocol::IpAddress& ip) {
   return protocol::IpAddress::v4(ip.bytes[12], ip.bytes[13], ip.bytes[14], ip.bytes[15]);
 }
 
+// The PTR question's name: the reverse lookup name is DNSBL's query name under the arpa zones.
 std::string reverse_name(const protocol::IpAddress& ip) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  if (ip.is_v4()) {
-    for (int i = 3; i >= 0; --i) out += std::to_string(ip.bytes[static_cast<std::size_t>(i)]) + ".";
-    return out + "in-addr.arpa";
-  }
-  for (int i = 15; i >= 0; --i) {
-    uint8_t b = ip.bytes[static_cast<std::size_t>(i)];
-    out += kHex[b & 0x0f];
-    out += '.';
-    out += kHex[b >> 4];
-    out += '.';
-  }
-  return out + "ip6.arpa";
+  return dnsbl_query_name(ip, ip.is_v4() ? "in-addr.arpa" : "ip6.arpa");
 }
 
 bool is_ok(const DnsReply& r) { return r.status == DnsReplyStatus::kOk && !r.values.empty(); }
