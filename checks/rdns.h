@@ -4,6 +4,7 @@
 // absence 550, with Postfix's texts; answered at RCPT as with smtpd_delay_reject = yes.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,8 +14,10 @@
 namespace mxscreen::checks {
 
 // The facts the session gathered; kPending counts as a temporary failure.
-enum class PtrFact { kPending, kFound, kNone, kTempFail };
-enum class FcrdnsFact { kPending, kConfirmed, kMismatch, kNoPtr, kTempFail };
+enum class PtrFact : uint8_t { kPending, kFound, kNone, kTempFail };
+// kNoPtr: no PTR name to confirm (PTR NXDOMAIN/NODATA). Postfix's reject_unknown_client_hostname
+// fails it just like kMismatch; reject_unknown_reverse_client_hostname only kNoPtr.
+enum class FcrdnsFact : uint8_t { kPending, kConfirmed, kMismatch, kNoPtr, kTempFail };
 
 struct RdnsPolicy {
   bool reject_unknown_reverse = false;

@@ -3,24 +3,9 @@
 
 namespace mxscreen::checks {
 
-std::optional<Action> parse_action(std::string_view text) {
-  if (text == "off") return Action::kOff;
-  if (text == "ignore") return Action::kIgnore;
-  if (text == "enforce") return Action::kEnforce;
-  if (text == "drop") return Action::kDrop;
-  return std::nullopt;
-}
-
 std::string_view to_string(Action action) {
-  switch (action) {
-    case Action::kOff:
-      return "off";
-    case Action::kIgnore:
-      return "ignore";
-    case Action::kEnforce:
-      return "enforce";
-    case Action::kDrop:
-      return "drop";
+  for (const auto& n : kActionNames) {
+    if (n.value == action) return n.name;
   }
   return "off";
 }

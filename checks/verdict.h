@@ -17,7 +17,18 @@ enum class Action : uint8_t {
   kDrop,     // 521 5.7.1 and close now
 };
 
-std::optional<Action> parse_action(std::string_view text);  // "off" | "ignore" | ...
+// A config word and the value it names (the config reader's tables are of these).
+template <typename E>
+struct NamedValue {
+  std::string_view name;
+  E value;
+};
+
+// The one table of action names: the config reader and the log lines both use it.
+inline constexpr NamedValue<Action> kActionNames[] = {{"off", Action::kOff},
+                                                      {"ignore", Action::kIgnore},
+                                                      {"enforce", Action::kEnforce},
+                                                      {"drop", Action::kDrop}};
 std::string_view to_string(Action action);
 
 enum class Outcome : uint8_t {

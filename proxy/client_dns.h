@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "checks/dnsbl.h"
+#include "checks/rdns.h"
 #include "protocol/address.h"
 #include "proxy/dns.h"
 
@@ -35,10 +36,9 @@ struct ClientLookupsOptions {
   std::size_t max_ptr_names = 4;  // PTR names whose A/AAAA are looked up for FCrDNS
 };
 
-enum class PtrState : uint8_t { kPending, kFound, kNone, kTempFail };
-// kNoPtr: no PTR name to confirm (PTR NXDOMAIN/NODATA). Postfix's reject_unknown_client_hostname
-// fails it just like kMismatch; reject_unknown_reverse_client_hostname only kNoPtr.
-enum class FcrdnsState : uint8_t { kPending, kConfirmed, kMismatch, kNoPtr, kTempFail };
+// What the lookups found, in the words of the checks that judge it (checks/rdns.h).
+using PtrState = checks::PtrFact;
+using FcrdnsState = checks::FcrdnsFact;
 
 std::string_view to_string(PtrState state);
 std::string_view to_string(FcrdnsState state);

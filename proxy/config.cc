@@ -28,10 +28,7 @@ using Ms = std::chrono::milliseconds;
 constexpr int64_t kIntMax = std::numeric_limits<int>::max();
 
 template <typename E>
-struct Named {
-  std::string_view name;
-  E value;
-};
+using Named = checks::NamedValue<E>;
 
 constexpr Named<ListenRole> kListenRoles[] = {{"mx", ListenRole::kMx},
                                               {"fake_mx", ListenRole::kFakeMx}};
@@ -53,10 +50,7 @@ constexpr Named<checks::SpfMode> kSpfModes[] = {
     {"log", checks::SpfMode::kLog},
     {"reject_fail", checks::SpfMode::kRejectFail},
     {"reject_fail_softfail", checks::SpfMode::kRejectFailSoftfail}};
-constexpr Named<checks::Action> kActions[] = {{"off", checks::Action::kOff},
-                                              {"ignore", checks::Action::kIgnore},
-                                              {"enforce", checks::Action::kEnforce},
-                                              {"drop", checks::Action::kDrop}};
+constexpr auto& kActions = checks::kActionNames;
 
 template <typename E>
 std::string_view name_of(std::span<const Named<E>> names, E value) {

@@ -379,8 +379,8 @@ checks::DialoguePolicy Session::dialogue_policy() const {
     auto fcrdns = checks::FcrdnsFact::kTempFail;
     if (dns_) {
       const auto& snap = dns_->snapshot();
-      ptr = static_cast<checks::PtrFact>(snap.ptr);
-      fcrdns = static_cast<checks::FcrdnsFact>(snap.fcrdns);
+      ptr = snap.ptr;
+      fcrdns = snap.fcrdns;
     }
     p.client_reject = checks::rdns_reject_reply(ptr, fcrdns, client_.address.to_string(), rdns);
   }
