@@ -267,6 +267,33 @@ spf_max_in_flight = 50
             "t.toml:2:21: 'spf_max_in_flight' in [sender]: must be at least 1, got 0");
 }
 
+TEST(ConfigParse, GreylistIdentityOnlyIfTraps) {
+  const GreylistConfig defaults = parse("").config->greylist;
+  EXPECT_TRUE(defaults.identity_keys);
+  EXPECT_TRUE(defaults.only_if.empty());
+  EXPECT_TRUE(defaults.trap_recipients.empty());
+  ConfigResult r = parse(R"(
+[sender]
+spf = "log"
+[greylist]
+identity_keys = false
+only_if = ["no_fcrdns", "spf"]
+trap_recipients = ["old-sales@example.org"]
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string();
+  EXPECT_FALSE(r.config->greylist.identity_keys);
+  EXPECT_EQ(r.config->greylist.only_if, (std::vector<std::string>{"no_fcrdns", "spf"}));
+  EXPECT_EQ(r.config->greylist.trap_recipients,
+            (std::vector<std::string>{"old-sales@example.org"}));
+  EXPECT_EQ(only_error("[greylist]\nonly_if = [\"ptr\"]\n"),
+            "t.toml:2:12: 'only_if' in [greylist]: invalid fact (expected no_fcrdns, "
+            "dynamic_ptr, dnsbl, helo, spf) \"ptr\"");
+  EXPECT_EQ(only_error("[greylist]\nonly_if = [\"spf\"]\n"),
+            "t.toml:2:11: 'only_if' in [greylist]: \"spf\" needs sender.spf (it is \"off\")");
+  EXPECT_EQ(only_error("[greylist]\ntrap_recipients = [\"<a@b>\"]\n"),
+            "t.toml:2:20: 'trap_recipients' in [greylist]: invalid address \"<a@b>\"");
+}
+
 TEST(ConfigErrorFormat, ToString) {
   EXPECT_EQ((ConfigError{"a.toml", 3, 7, "boom"}).to_string(), "a.toml:3:7: boom");
   EXPECT_EQ((ConfigError{"a.toml", 0, 0, "cannot open"}).to_string(), "a.toml: cannot open");
