@@ -66,52 +66,84 @@ void count_client_pass(Store& store, const std::string& key, int64_t now,
   });
 }
 
+void decide_triplet(Store& store, const std::string& key, const std::string& fallback,
+                    const protocol::IpAddress& client, bool fcrdns,
+                    const checks::GreylistPolicy& policy, std::function<void(GreylistAnswer)> done,
+                    int attempt);
+
+// Decides on `basis` (the record read: the triplet's own, or its network-keyed record) and
+// stores the new record under `key` only if `key` still holds `expected` (put_if).
+void store_decision(Store& store, const std::string& key, const std::string& fallback,
+                    std::optional<std::string> expected, std::optional<std::string> basis,
+                    const protocol::IpAddress& client, bool fcrdns,
+                    const checks::GreylistPolicy& policy, std::function<void(GreylistAnswer)> done,
+                    int attempt) {
+  int64_t now = wall_clock_seconds();
+  auto result = checks::decide(basis, now, policy, fcrdns);
+  store.put_if(key, expected, result.new_record, result.ttl,
+               [&store, key, fallback, client, fcrdns, policy, done = std::move(done), attempt, now,
+                basis, result](StoreStatus put) mutable {
+                 if (put == StoreStatus::kConflict && attempt < kGreylistAttempts) {
+                   return decide_triplet(store, key, fallback, client, fcrdns, policy,
+                                         std::move(done), attempt + 1);
+                 }
+                 // A deferral the store could not record (LMDB map full, Redis gone since
+                 // the read) would defer every retry as new, and the mail would never pass:
+                 // fail open as for a store that cannot be read.
+                 if (put == StoreStatus::kUnavailable && !result.passed()) {
+                   return done(unavailable());
+                 }
+                 GreylistAnswer answer;
+                 answer.outcome = std::string(checks::to_string(result.outcome));
+                 if (!result.passed()) {
+                   answer.verdict = GreylistAnswer::Verdict::kDefer;
+                   answer.wait = result.wait;
+                   return done(std::move(answer));
+                 }
+                 if (result.outcome == checks::GreylistOutcome::kPassed && basis) {
+                   if (auto old = checks::GreylistRecord::parse(*basis)) {
+                     answer.delayed = std::chrono::seconds(now - old->first_seen);
+                     // What greylisting cost this mail: first try to pass, counted once (by
+                     // the put_if winner), whichever side (session, policy) saw the retry.
+                     metrics().observe("mxscreen_greylist_delay_seconds", "",
+                                       static_cast<double>(answer.delayed.count()),
+                                       kGreylistDelayBuckets);
+                   }
+                 }
+                 count_client_pass(store, checks::client_allowlist_key(client), now, policy, 1);
+                 done(std::move(answer));
+               });
+}
+
 // Reads the triplet's record, decides, and stores the new record only if the triplet still
 // holds what was read (put_if): of the sessions and policy requests (workers, hosts) that see
 // one triplet at once, one records it and the others decide again on what it wrote, so first
-// sight is recorded once. A deferral that cannot be written fails open.
-void decide_triplet(Store& store, const std::string& key, const protocol::IpAddress& client,
-                    bool fcrdns, const checks::GreylistPolicy& policy,
-                    std::function<void(GreylistAnswer)> done, int attempt) {
-  store.get(key, [&store, key, client, fcrdns, policy, done = std::move(done), attempt](
+// sight is recorded once. A deferral that cannot be written fails open. An identity-keyed
+// triplet (`fallback` = its network key) that has no record yet is decided on the network
+// key's record when there is one: a first try whose PTR lookup failed, or one recorded before
+// identity keys were on, still counts for the retry.
+void decide_triplet(Store& store, const std::string& key, const std::string& fallback,
+                    const protocol::IpAddress& client, bool fcrdns,
+                    const checks::GreylistPolicy& policy, std::function<void(GreylistAnswer)> done,
+                    int attempt) {
+  store.get(key, [&store, key, fallback, client, fcrdns, policy, done = std::move(done), attempt](
                      StoreStatus status, const std::string& record) mutable {
     if (status == StoreStatus::kUnavailable) return done(unavailable());
-    int64_t now = wall_clock_seconds();
-    std::optional<std::string> stored;
-    if (status == StoreStatus::kOk) stored = record;
-    auto result = checks::decide(stored, now, policy, fcrdns);
-    store.put_if(
-        key, stored, result.new_record, result.ttl,
-        [&store, key, client, fcrdns, policy, done = std::move(done), attempt, now, stored,
-         result](StoreStatus put) mutable {
-          if (put == StoreStatus::kConflict && attempt < kGreylistAttempts) {
-            return decide_triplet(store, key, client, fcrdns, policy, std::move(done), attempt + 1);
-          }
-          // A deferral the store could not record (LMDB map full, Redis gone since
-          // the read) would defer every retry as new, and the mail would never pass:
-          // fail open as for a store that cannot be read.
-          if (put == StoreStatus::kUnavailable && !result.passed()) {
-            return done(unavailable());
-          }
-          GreylistAnswer answer;
-          answer.outcome = std::string(checks::to_string(result.outcome));
-          if (!result.passed()) {
-            answer.verdict = GreylistAnswer::Verdict::kDefer;
-            answer.wait = result.wait;
-            return done(std::move(answer));
-          }
-          if (result.outcome == checks::GreylistOutcome::kPassed && stored) {
-            if (auto old = checks::GreylistRecord::parse(*stored)) {
-              answer.delayed = std::chrono::seconds(now - old->first_seen);
-              // What greylisting cost this mail: first try to pass, counted once (by
-              // the put_if winner), whichever side (session, policy) saw the retry.
-              metrics().observe("mxscreen_greylist_delay_seconds", "",
-                                static_cast<double>(answer.delayed.count()), kGreylistDelayBuckets);
-            }
-          }
-          count_client_pass(store, checks::client_allowlist_key(client), now, policy, 1);
-          done(std::move(answer));
-        });
+    if (status == StoreStatus::kOk) {
+      return store_decision(store, key, fallback, record, record, client, fcrdns, policy,
+                            std::move(done), attempt);
+    }
+    if (fallback.empty()) {
+      return store_decision(store, key, fallback, std::nullopt, std::nullopt, client, fcrdns,
+                            policy, std::move(done), attempt);
+    }
+    store.get(fallback, [&store, key, fallback, client, fcrdns, policy, done = std::move(done),
+                         attempt](StoreStatus net, const std::string& net_record) mutable {
+      std::optional<std::string> basis;
+      if (net == StoreStatus::kOk) basis = net_record;
+      store_decision(store, key, fallback, std::nullopt, basis, client, fcrdns, policy,
+                     std::move(done), attempt);
+    });
   });
 }
 
@@ -166,10 +198,14 @@ void greylist_triplet(Store& store, const Runtime& runtime, const GreylistQuery&
   }
   std::string key =
       checks::greylist_key(identity, query.client, query.sender, query.recipient, policy);
+  std::string fallback;
+  if (identity.kind != checks::IdentityKind::kNet) {
+    fallback = checks::greylist_key(query.client, query.sender, query.recipient, policy);
+  }
   // First: is the client auto-allowlisted (it passed greylisting often enough before)?
   store.get(checks::client_allowlist_key(query.client),
-            [&store, policy, key = std::move(key), client = query.client,
-             fcrdns = !query.verified_name.empty(), gate = std::move(gate),
+            [&store, policy, key = std::move(key), fallback = std::move(fallback),
+             client = query.client, fcrdns = !query.verified_name.empty(), gate = std::move(gate),
              keyed = std::move(keyed)](StoreStatus status, const std::string& value) mutable {
               auto finish = [gate, keyed = std::move(keyed)](GreylistAnswer answer) {
                 keyed(std::move(answer), gate);
@@ -179,7 +215,7 @@ void greylist_triplet(Store& store, const Runtime& runtime, const GreylistQuery&
                 answer.key = "none";  // the client, not a triplet
                 return finish(std::move(answer));
               }
-              decide_triplet(store, key, client, fcrdns, policy, std::move(finish), 1);
+              decide_triplet(store, key, fallback, client, fcrdns, policy, std::move(finish), 1);
             });
 }
 
