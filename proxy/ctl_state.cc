@@ -57,6 +57,30 @@ constexpr const char* kGreylistUsage =
 constexpr const char* kCacheUsage =
     "expected: cache show ADDRESS | cache drop ADDRESS | cache flush";
 
+// "spf=example.org" / "ptr=example.net" as greylist_identity.h puts it in a key; "" for
+// anything else.
+std::string identity_part(const std::string& text) {
+  for (std::string_view kind : {"spf=", "ptr="}) {
+    if (text.size() > kind.size() && text.starts_with(kind)) {
+      return std::string(kind) + checks::key_part(protocol::ascii_lower(text.substr(kind.size())));
+    }
+  }
+  return "";
+}
+
+// A client argument: an address or network, or an identity; false + *error otherwise.
+bool parse_client(const std::string& value, StateRequest& r, std::string* error) {
+  r.identity = identity_part(value);
+  if (!r.identity.empty()) return true;
+  r.client = protocol::Cidr::parse(value);
+  if (!r.client) {
+    *error = bad("address", value);
+    return false;
+  }
+  r.client_is_address = value.find('/') == std::string::npos;
+  return true;
+}
+
 // Options "--name value" after the first two words; false + *error on anything else.
 bool parse_options(const std::vector<std::string>& args, std::size_t from,
                    const std::vector<std::string>& allowed, StateRequest& r, std::size_t max_limit,
@@ -76,12 +100,7 @@ bool parse_options(const std::vector<std::string>& args, std::size_t from,
     }
     const std::string& value = args[i + 1];
     if (name == "--client") {
-      r.client = protocol::Cidr::parse(value);
-      if (!r.client) {
-        *error = bad("address", value);
-        return false;
-      }
-      r.client_is_address = value.find('/') == std::string::npos;
+      if (!parse_client(value, r, error)) return false;
     } else if (name == "--sender") {
       r.sender = strip_brackets(value);
     } else if (name == "--recipient") {
@@ -142,11 +161,7 @@ std::optional<StateRequest> parse_greylist(const std::vector<std::string>& args,
       return r;
     }
     if (args.size() == 5) {
-      r.client = protocol::Cidr::parse(args[2]);
-      if (!r.client) {
-        *error = bad("address", args[2]);
-        return std::nullopt;
-      }
+      if (!parse_client(args[2], r, error)) return std::nullopt;
       r.sender = strip_brackets(args[3]);
       if (*r.sender == "<>") r.sender = "";
       r.recipient = strip_brackets(args[4]);
@@ -240,6 +255,9 @@ void gather(Store& store, std::string prefix, std::string cursor, std::size_t wa
 }
 
 std::string client_prefix(const StateRequest& r, const checks::GreylistPolicy& policy) {
+  if (!r.identity.empty()) {
+    return checks::store_keys::make(checks::store_keys::kGreylist, r.identity + ":");
+  }
   return r.client ? checks::greylist_key_prefix(r.client->network, policy)
                   : std::string(checks::store_keys::kGreylist);
 }
@@ -290,8 +308,10 @@ void pass_key(Store& store, const std::string& key, int64_t ttl_seconds,
 void greylist_edit_one(const StateRequest& r, Server& server, Reply reply) {
   const auto policy = greylist_policy(server.runtime()->config->greylist);
   const std::string key =
-      r.key.empty() ? checks::greylist_key(r.client->network, *r.sender, *r.recipient, policy)
-                    : r.key;
+      !r.key.empty() ? r.key
+      : !r.identity.empty()
+          ? checks::triplet_key(r.identity, *r.sender, *r.recipient, policy)
+          : checks::greylist_key(r.client->network, *r.sender, *r.recipient, policy);
   const std::string what = triplet_text(*checks::parse_greylist_key(key));
   if (r.kind == StateRequest::Kind::kGreylistDrop) {
     server.store().remove(key, [reply, what](StoreStatus status) {

@@ -1,6 +1,7 @@
 // proxy/ctl_state.h: the admin socket's requests on greylist and pass-cache state (issue 19),
 // as OpenBSD's spamdb lists and edits its grey and white entries:
 //   greylist list [--client A] [--sender S] [--recipient R] [--limit N] [--cursor C]
+//     (A: an address or network, or spf=DOMAIN / ptr=DOMAIN for identity-keyed triplets)
 //   greylist pass|drop (CLIENT SENDER RECIPIENT | KEY | --client A)
 //   greylist report [--limit N]
 //   cache show ADDRESS | cache drop ADDRESS | cache flush
@@ -42,7 +43,10 @@ struct StateRequest {
   Kind kind = Kind::kGreylistList;
   std::optional<protocol::Cidr> client;  // --client, a triplet's client, cache's ADDRESS
   bool client_is_address = false;        // --client named one address (not a network)
-  std::optional<std::string> sender;     // a filter, or a triplet's sender ("<>" = null)
+  // --client spf=DOMAIN | ptr=DOMAIN (or a triplet's CLIENT so written): the client part of
+  // identity-keyed triplets (checks/greylist_identity.h), as the key holds it.
+  std::string identity;
+  std::optional<std::string> sender;  // a filter, or a triplet's sender ("<>" = null)
   std::optional<std::string> recipient;
   std::string key;  // a triplet named by its store key ("gl:...")
   std::size_t limit = kDefaultPage;

@@ -204,6 +204,31 @@ class _StateTests:
             mx.wait_log(rf"PASS NEW \[{re.escape(src)}\]", since=since)
             self.assertNotIn("PASS OLD", mx.log_text()[since:])
 
+    def test_identity_keyed_triplet(self):
+        """With greylist.identity_keys a forward-confirmed client's triplet is keyed by its
+        reverse name's organisational domain: listed, passed and dropped by that name."""
+        if UNBOUND is None:
+            self.skipTest("unbound is not installed")
+        cfg = self.config(identity_keys=True)
+        cfg.update({"dns": {"nameservers": [f"127.0.0.1:{UNBOUND.port}"], "timeout": "2s"},
+                    "greet": {"wait": "1s"}})
+        sender = unique_sender()
+        with harness.Mxscreen(cfg) as mx:
+            self.assertEqual(harness.rcpt_attempt(mx.port, FCRDNS_OK, sender, "x"), GREYLISTED)
+            mx.wait_log(rf"GREYLIST new \[{re.escape(FCRDNS_OK)}\]:\d+ .* key=ptr:good\.test ")
+            lines, status = listed(mx, "--client", "ptr=good.test")
+            self.assertEqual(status, "1 triplet")
+            self.assertRegex(lines[0], rf"^ptr=good\.test <{re.escape(sender)}> <{RCPT}> pending ")
+            self.assertEqual(listed(mx, "--client", FCRDNS_OK)[1], "0 triplets")  # not by network
+            r = ctl(mx, "greylist", "pass", "ptr=good.test", sender, RCPT)
+            self.assertEqual((r.returncode, r.stdout),
+                             (0, f"passed ptr=good.test <{sender}> <{RCPT}>\n"), r)
+            marker = harness.unique_marker("ctl-identity")
+            self.assertEqual(harness.rcpt_attempt(mx.port, FCRDNS_OK, sender, marker)[0], 250)
+            harness.wait_delivered(marker)
+            r = ctl(mx, "greylist", "drop", "--client", "ptr=good.test")
+            self.assertEqual((r.returncode, r.stdout), (0, "dropped 1 triplet of ptr=good.test\n"), r)
+
     def test_what_greylisting_costs(self):
         """The delay histogram counts a passed retry; the never-retried counter moves once
         retry_window is over, split by FCrDNS; the report names the senders."""

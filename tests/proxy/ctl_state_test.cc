@@ -49,6 +49,21 @@ TEST(CtlState, PassAndDropTakeATripletAKeyOrAClient) {
   EXPECT_EQ(parse("greylist report").state.limit, StateRequest::kDefaultReport);
 }
 
+TEST(CtlState, IdentityKeyedTripletsAreNamedByTheirIdentity) {
+  auto list = parse("greylist list --client ptr=Example.NET");
+  ASSERT_EQ(list.kind, ControlRequest::Kind::kState) << list.error;
+  EXPECT_EQ(list.state.identity, "ptr=example.net");
+  EXPECT_FALSE(list.state.client);
+  EXPECT_FALSE(list.state.client_is_address);
+  auto pass = parse("greylist pass spf=example.org a@b.test u@x.test");
+  ASSERT_EQ(pass.kind, ControlRequest::Kind::kState) << pass.error;
+  EXPECT_EQ(pass.state.identity, "spf=example.org");
+  EXPECT_EQ(*pass.state.sender, "a@b.test");
+  EXPECT_EQ(parse("greylist drop --client spf=example.org").state.identity, "spf=example.org");
+  EXPECT_EQ(parse("greylist list --client spf=").error, "ERR invalid address \"spf=\"\n");
+  EXPECT_EQ(parse("greylist list --client dkim=example.org").kind, ControlRequest::Kind::kInvalid);
+}
+
 TEST(CtlState, CacheRequests) {
   auto show = parse("cache show 2001:db8::1");
   ASSERT_EQ(show.kind, ControlRequest::Kind::kState) << show.error;
