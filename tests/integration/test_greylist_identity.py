@@ -128,6 +128,20 @@ def attempt(port, source, helo, sender, rcpt, marker):
         s.close()
 
 
+def retry_until_delivered(test, port, source, helo, sender, rcpt, marker):
+    """Tries again (new sessions, paced) until the RCPT passes and the message is taken; every
+    try before that must be greylisted."""
+    def retried():
+        code, text = attempt(port, source, helo, sender, rcpt, marker)
+        if code == 250:
+            return True
+        test.assertEqual((code, text), (450, greylisted(rcpt)))
+        time.sleep(0.3)  # pacing between retries, not synchronisation
+        return False
+
+    harness.wait_until(retried, 15, interval=0, what=f"the retry from {source} to pass")
+
+
 def line(outcome, source, sender, rcpt):
     return (rf"GREYLIST {re.escape(outcome)} \[{re.escape(source)}\]:\d+ "
             rf"from=<{re.escape(sender)}> to=<{re.escape(rcpt)}>")
@@ -138,66 +152,40 @@ class IdentityKeyTest(unittest.TestCase):
         self.lock = test_policy._PolicyPortLock().__enter__()
         self.addCleanup(self.lock.__exit__)
 
-    def test_retry_from_another_address_of_the_organisation_passes(self):
-        sender, rcpt = f"id.{uid()}@sender.test", f"user+{uid()}@example.test"
-        marker = harness.unique_marker("id-ptr")
-        with harness.Mxscreen(config()) as mx:
+    def retry_from_the_other_address_passes(self, cfg, first, second, domain, kind):
+        """first = (address, HELO) is greylisted with key=<kind>:<domain>; the retry from second
+        passes after the delay and is delivered; Postfix asks the policy service about the
+        replayed RCPT, which finds the same key and the same record."""
+        sender, rcpt = f"id.{uid()}@{domain}", f"user+{uid()}@example.test"
+        marker = harness.unique_marker(f"id-{kind}")
+        key = rf" key={kind}:{re.escape(domain)}"
+        with harness.Mxscreen(cfg) as mx:
             t0 = time.monotonic()
-            self.assertEqual(attempt(mx.port, POOL_A, HELO_A, sender, rcpt, marker),
+            self.assertEqual(attempt(mx.port, *first, sender, rcpt, marker),
                              (450, greylisted(rcpt)))
-            mx.wait_log(line("new", POOL_A, sender, rcpt) + r" key=ptr:sender\.test retry in")
-
-            def retried():
-                code, text = attempt(mx.port, POOL_B, HELO_B, sender, rcpt, marker)
-                if code == 250:
-                    return True
-                self.assertEqual((code, text), (450, greylisted(rcpt)))
-                time.sleep(0.3)  # pacing between retries, not synchronisation
-                return False
-
-            harness.wait_until(retried, 15, interval=0, what="the retry from POOL_B to pass")
+            mx.wait_log(line("new", first[0], sender, rcpt) + key + " retry in")
+            retry_until_delivered(self, mx.port, *second, sender, rcpt, marker)
             self.assertGreaterEqual(time.monotonic() - t0, DELAY - 1.0)
             harness.wait_delivered(marker)
             log = mx.log_text()
-            self.assertRegex(log, line("passed", POOL_B, sender, rcpt) + r" key=ptr:sender\.test")
-            self.assertNotRegex(log, line("new", POOL_B, sender, rcpt))
-            # Postfix asked about the replayed RCPT: the same key, the same record.
-            mx.wait_log(line("allowlisted", POOL_B, sender, rcpt)
-                        + r" key=ptr:sender\.test \(policy\)$")
+            self.assertRegex(log, line("passed", second[0], sender, rcpt) + key)
+            self.assertNotRegex(log, line("new", second[0], sender, rcpt))
+            mx.wait_log(line("allowlisted", second[0], sender, rcpt) + key + r" \(policy\)$")
             self.assertEqual(mx.metric("mxscreen_greylist_total",
-                                       {"outcome": "passed", "key": "ptr"}), 1)
+                                       {"outcome": "passed", "key": kind}), 1)
             self.assertEqual(mx.metric("mxscreen_policy_verdicts_total",
-                                       {"outcome": "allowlisted", "key": "ptr"}), 1)
+                                       {"outcome": "allowlisted", "key": kind}), 1)
+
+    def test_retry_from_another_address_of_the_organisation_passes(self):
+        # Both forward-confirmed in sender.test (SPF not evaluated): the organisation is the key.
+        self.retry_from_the_other_address_passes(config(), (POOL_A, HELO_A), (POOL_B, HELO_B),
+                                                 "sender.test", "ptr")
 
     def test_retry_from_another_spf_authorized_address_passes(self):
-        # Neither address has a PTR: the sender domain's SPF, which authorizes both, is the key.
-        sender, rcpt = f"id.{uid()}@spf-pool.test", f"user+{uid()}@example.test"
-        marker = harness.unique_marker("id-spf")
-        with harness.Mxscreen(config(spf="log")) as mx:
-            t0 = time.monotonic()
-            self.assertEqual(attempt(mx.port, SPF_A, HELO_A, sender, rcpt, marker),
-                             (450, greylisted(rcpt)))
-            mx.wait_log(line("new", SPF_A, sender, rcpt) + r" key=spf:spf-pool\.test retry in")
-
-            def retried():
-                code, text = attempt(mx.port, SPF_B, HELO_A, sender, rcpt, marker)
-                if code == 250:
-                    return True
-                self.assertEqual((code, text), (450, greylisted(rcpt)))
-                time.sleep(0.3)  # pacing between retries, not synchronisation
-                return False
-
-            harness.wait_until(retried, 15, interval=0, what="the retry from SPF_B to pass")
-            self.assertGreaterEqual(time.monotonic() - t0, DELAY - 1.0)
-            harness.wait_delivered(marker)
-            log = mx.log_text()
-            self.assertRegex(log, line("passed", SPF_B, sender, rcpt) + r" key=spf:spf-pool\.test")
-            self.assertNotRegex(log, line("new", SPF_B, sender, rcpt))
-            # The policy service evaluated SPF for the replayed RCPT itself: the same key.
-            mx.wait_log(line("allowlisted", SPF_B, sender, rcpt)
-                        + r" key=spf:spf-pool\.test \(policy\)$")
-            self.assertEqual(mx.metric("mxscreen_greylist_total",
-                                       {"outcome": "passed", "key": "spf"}), 1)
+        # Neither address has a PTR: the sender domain's SPF, which authorizes both, is the key
+        # (the policy service evaluates SPF for the replayed RCPT itself).
+        self.retry_from_the_other_address_passes(config(spf="log"), (SPF_A, HELO_A),
+                                                 (SPF_B, HELO_A), "spf-pool.test", "spf")
 
     def test_without_identity_keys_the_other_address_is_new(self):
         sender, rcpt = f"id.{uid()}@sender.test", f"user+{uid()}@example.test"
@@ -208,15 +196,7 @@ class IdentityKeyTest(unittest.TestCase):
             mx.wait_log(line("new", POOL_A, sender, rcpt) + r" key=net:127\.0\.3\.11/32 ")
 
             # POOL_A's own retry passes once the delay is over...
-            def retried():
-                code, text = attempt(mx.port, POOL_A, HELO_A, sender, rcpt, marker)
-                if code == 250:
-                    return True
-                self.assertEqual((code, text), (450, greylisted(rcpt)))
-                time.sleep(0.3)  # pacing between retries, not synchronisation
-                return False
-
-            harness.wait_until(retried, 15, interval=0, what="the retry from POOL_A to pass")
+            retry_until_delivered(self, mx.port, POOL_A, HELO_A, sender, rcpt, marker)
             harness.wait_delivered(marker)
             # ... but the same triplet from POOL_B is a new one.
             self.assertEqual(attempt(mx.port, POOL_B, HELO_B, sender, rcpt, marker + "-b"),
