@@ -61,6 +61,11 @@ AccessList::AccessList(std::vector<AccessRule> file_rules, const std::vector<pro
   for (const auto& net : allow) rules_.push_back({net, AccessDecision::kPermit});
 }
 
+std::string access_reject_reply(const protocol::IpAddress& client) {
+  return "554 5.7.1 Service unavailable; client [" + client.to_string() +
+         "] blocked using access list";
+}
+
 AccessDecision AccessList::decide(const protocol::IpAddress& client) const {
   // First match wins, as in a Postfix cidr table; "dunno" ends the search without a verdict.
   for (const auto& rule : rules_) {

@@ -31,6 +31,9 @@ struct AccessFileError {
 std::vector<AccessRule> parse_access_file(std::string_view text,
                                           std::vector<AccessFileError>* errors);
 
+// The reply a rejected client gets at connect (postscreen_access_list's "reject"), no CRLF.
+std::string access_reject_reply(const protocol::IpAddress& client);
+
 class AccessList {
  public:
   AccessList() = default;

@@ -27,6 +27,10 @@ std::optional<BanRecord> BanRecord::parse(std::string_view text) {
   return r;
 }
 
+std::string ban_reply(const protocol::IpAddress& client) {
+  return "554 5.7.1 Service unavailable; client [" + client.to_string() + "] is banned";
+}
+
 bool is_banned(std::optional<std::string_view> record, int64_t now_seconds) {
   if (!record) return false;
   auto r = BanRecord::parse(*record);

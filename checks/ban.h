@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/address.h"
+
 namespace mxscreen::checks {
 
 struct BanPolicy {
@@ -34,6 +36,9 @@ struct BanRecord {
   std::string to_string() const;  // "until:reason"
   static std::optional<BanRecord> parse(std::string_view text);
 };
+
+// The reply a banned client gets at connect when ban.reply is on, no CRLF.
+std::string ban_reply(const protocol::IpAddress& client);
 
 // The client is banned now according to the stored record.
 bool is_banned(std::optional<std::string_view> record, int64_t now_seconds);

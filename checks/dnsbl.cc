@@ -252,4 +252,29 @@ DnsblOutcome DnsblScore::add(const DnsblSite& site, std::span<const protocol::Ip
   return DnsblOutcome::kListed;
 }
 
+DnsblDecision dnsbl_decision(int rank, int threshold, int allowlist_threshold, Action action) {
+  if (rank <= allowlist_threshold) return DnsblDecision::kAllowlisted;
+  if (rank < threshold || action == Action::kOff) return DnsblDecision::kPass;
+  return DnsblDecision::kListed;
+}
+
+std::string dnsbl_reject_text(const protocol::IpAddress& client, const std::vector<DnsblHit>& hits,
+                              std::string_view reply_text, const DnsblReplyMap& reply_map) {
+  std::string zone;
+  int weight = 0;
+  for (const auto& hit : hits) {
+    if (zone.empty() || hit.weight > weight) {
+      zone = hit.zone;
+      weight = hit.weight;
+    }
+  }
+  std::string text = "Service unavailable; client [" + client.to_string() + "] blocked using " +
+                     dnsbl_reply_name(zone, reply_map);
+  bool names_zone = false;
+  const std::string lower = protocol::ascii_lower(reply_text);
+  for (const auto& hit : hits) names_zone = names_zone || lower.find(hit.zone) != std::string::npos;
+  if (!reply_text.empty() && !names_zone) text += "; " + protocol::printable(reply_text, 200);
+  return text;
+}
+
 }  // namespace mxscreen::checks

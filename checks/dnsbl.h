@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "checks/verdict.h"
 #include "protocol/address.h"
 
 namespace mxscreen::checks {
@@ -93,5 +94,17 @@ class DnsblScore {
   int zone_errors_ = 0;
   std::vector<DnsblHit> hits_;
 };
+
+// The score at the end of the greet wait (postscreen_dnsbl_threshold,
+// postscreen_dnsbl_allowlist_threshold, postscreen_dnsbl_action): allowlisted (DNSWL: the other
+// tests are skipped), a pass, or a listing that `action` acts on (never with action off).
+enum class DnsblDecision { kAllowlisted, kPass, kListed };
+DnsblDecision dnsbl_decision(int rank, int threshold, int allowlist_threshold, Action action);
+
+// The text after "521 5.7.1 " / "550 5.7.1 " for a client the lists rank too high: the admin's
+// name for the heaviest listing zone (dnsbl_reply_name, never the zone itself), then the list's
+// TXT (`reply_text`, dnsbl.reply_text) unless it names one of the zones (a DQS key would leak).
+std::string dnsbl_reject_text(const protocol::IpAddress& client, const std::vector<DnsblHit>& hits,
+                              std::string_view reply_text, const DnsblReplyMap& reply_map);
 
 }  // namespace mxscreen::checks

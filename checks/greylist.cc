@@ -133,6 +133,11 @@ GreylistResult first_sight(int64_t now, const GreylistPolicy& policy, bool fcrdn
 
 }  // namespace
 
+std::string greylist_reply(std::string_view recipient, std::string_view reply_text) {
+  return "450 4.2.0 <" + protocol::printable(recipient, 255) +
+         ">: Recipient address rejected: " + std::string(reply_text);
+}
+
 std::string_view to_string(GreylistOutcome outcome) {
   switch (outcome) {
     case GreylistOutcome::kNew:

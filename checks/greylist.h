@@ -35,6 +35,10 @@ enum class GreylistOutcome : uint8_t {
   kAllowlistedTriplet,  // passed before and seen within `max_age`: pass
 };
 
+// The 450 a deferred RCPT gets (greylist.reply_text after Postfix's "Recipient address
+// rejected:"), no CRLF; the policy service defers with the same reply_text.
+std::string greylist_reply(std::string_view recipient, std::string_view reply_text);
+
 // "new", "early retry", "passed", "allowlisted": the reason on the GREYLIST log line.
 std::string_view to_string(GreylistOutcome outcome);
 

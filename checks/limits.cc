@@ -13,6 +13,23 @@ std::size_t IpAddressHash::operator()(const protocol::IpAddress& a) const noexce
   return h;
 }
 
+std::string client_limit_reply(const protocol::IpAddress& client) {
+  return "421 4.7.0 Error: too many connections from [" + client.to_string() + "]";
+}
+
+ClientLimits::Result ClientLimits::would_connect(const protocol::IpAddress& client,
+                                                 int64_t now_ms) const {
+  auto it = clients_.find(client);
+  if (it == clients_.end()) return Result::kOk;
+  const Entry& e = it->second;
+  if (max_concurrent_ > 0 && e.concurrent >= max_concurrent_) return Result::kTooManyConnections;
+  if (max_per_minute_ > 0 && now_ms - e.window_start < kRateWindowMs &&
+      e.in_window >= max_per_minute_) {
+    return Result::kTooFast;
+  }
+  return Result::kOk;
+}
+
 ClientLimits::Result ClientLimits::on_connect(const protocol::IpAddress& client, int64_t now_ms) {
   Entry& e = clients_[client];
   if (max_concurrent_ > 0 && e.concurrent >= max_concurrent_) return Result::kTooManyConnections;

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 
 #include "protocol/address.h"
@@ -15,6 +16,9 @@ namespace mxscreen::checks {
 struct IpAddressHash {
   std::size_t operator()(const protocol::IpAddress& a) const noexcept;
 };
+
+// The 421 a client over its limits gets at connect, no CRLF.
+std::string client_limit_reply(const protocol::IpAddress& client);
 
 class ClientLimits {
  public:
@@ -30,6 +34,8 @@ class ClientLimits {
     max_per_minute_ = max_per_minute;
   }
 
+  // What on_connect() would answer now, counting nothing (`mxscreen ctl explain`).
+  Result would_connect(const protocol::IpAddress& client, int64_t now_ms) const;
   // A new connection. When kOk it is counted and on_disconnect() must follow.
   Result on_connect(const protocol::IpAddress& client, int64_t now_ms);
   void on_disconnect(const protocol::IpAddress& client);

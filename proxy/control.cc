@@ -17,6 +17,7 @@
 #include "protocol/escape.h"
 #include "proxy/abuse.h"
 #include "proxy/config.h"
+#include "proxy/explain.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
@@ -194,7 +195,8 @@ ControlRequest parse_control_request(const std::string& line) {
   } else {
     request.error = "ERR unknown request \"" + protocol::printable(line) +
                     "\"; expected: bans | unban ADDR | ban ADDR DURATION | stats | "
-                    "greylist list|pass|drop|report ... | cache show|drop|flush ...\n";
+                    "greylist list|pass|drop|report ... | cache show|drop|flush ... | "
+                    "explain ADDR ...\n";
   }
   return request;
 }
@@ -205,6 +207,12 @@ void ControlServer::handle(Client* client, const std::string& line) {
   auto reply = [this, client, alive](const std::string& text) {
     if (*alive) answer(client, text);
   };
+  if (auto args = words(line); !args.empty() && args[0] == "explain") {
+    // DNS lookups, each within dns.timeout: more time than server.ctl_timeout (explain.h).
+    const auto limit = explain_time_limit(*server_.runtime()->config);
+    client->timer.start(limit);
+    return serve_explain(server_, {args.begin() + 1, args.end()}, reply);
+  }
   const ControlRequest request = parse_control_request(line);
   const auto address = request.address;
   const std::string who = server_.bans().identity(address);  // "2001:db8:1:2::/64" for IPv6
@@ -285,14 +293,24 @@ void ControlServer::drop(Client* client) {
   if (it != clients_.end()) clients_.erase(it);  // closes the pipe
 }
 
-int run_ctl(const std::string& state_dir, const std::vector<std::string>& request) {
+int run_ctl(const std::string& state_dir, const std::vector<std::string>& request,
+            std::chrono::seconds timeout_after) {
   const std::string path = control_socket_path(state_dir);
   std::string line;
-  for (const auto& r : request) line += (line.empty() ? "" : " ") + r;
-  if (line.empty() || line.find('\n') != std::string::npos) {
+  for (const auto& r : request) {
+    if (r.find_first_of(" \t\r\n") != std::string::npos) {
+      std::fprintf(stderr,
+                   "mxscreen ctl: white space inside \"%s\": requests are one line of words\n",
+                   protocol::printable(r).c_str());
+      return 2;
+    }
+    line += (line.empty() ? "" : " ") + r;
+  }
+  if (line.empty()) {
     std::fprintf(stderr,
                  "mxscreen ctl: expected one of: bans | unban ADDR | ban ADDR DURATION | "
-                 "stats | greylist ... | cache ...\n");
+                 "stats | greylist ... | cache ... | explain ADDR [--helo NAME] [--from ADDR] "
+                 "[--to ADDR] [--json]\n");
     return 2;
   }
   sockaddr_un addr{};
@@ -303,7 +321,7 @@ int run_ctl(const std::string& state_dir, const std::vector<std::string>& reques
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval timeout{10, 0};
+  timeval timeout{static_cast<time_t>(timeout_after.count()), 0};
   if (fd >= 0) {
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);

@@ -1,8 +1,8 @@
 // proxy/control.h: the admin socket (issue 6). The running process listens on a Unix socket,
 // server.state_dir/mxscreen.ctl, mode 0600 (its own user and root only). One request per
-// connection, one line: "bans", "unban ADDR", "ban ADDR DURATION", "stats", and the greylist
-// and cache requests of ctl_state.h. The answer is zero or more lines of text, then
-// "OK <summary>" or "ERR <message>", then the server closes.
+// connection, one line: "bans", "unban ADDR", "ban ADDR DURATION", "stats", the greylist
+// and cache requests of ctl_state.h, and "explain ADDR ..." (explain.h). The answer is zero or
+// more lines of text, then "OK <summary>" or "ERR <message>", then the server closes.
 // `mxscreen ctl` (run_ctl) is the client.
 #pragma once
 
@@ -75,6 +75,8 @@ std::string utc_time(int64_t epoch);
 
 // `mxscreen ctl --config FILE <request...>`: sends the request to the running process, prints
 // the answer. Returns the exit code: 0 OK, 1 ERR or not running, 2 bad request.
-int run_ctl(const std::string& state_dir, const std::vector<std::string>& request);
+// `timeout_after`: how long to wait for the answer (explain waits for DNS lookups).
+int run_ctl(const std::string& state_dir, const std::vector<std::string>& request,
+            std::chrono::seconds timeout_after = std::chrono::seconds(10));
 
 }  // namespace mxscreen::proxy

@@ -105,9 +105,11 @@ void store_decision(Store& store, const std::string& key, const std::string& fal
                      answer.delayed = std::chrono::seconds(now - old->first_seen);
                      // What greylisting cost this mail: first try to pass, counted once (by
                      // the put_if winner), whichever side (session, policy) saw the retry.
-                     metrics().observe("mxscreen_greylist_delay_seconds", "",
-                                       static_cast<double>(answer.delayed.count()),
-                                       kGreylistDelayBuckets);
+                     if (!store.dry_run()) {
+                       metrics().observe("mxscreen_greylist_delay_seconds", "",
+                                         static_cast<double>(answer.delayed.count()),
+                                         kGreylistDelayBuckets);
+                     }
                    }
                  }
                  count_client_pass(store, checks::client_allowlist_key(client), now, policy, 1);

@@ -23,6 +23,7 @@
 #include "proxy/config.h"
 #include "proxy/control.h"
 #include "proxy/ctl_check.h"
+#include "proxy/explain.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "version.h"
@@ -39,6 +40,8 @@ void usage(FILE* out) {
                "usage: mxscreen --config FILE         run in the foreground\n"
                "       mxscreen --check-config [--plan] --config FILE\n"
                "       mxscreen ctl --config FILE bans | unban ADDR | ban ADDR DURATION | stats\n"
+               "       mxscreen ctl --config FILE explain ADDRESS [--helo NAME] [--from ADDR]\n"
+               "                                          [--to ADDR] [--json]\n"
                "       mxscreen ctl --config FILE check [--warn-sessions S] [--crit-sessions S]\n"
                "                                        [--warn-queue S] [--crit-queue S]\n"
                "       mxscreen ctl --config FILE greylist list [--client A] [--sender S]\n"
@@ -216,6 +219,12 @@ int run_ctl_command(int argc, char** argv) {
   }
   if (request[0] == "check") {
     return run_ctl_check(*loaded.config, {request.begin() + 1, request.end()});
+  }
+  if (request[0] == "explain") {
+    // The server answers within explain_time_limit; a little longer here.
+    auto limit = std::chrono::duration_cast<std::chrono::seconds>(
+        explain_time_limit(*loaded.config) + std::chrono::seconds(5));
+    return run_ctl(loaded.config->server.state_dir, request, limit);
   }
   return run_ctl(loaded.config->server.state_dir, request);
 }

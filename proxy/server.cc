@@ -354,6 +354,13 @@ checks::ClientLimits::Result Server::client_connect(const protocol::IpAddress& c
   return group_.client_limits.on_connect(client, static_cast<int64_t>(uv_now(loop_)));
 }
 
+checks::ClientLimits::Result Server::client_limits_now(const protocol::IpAddress& client,
+                                                       int* concurrent) {
+  std::lock_guard lock(group_.limits_mutex);
+  *concurrent = group_.client_limits.concurrent(client);
+  return group_.client_limits.would_connect(client, static_cast<int64_t>(uv_now(loop_)));
+}
+
 void Server::client_disconnect(const protocol::IpAddress& client) {
   std::lock_guard lock(group_.limits_mutex);
   group_.client_limits.on_disconnect(client);

@@ -137,6 +137,9 @@ class Server {
   // by client_disconnect().
   checks::ClientLimits::Result client_connect(const protocol::IpAddress& client);
   void client_disconnect(const protocol::IpAddress& client);
+  // What client_connect() would answer now, counting nothing; `*concurrent` = its sessions.
+  checks::ClientLimits::Result client_limits_now(const protocol::IpAddress& client,
+                                                 int* concurrent);
 
   // SIGHUP (first worker): reloads and hands the new runtime to the other workers.
   void reload();

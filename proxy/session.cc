@@ -6,12 +6,12 @@
 #include <cstdio>
 
 #include "checks/non_smtp.h"
-#include "checks/rdns.h"
 #include "protocol/ehlo.h"
 #include "protocol/escape.h"
 #include "protocol/proxy_header.h"
 #include "proxy/domain_dns.h"
 #include "proxy/log.h"
+#include "proxy/screening.h"
 
 namespace mxscreen::proxy {
 namespace {
@@ -68,9 +68,7 @@ bool Session::within_client_limits() {
              {{"client", client_labels()}});
   metrics().inc("mxscreen_limit_hits_total",
                 count ? "limit=\"client_connection_count\"" : "limit=\"client_connection_rate\"");
-  reply_and_close(
-      "421 4.7.0 Error: too many connections from [" + client_.address.to_string() + "]\r\n",
-      "client_limit");
+  reply_and_close(checks::client_limit_reply(client_.address) + "\r\n", "client_limit");
   return false;
 }
 
@@ -152,9 +150,7 @@ void Session::connect_decision() {
   auto decision = runtime_->access.decide(client_.address);
   if (decision == checks::AccessDecision::kReject) {
     Log::event(LogLevel::kInfo, "DENYLISTED", "DENYLISTED " + who(), {{"client", client_labels()}});
-    reply_and_close("554 5.7.1 Service unavailable; client [" + client_.address.to_string() +
-                        "] blocked using access list\r\n",
-                    "denylisted");
+    reply_and_close(checks::access_reject_reply(client_.address) + "\r\n", "denylisted");
     return;
   }
   if (decision == checks::AccessDecision::kPermit && listener_.config.role == ListenRole::kMx) {
@@ -253,33 +249,18 @@ bool Session::apply_dnsbl(bool* allowlisted) {
                "DNSBL rank " + std::to_string(rank) + " for " + who() + ": " + sites,
                {{"client", client_labels()}, {"rank", std::to_string(rank)}});
   }
-  if (rank <= dnsbl.allowlist_threshold) {
+  auto decision =
+      checks::dnsbl_decision(rank, dnsbl.threshold, dnsbl.allowlist_threshold, dnsbl.action);
+  if (decision == checks::DnsblDecision::kAllowlisted) {
     *allowlisted = true;
     metrics().inc("mxscreen_test_results_total", "test=\"dnsbl\",outcome=\"allowlist\"");
     return true;
   }
-  if (rank < dnsbl.threshold || dnsbl.action == checks::Action::kOff) return true;
-  std::string zone;
-  int weight = 0;
-  for (const auto& hit : snap.dnsbl_hits) {
-    if (zone.empty() || hit.weight > weight) {
-      zone = hit.zone;
-      weight = hit.weight;
-    }
-  }
+  if (decision == checks::DnsblDecision::kPass) return true;
   // The zone is in the DNSBL log line above; the client reads the admin's name for it
   // (dnsbl.reply_map), never the zone, which may hold a DQS key.
-  std::string text = "Service unavailable; client [" + client_.address.to_string() +
-                     "] blocked using " + checks::dnsbl_reply_name(zone, dnsbl.reply_map);
-  // dnsbl.reply_text: the list's TXT, unless it names a zone (a DQS key would leak with it).
-  bool names_zone = false;
-  for (const auto& hit : snap.dnsbl_hits) {
-    names_zone =
-        names_zone || protocol::ascii_lower(snap.reply_text).find(hit.zone) != std::string::npos;
-  }
-  if (!snap.reply_text.empty() && !names_zone) {
-    text += "; " + protocol::printable(snap.reply_text, 200);
-  }
+  std::string text =
+      checks::dnsbl_reject_text(client_.address, snap.dnsbl_hits, snap.reply_text, dnsbl.reply_map);
   auto verdict = checks::verdict_for(dnsbl.action, true, "DNSBL");
   metrics().inc("mxscreen_test_results_total",
                 "test=\"dnsbl\",outcome=\"" + std::string(checks::to_string(dnsbl.action)) + "\"");
@@ -339,52 +320,16 @@ void Session::greet_done() {
 }
 
 checks::DialoguePolicy Session::dialogue_policy() const {
-  const Config& c = config();
-  checks::DialoguePolicy p;
-  p.hostname = c.server.hostname;
-  p.client = who();
-  p.client_address = client_.address.to_string();
-  p.helo_required = c.smtp.helo_required;
-  p.disable_vrfy = c.smtp.disable_vrfy;
-  p.command_count_limit = c.smtp.command_count_limit;
-  p.pipelining = c.smtp.pipelining;
-  p.non_smtp_command = c.smtp.non_smtp_command;
-  p.bare_newline = c.smtp.bare_newline;
-  p.helo = {c.helo.reject_invalid, c.helo.reject_non_fqdn};
-  p.sender_reject_non_fqdn = c.sender.reject_non_fqdn;
-  p.recipient_reject_non_fqdn = c.recipient.reject_non_fqdn;
-  p.errors = {c.errors.sleep_time, c.errors.soft_limit, c.errors.hard_limit,
-              c.errors.junk_command_limit};
-  if (server_.under_stress()) p.errors = p.errors.under_stress();
-  bool withhold = c.smtp.pipelining != checks::Action::kOff;
-  p.capabilities = server_.backend_ehlo().empty()
-                       ? protocol::default_capabilities(withhold)
-                       : protocol::mirror_capabilities(server_.backend_ehlo(), withhold);
-  if (c.smtp.disable_vrfy) {
-    // As Postfix with disable_vrfy_command: do not offer what is refused.
-    std::erase_if(p.capabilities, [](const std::string& cap) { return cap == "VRFY"; });
-  }
-  p.handoff_after_helo = runtime_->plan.handoff_after_helo();
-  p.tempfail_rcpt = listener_.config.role == ListenRole::kFakeMx;
-  p.offer_starttls = runtime_->tls != nullptr;
-  if (pregreet_ && pregreet_->verdict().outcome == checks::Outcome::kEnforce) {
-    p.enforced_by = "pregreet";
-  } else if (!dnsbl_enforce_reply_.empty()) {
-    p.enforced_by = "DNSBL";
-    p.enforce_reply = dnsbl_enforce_reply_;
-  }
-  checks::RdnsPolicy rdns{c.client.reject_unknown_reverse, c.client.reject_unknown};
-  if (rdns.reject_unknown_reverse || rdns.reject_unknown) {
-    auto ptr = checks::PtrFact::kTempFail;  // no resolver: a temporary failure, as Postfix
-    auto fcrdns = checks::FcrdnsFact::kTempFail;
-    if (dns_) {
-      const auto& snap = dns_->snapshot();
-      ptr = snap.ptr;
-      fcrdns = snap.fcrdns;
-    }
-    p.client_reject = checks::rdns_reject_reply(ptr, fcrdns, client_.address.to_string(), rdns);
-  }
-  return p;
+  DialogueFacts facts;
+  facts.client_log = who();
+  facts.client = client_.address;
+  facts.fake_mx = listener_.config.role == ListenRole::kFakeMx;
+  facts.under_stress = server_.under_stress();
+  facts.backend_ehlo = &server_.backend_ehlo();
+  facts.pregreet_enforced = pregreet_ && pregreet_->verdict().outcome == checks::Outcome::kEnforce;
+  facts.dnsbl_enforce_reply = dnsbl_enforce_reply_;
+  facts.dns = dns_ ? &dns_->snapshot() : nullptr;
+  return make_dialogue_policy(*runtime_, facts);
 }
 
 void Session::start_dialogue() {
@@ -501,24 +446,11 @@ void Session::rcpt_passed() {
 bool Session::check_domains() {
   Resolver* resolver = server_.resolver();
   if (!runtime_->plan.needs(checks::kNeedDomainDns) || !resolver) return false;
-  const auto& c = config();
-  const std::string helo = checks::helo_lookup_name(dialogue_->helo());
-  const std::string domain = checks::sender_lookup_domain(dialogue_->sender().address);
-  DomainLookupPlan plan;
-  // greylist.only_if's "helo" fact asks too; only helo.reject_unknown rejects on it.
-  bool gate_helo = config().greylist.enabled &&
-                   (runtime_->greylist_only_if & checks::bit(checks::GateFact::kHelo)) != 0;
-  if (c.helo.reject_unknown || gate_helo) plan.helo = helo;
-  if (c.sender.reject_unknown_domain) plan.sender_domain = domain;
-  plan.helo_rhsbl_name = helo;
-  plan.helo_rhsbl = runtime_->helo_rhsbl;
-  plan.sender_rhsbl_name = domain;
-  plan.sender_rhsbl = runtime_->sender_rhsbl;
   // Postfix's reject_rhsbl_reverse_client: the PTR name, verified or not.
   std::string reverse;
   if (dns_ && dns_->snapshot().ptr == PtrState::kFound) reverse = dns_->snapshot().ptr_name;
-  plan.reverse_rhsbl_name = reverse;
-  plan.reverse_rhsbl = runtime_->reverse_rhsbl;
+  DomainLookupPlan plan =
+      domain_lookup_plan(*runtime_, dialogue_->helo(), dialogue_->sender().address, reverse);
   if (plan.empty()) return false;
   store_wait_ = true;  // commands behind the RCPT wait for its answer
   client_conn_.stop_reading();

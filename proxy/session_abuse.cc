@@ -35,9 +35,7 @@ void Session::check_ban() {
                      {{"client", client_labels()}});
           metrics().inc("mxscreen_banned_connections_total");
           if (config().ban.reply) {
-            reply_and_close("554 5.7.1 Service unavailable; client [" +
-                                client_.address.to_string() + "] is banned\r\n",
-                            "banned");
+            reply_and_close(checks::ban_reply(client_.address) + "\r\n", "banned");
           } else {
             client_conn_.close();  // not a byte read, not a byte written
             finish("banned");

@@ -9,39 +9,14 @@
 #include "protocol/escape.h"
 #include "proxy/greylisting.h"
 #include "proxy/log.h"
+#include "proxy/screening.h"
 #include "proxy/session.h"
 
 namespace mxscreen::proxy {
-namespace {
-
-std::string cache_key(const protocol::IpAddress& client) { return checks::pass_cache_key(client); }
-
-}  // namespace
-
-checks::PassTtls Session::pass_ttls() const {
-  using Sec = std::chrono::seconds;
-  const CacheConfig& c = config().cache;
-  checks::PassTtls t;
-  t.greet = std::chrono::duration_cast<Sec>(c.greet_ttl);
-  t.dnsbl_min = std::chrono::duration_cast<Sec>(c.dnsbl_min_ttl);
-  t.dnsbl_max = std::chrono::duration_cast<Sec>(c.dnsbl_max_ttl);
-  t.pipelining = std::chrono::duration_cast<Sec>(c.pipelining_ttl);
-  t.non_smtp = std::chrono::duration_cast<Sec>(c.non_smtp_command_ttl);
-  t.bare_newline = std::chrono::duration_cast<Sec>(c.bare_newline_ttl);
-  return t;
-}
+checks::PassTtls Session::pass_ttls() const { return proxy::pass_ttls(config().cache); }
 
 checks::CachedTestSet Session::cached_tests_enabled() const {
-  const auto& plan = runtime_->plan;
-  checks::CachedTestSet set{};
-  for (std::size_t i = 0; i < set.size(); ++i) {
-    set[i] = plan.on(checks::to_string(static_cast<checks::CachedTest>(i)));
-  }
-  // A DNSBL whose action is off decides nothing: its verdict need not be fresh.
-  set[static_cast<std::size_t>(checks::CachedTest::kDnsbl)] =
-      set[static_cast<std::size_t>(checks::CachedTest::kDnsbl)] &&
-      config().dnsbl.action != checks::Action::kOff;
-  return set;
+  return proxy::cached_tests_enabled(*runtime_);
 }
 
 void Session::lookup_pass_cache() {
@@ -50,48 +25,50 @@ void Session::lookup_pass_cache() {
     return;
   }
   auto alive = alive_;
-  server_.store().get(cache_key(client_.address), [this, alive](StoreStatus status,
-                                                                const std::string& value) {
-    if (!*alive || state_ == State::kDone) return;
-    auto record = status == StoreStatus::kOk ? checks::parse_pass_record(value) : std::nullopt;
-    if (!record) {
-      // An unreadable record (one of an earlier version) is no pass: screened again.
-      metrics().inc("mxscreen_cache_total", status == StoreStatus::kUnavailable
-                                                ? "result=\"unavailable\""
-                                                : "result=\"miss\"");
-      continue_after_cache();
-      return;
-    }
-    auto check = checks::check_pass_record(*record, cached_tests_enabled(), wall_clock_seconds());
-    std::string expired;
-    for (auto test : check.expired) {
-      std::string name(checks::to_string(test));
-      expired += (expired.empty() ? "" : ",") + name;
-      metrics().inc("mxscreen_cache_expired_total", "test=\"" + name + "\"");
-    }
-    switch (check.verdict) {
-      case checks::CacheVerdict::kPassOld:
-        metrics().inc("mxscreen_cache_total", "result=\"hit\"");
-        pass_old("");
-        return;
-      case checks::CacheVerdict::kRecheckDnsbl:
-        if (server_.resolver()) {
-          // postscreen looks an expired DNSBL verdict up again; the DNS cache makes it cheap.
-          metrics().inc("mxscreen_cache_total", "result=\"dnsbl_expired\"");
-          cached_pass_ = std::make_unique<checks::PassRecord>(*record);
-          start_client_dns();  // on_client_dns decides when the DNSBL answers are in
+  server_.store().get(
+      checks::pass_cache_key(client_.address),
+      [this, alive](StoreStatus status, const std::string& value) {
+        if (!*alive || state_ == State::kDone) return;
+        auto record = status == StoreStatus::kOk ? checks::parse_pass_record(value) : std::nullopt;
+        if (!record) {
+          // An unreadable record (one of an earlier version) is no pass: screened again.
+          metrics().inc("mxscreen_cache_total", status == StoreStatus::kUnavailable
+                                                    ? "result=\"unavailable\""
+                                                    : "result=\"miss\"");
+          continue_after_cache();
           return;
         }
-        break;
-      case checks::CacheVerdict::kScreen:
-        break;
-    }
-    metrics().inc("mxscreen_cache_total", "result=\"expired\"");
-    Log::event(LogLevel::kInfo, "CACHE",
-               "CACHE expired " + expired + " for " + who() + ": screening as a new client",
-               {{"client", client_labels()}, {"expired", expired}});
-    continue_after_cache();
-  });
+        auto check =
+            checks::check_pass_record(*record, cached_tests_enabled(), wall_clock_seconds());
+        std::string expired;
+        for (auto test : check.expired) {
+          std::string name(checks::to_string(test));
+          expired += (expired.empty() ? "" : ",") + name;
+          metrics().inc("mxscreen_cache_expired_total", "test=\"" + name + "\"");
+        }
+        switch (check.verdict) {
+          case checks::CacheVerdict::kPassOld:
+            metrics().inc("mxscreen_cache_total", "result=\"hit\"");
+            pass_old("");
+            return;
+          case checks::CacheVerdict::kRecheckDnsbl:
+            if (server_.resolver()) {
+              // postscreen looks an expired DNSBL verdict up again; the DNS cache makes it cheap.
+              metrics().inc("mxscreen_cache_total", "result=\"dnsbl_expired\"");
+              cached_pass_ = std::make_unique<checks::PassRecord>(*record);
+              start_client_dns();  // on_client_dns decides when the DNSBL answers are in
+              return;
+            }
+            break;
+          case checks::CacheVerdict::kScreen:
+            break;
+        }
+        metrics().inc("mxscreen_cache_total", "result=\"expired\"");
+        Log::event(LogLevel::kInfo, "CACHE",
+                   "CACHE expired " + expired + " for " + who() + ": screening as a new client",
+                   {{"client", client_labels()}, {"expired", expired}});
+        continue_after_cache();
+      });
 }
 
 void Session::dnsbl_rechecked() {
@@ -110,7 +87,7 @@ void Session::dnsbl_rechecked() {
   int64_t now = wall_clock_seconds();
   auto ttl = checks::dnsbl_verdict_ttl(std::chrono::seconds(snap.dnsbl_ttl), pass_ttls());
   record->expires[static_cast<std::size_t>(checks::CachedTest::kDnsbl)] = now + ttl.count();
-  server_.store().put(cache_key(client_.address), checks::format_pass_record(*record),
+  server_.store().put(checks::pass_cache_key(client_.address), checks::format_pass_record(*record),
                       std::chrono::seconds(record->latest() - now));
   pass_old(" (DNSBL re-checked)");
 }
@@ -153,7 +130,7 @@ void Session::pass_new(const std::string& how) {
       passed, now, pass_ttls(),
       checks::dnsbl_verdict_ttl(std::chrono::seconds(dnsbl_ttl), pass_ttls()), dnswl);
   if (record.latest() <= now) return;  // nothing to remember
-  server_.store().put(cache_key(client_.address), checks::format_pass_record(record),
+  server_.store().put(checks::pass_cache_key(client_.address), checks::format_pass_record(record),
                       std::chrono::seconds(record.latest() - now));
 }
 
@@ -244,8 +221,7 @@ void Session::greylist_decided(const GreylistAnswer& answer) {
   } else if (answer.verdict == GreylistAnswer::Verdict::kDefer) {
     log(answer.outcome, " retry in " + std::to_string(answer.wait.count()) + "s");
     apply_step(dialogue_->refuse_handoff(
-        "450 4.2.0 <" + protocol::printable(dialogue_->recipient().address, 255) +
-        ">: Recipient address rejected: " + config().greylist.reply_text));
+        checks::greylist_reply(dialogue_->recipient().address, config().greylist.reply_text)));
     resume_dialogue();
     return;
   } else {

@@ -112,6 +112,9 @@ class Store {
   void scan(const std::string& prefix, std::size_t max, ScanCallback cb);
   // "memory", "lmdb", "redis": the engine label on metrics and log lines.
   virtual std::string_view engine() const = 0;
+  // A store that writes nothing (`ctl explain`'s dry run, explain.h): what a write would
+  // count (a metric observed on a successful put_if) is not counted either.
+  virtual bool dry_run() const { return false; }
 };
 
 // The engine chosen by store.backend. nullptr + *error when it cannot start (the lmdb file

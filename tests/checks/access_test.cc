@@ -48,3 +48,14 @@ TEST(ChecksAccess, DenyBeatsAllowAndFileBeatsBoth) {
 
 }  // namespace
 }  // namespace mxscreen::checks
+
+namespace mxscreen::checks {
+namespace {
+
+TEST(ChecksAccess, RejectReplyNamesTheClient) {
+  EXPECT_EQ(access_reject_reply(*protocol::IpAddress::parse("192.0.2.9")),
+            "554 5.7.1 Service unavailable; client [192.0.2.9] blocked using access list");
+}
+
+}  // namespace
+}  // namespace mxscreen::checks

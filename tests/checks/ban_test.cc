@@ -36,3 +36,14 @@ TEST(ChecksBan, RecordsExpireWithTheFakeClock) {
 
 }  // namespace
 }  // namespace mxscreen::checks
+
+namespace mxscreen::checks {
+namespace {
+
+TEST(ChecksBan, ReplyNamesTheClient) {
+  EXPECT_EQ(ban_reply(*protocol::IpAddress::parse("2001:db8::7")),
+            "554 5.7.1 Service unavailable; client [2001:db8::7] is banned");
+}
+
+}  // namespace
+}  // namespace mxscreen::checks

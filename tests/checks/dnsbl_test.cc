@@ -160,3 +160,32 @@ TEST(ChecksDnsbl, ReplyNameComesFromTheMapElseNoName) {
 
 }  // namespace
 }  // namespace mxscreen::checks
+
+namespace mxscreen::checks {
+namespace {
+
+TEST(ChecksDnsbl, GreetDecisionThresholds) {
+  EXPECT_EQ(dnsbl_decision(-5, 3, -1, Action::kEnforce), DnsblDecision::kAllowlisted);
+  EXPECT_EQ(dnsbl_decision(0, 3, -1, Action::kEnforce), DnsblDecision::kPass);
+  EXPECT_EQ(dnsbl_decision(2, 3, -1, Action::kDrop), DnsblDecision::kPass);
+  EXPECT_EQ(dnsbl_decision(3, 3, -1, Action::kDrop), DnsblDecision::kListed);
+  EXPECT_EQ(dnsbl_decision(3, 3, -1, Action::kOff), DnsblDecision::kPass);
+}
+
+TEST(ChecksDnsbl, RejectTextNamesTheHeaviestListOnlyByItsReplyName) {
+  auto client = *protocol::IpAddress::parse("192.0.2.7");
+  std::vector<DnsblHit> hits = {{"bl.test", "bl.test*1", 1, {}},
+                                {"key123.zen.dq.test", "key123.zen.dq.test*3", 3, {}}};
+  EXPECT_EQ(dnsbl_reject_text(client, hits, "", {}),
+            "Service unavailable; client [192.0.2.7] blocked using a DNS blocklist");
+  DnsblReplyMap map = {{"key123.zen.dq.test", "Spamhaus ZEN"}};
+  EXPECT_EQ(dnsbl_reject_text(client, hits, "see https://check.test/", map),
+            "Service unavailable; client [192.0.2.7] blocked using Spamhaus ZEN; see "
+            "https://check.test/");
+  // A TXT that names a zone (a DQS key inside) is left out.
+  EXPECT_EQ(dnsbl_reject_text(client, hits, "Listed by KEY123.zen.dq.test", map),
+            "Service unavailable; client [192.0.2.7] blocked using Spamhaus ZEN");
+}
+
+}  // namespace
+}  // namespace mxscreen::checks

@@ -255,3 +255,16 @@ TEST(ChecksGreylist, ClientIsAllowlistedAfterEnoughCountedPasses) {
 
 }  // namespace
 }  // namespace mxscreen::checks
+
+namespace mxscreen::checks {
+namespace {
+
+TEST(ChecksGreylist, ReplyEscapesTheRecipient) {
+  EXPECT_EQ(greylist_reply("user@example.org", "Greylisted, please try again later"),
+            "450 4.2.0 <user@example.org>: Recipient address rejected: Greylisted, please try "
+            "again later");
+  EXPECT_EQ(greylist_reply("a\x01@b", "x"), "450 4.2.0 <a\\x01@b>: Recipient address rejected: x");
+}
+
+}  // namespace
+}  // namespace mxscreen::checks

@@ -53,3 +53,25 @@ TEST(ChecksLimits, OffMeansUnlimited) {
 
 }  // namespace
 }  // namespace mxscreen::checks
+
+namespace mxscreen::checks {
+namespace {
+
+TEST(ChecksLimits, WouldConnectCountsNothing) {
+  ClientLimits limits(1, 2);
+  auto a = *protocol::IpAddress::parse("192.0.2.1");
+  EXPECT_EQ(limits.would_connect(a, 0), ClientLimits::Result::kOk);
+  EXPECT_EQ(limits.tracked(), 0u);
+  ASSERT_EQ(limits.on_connect(a, 0), ClientLimits::Result::kOk);
+  EXPECT_EQ(limits.would_connect(a, 0), ClientLimits::Result::kTooManyConnections);
+  limits.on_disconnect(a);
+  ASSERT_EQ(limits.on_connect(a, 1), ClientLimits::Result::kOk);
+  limits.on_disconnect(a);
+  EXPECT_EQ(limits.would_connect(a, 2), ClientLimits::Result::kTooFast);
+  EXPECT_EQ(limits.would_connect(a, 2), ClientLimits::Result::kTooFast);  // still not counted
+  EXPECT_EQ(limits.would_connect(a, ClientLimits::kRateWindowMs + 1), ClientLimits::Result::kOk);
+  EXPECT_EQ(client_limit_reply(a), "421 4.7.0 Error: too many connections from [192.0.2.1]");
+}
+
+}  // namespace
+}  // namespace mxscreen::checks

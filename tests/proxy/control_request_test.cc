@@ -25,7 +25,8 @@ TEST(ControlRequest, BadRequestsGetOnePrintableErrLine) {
   EXPECT_EQ(unknown.kind, Kind::kInvalid);
   EXPECT_EQ(unknown.error,
             "ERR unknown request \"frob\\x01nicate\"; expected: bans | unban ADDR | ban ADDR "
-            "DURATION | stats | greylist list|pass|drop|report ... | cache show|drop|flush ...\n");
+            "DURATION | stats | greylist list|pass|drop|report ... | cache show|drop|flush ... | "
+            "explain ADDR ...\n");
   EXPECT_EQ(parse_control_request("unban 300.1.1.1").error, "ERR invalid address \"300.1.1.1\"\n");
   EXPECT_EQ(parse_control_request("ban 192.0.2.7 0s").kind, Kind::kInvalid);
   EXPECT_EQ(parse_control_request("ban 192.0.2.7 -5m").kind, Kind::kInvalid);
