@@ -27,27 +27,6 @@ std::string backend_starttls_warning(const Config& config, const std::vector<std
          "certificate (README, Deploying)";
 }
 
-std::optional<std::vector<std::string>> probe_backend_once(const Config& config, std::string* why) {
-  uv_loop_t loop;
-  if (int rc = uv_loop_init(&loop); rc != 0) {
-    *why = uv_error(rc);
-    return std::nullopt;
-  }
-  std::optional<std::vector<std::string>> result;
-  {
-    BackendProbe probe(&loop, config.backend, config.server.hostname,
-                       [&](std::optional<std::vector<std::string>> lines, const std::string& w) {
-                         result = std::move(lines);
-                         *why = w;
-                       });
-    probe.start();
-    uv_run(&loop, UV_RUN_DEFAULT);
-  }
-  uv_run(&loop, UV_RUN_DEFAULT);  // the close callbacks
-  uv_loop_close(&loop);
-  return result;
-}
-
 BackendProbe::BackendProbe(uv_loop_t* loop, const BackendConfig& backend, std::string hostname,
                            Done done)
     : loop_(loop),

@@ -26,10 +26,6 @@ namespace mxscreen::proxy {
 // session gets TLS although the backend could do it.
 std::string backend_starttls_warning(const Config& config, const std::vector<std::string>& ehlo);
 
-// Probes the backend once on a loop of its own (for --check-config); the EHLO reply lines or
-// nullopt, with the reason in `why`.
-std::optional<std::vector<std::string>> probe_backend_once(const Config& config, std::string* why);
-
 class BackendProbe : public ConnHandler {
  public:
   // `done` gets the EHLO reply lines (greeting line first), or nullopt and a reason.

@@ -14,6 +14,7 @@
 #include <map>
 
 #include "protocol/proxy_header.h"
+#include "proxy/smtp_probe.h"
 #include "proxy/uv_handle.h"
 
 namespace mxscreen::proxy {
@@ -59,34 +60,6 @@ std::string number(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.0f", v);
   return buf;
-}
-
-int open_tcp(const protocol::Endpoint& at, int timeout_s, std::string* error) {
-  auto ss = sockaddr_from_endpoint(at);
-  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    *error = std::strerror(errno);
-    return -1;
-  }
-  timeval tv{timeout_s, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  socklen_t len = ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    *error = std::strerror(errno);
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-bool send_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
 }
 
 // Reads until `done(buffer)` or EOF/timeout/limit; the buffer is bounded by `limit`.

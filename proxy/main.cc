@@ -23,6 +23,7 @@
 #include "proxy/config.h"
 #include "proxy/control.h"
 #include "proxy/ctl_check.h"
+#include "proxy/deploy_lint.h"
 #include "proxy/explain.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -38,7 +39,7 @@ constexpr int kExitUsage = 2;
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: mxscreen --config FILE         run in the foreground\n"
-               "       mxscreen --check-config [--plan] --config FILE\n"
+               "       mxscreen --check-config [--plan] [--postfix-config DIR] --config FILE\n"
                "       mxscreen ctl --config FILE bans | unban ADDR | ban ADDR DURATION | stats\n"
                "       mxscreen ctl --config FILE explain ADDRESS [--helo NAME] [--from ADDR]\n"
                "                                          [--to ADDR] [--json]\n"
@@ -233,7 +234,8 @@ int run(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "ctl") return run_ctl_command(argc, argv);
   std::string config_path;
   bool check_only = false;
-  bool print_plan = false;  // --plan: the enabled tests, their phase and needs, the handoff
+  bool print_plan = false;         // --plan: the enabled tests, their phase and needs, the handoff
+  std::string postfix_config_dir;  // --postfix-config DIR: "" = postconf's default
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--version") {
@@ -246,6 +248,8 @@ int run(int argc, char** argv) {
       check_only = true;
     } else if (arg == "--plan") {
       check_only = print_plan = true;
+    } else if (arg == "--postfix-config" && i + 1 < argc) {
+      postfix_config_dir = argv[++i];  // postconf -c DIR for the policy check
     } else if (config_arg(argc, argv, &i, &config_path)) {
       continue;
     } else {
@@ -272,19 +276,14 @@ int run(int argc, char** argv) {
     for (const auto& w : warnings)
       std::fprintf(stderr, "%s: warning: %s\n", config_path.c_str(), w.c_str());
     for (const auto& w : config_warnings) std::fprintf(stderr, "%s\n", w.c_str());
-    // TLS on every path: the sessions spliced at connect need the backend's own STARTTLS with
-    // the PROXY protocol; with XCLIENT the backend's is hidden and only mxscreen's is offered.
-    const bool own_tls = !runtime->config->tls.cert_file.empty();
-    if (own_tls != (runtime->config->backend.handoff == HandoffMode::kXclient)) {
-      std::string why;
-      auto ehlo = probe_backend_once(*runtime->config, &why);
-      std::string warning = ehlo ? backend_starttls_warning(*runtime->config, *ehlo)
-                                 : "backend " + runtime->config->backend.address.to_string() +
-                                       " not reachable (" + why +
-                                       "): whether it offers STARTTLS was not checked";
-      if (!warning.empty()) {
-        std::fprintf(stderr, "%s: warning: %s\n", config_path.c_str(), warning.c_str());
-      }
+    // The deployment, read-only (deploy_lint.h): the backend takes the handoff and offers
+    // STARTTLS where it must; Postfix asks the policy service.
+    auto lint = backend_handoff_warnings(*runtime->config);
+    for (auto& w : postfix_policy_warnings(*runtime->config, postfix_config_dir)) {
+      lint.push_back(std::move(w));
+    }
+    for (const auto& w : lint) {
+      std::fprintf(stderr, "%s: warning: %s\n", config_path.c_str(), w.c_str());
     }
     std::printf("%s: configuration OK\n", config_path.c_str());
     return kExitOk;
