@@ -41,7 +41,7 @@ void Session::refuse_backend_busy(const std::string& why) {
   const auto& backend = config().backend;
   // Postfix is never flooded: the client retries later, as from a busy postscreen. Named as
   // the command whose reply this is: the held RCPT, or the connection (no reply of ours yet).
-  bool rcpt = dialogue_ && !dialogue_->rcpt_line().empty();
+  bool rcpt = handoff_ && !handoff_->rcpt_line.empty();
   std::string detail =
       why == "full"
           ? "backend queue full: backend.max_sessions (" + std::to_string(backend.max_sessions) +
@@ -61,6 +61,7 @@ void Session::start_handoff() {
   stop_timer();
   state_ = State::kHandoff;
   step_ = Step::kQueued;
+  take_handoff_facts();
   // Slots may have filled while this client was screened: wait for one, first come first
   // served, across every worker.
   switch (server_.backend_slot(this, alive_, &queue_ticket_)) {
@@ -86,16 +87,47 @@ void Session::start_handoff() {
       queued_at_ + static_cast<uint64_t>(std::max<int64_t>(1, backend.queue_timeout.count()));
   server_.wake_at(this, alive_, wake_deadline_);
   // A queued client should cost what a held one does: the dialogue's line reader (its queue
-  // alone is half a KiB) and command timer are done with; lines it had not answered yet go
-  // first in what is replayed after the handoff.
+  // alone is half a KiB) and timers are done with (connect_backend makes timer_ again); lines
+  // it had not answered yet go first in what is replayed after the handoff.
   if (lines_) {
     held_.insert(0, lines_->take_unprocessed());
     lines_.reset();
   }
   command_timer_.reset();
+  timer_.reset();
   // Watch the client while it waits: one that leaves gives its place up at once (what it
   // sends meanwhile is held, bounded by server.buffer_size, and replayed after the handoff).
   if (held_.size() < config().server.buffer_size) client_conn_.start_reading();
+}
+
+void Session::take_handoff_facts() {
+  // The dialogue's decisions (pass cache, greylisting, SPF, the DNS tests of names) are made:
+  // the handoff replays three lines and names the client, nothing more. Freed here, whether the
+  // session waits in the queue or not; callbacks that lead here may destroy their own objects.
+  if (dialogue_ || dns_) handoff_ = std::make_unique<HandoffFacts>();
+  if (dialogue_) {
+    handoff_->after_dialogue = true;
+    handoff_->esmtp = dialogue_->esmtp();
+    handoff_->helo = dialogue_->helo();
+    handoff_->mail_line = dialogue_->mail_line();
+    handoff_->rcpt_line = dialogue_->rcpt_line();
+    dialogue_.reset();
+  }
+  if (dns_ && dns_->done()) release_client_dns();  // else when its last answer is in
+  domain_dns_.reset();
+  spf_run_.reset();
+  spf_.reset();
+  std::string().swap(spf_mail_line_);
+  spf_request_ = {};
+  std::string().swap(dnsbl_enforce_reply_);
+  pregreet_.reset();
+}
+
+void Session::release_client_dns() {
+  const auto& snap = dns_->snapshot();
+  // NAME= only for a hostname that forward-confirms (Postfix's "verified" name).
+  if (snap.fcrdns == FcrdnsState::kConfirmed) handoff_->verified_name = snap.ptr_name;
+  dns_.reset();
 }
 
 bool Session::backend_slot_granted(uint64_t ticket) {
@@ -179,8 +211,8 @@ void Session::backend_step_done() {
   std::string raw = protocol::format_multiline_reply(code, "", backend_reader_->lines());
   std::string first = backend_reader_->lines().empty() ? "" : backend_reader_->lines()[0];
   const auto& backend = config().backend;
-  bool dialogue = dialogue_ && !dialogue_->helo().empty();
-  bool rcpt_held = dialogue_ && !dialogue_->rcpt_line().empty();
+  bool dialogue = handoff_ && !handoff_->helo.empty();
+  bool rcpt_held = handoff_ && !handoff_->rcpt_line.empty();
 
   switch (step_) {
     case Step::kQueued:  // no backend connection yet
@@ -208,10 +240,12 @@ void Session::backend_step_done() {
       // [UNAVAILABLE] and Postfix logs unknown[addr], as it does for its own lookups.
       if (dns_ && dns_->snapshot().fcrdns == FcrdnsState::kConfirmed) {
         attrs.name = dns_->snapshot().ptr_name;
+      } else if (!dns_ && handoff_) {
+        attrs.name = handoff_->verified_name;
       }
       if (dialogue) {
-        attrs.helo = dialogue_->helo();
-        attrs.proto = dialogue_->esmtp() ? "ESMTP" : "SMTP";
+        attrs.helo = handoff_->helo;
+        attrs.proto = handoff_->esmtp ? "ESMTP" : "SMTP";
       }
       step_ = Step::kXclient;
       backend_reader_->reset();
@@ -226,22 +260,22 @@ void Session::backend_step_done() {
       }
       break;
     case Step::kHelo:
-      if (dialogue_->esmtp())
+      if (handoff_->esmtp)
         backend_chunking_ = code == 250 && offers(backend_reader_->lines(), "CHUNKING");
-      if (!positive(code) || dialogue_->mail_line().empty()) {
+      if (!positive(code) || handoff_->mail_line.empty()) {
         // After-EHLO handoff: the client has our EHLO reply. A refusal at RCPT time goes to
         // the client as the answer to its RCPT; nothing refused is reported as accepted.
         start_splice(rcpt_held && !positive(code) ? raw : "");
         return;
       }
-      send_backend_step(Step::kMail, dialogue_->mail_line());
+      send_backend_step(Step::kMail, handoff_->mail_line);
       return;
     case Step::kMail:
       if (!positive(code) || !rcpt_held) {
         start_splice(rcpt_held ? raw : "");
         return;
       }
-      send_backend_step(Step::kRcpt, dialogue_->rcpt_line());
+      send_backend_step(Step::kRcpt, handoff_->rcpt_line);
       return;
     case Step::kRcpt:
       start_splice(raw);
@@ -249,7 +283,7 @@ void Session::backend_step_done() {
   }
   // The backend greeted us (after the identity). Replay the dialogue, or splice now.
   if (dialogue) {
-    send_backend_step(Step::kHelo, (dialogue_->esmtp() ? "EHLO " : "HELO ") + dialogue_->helo());
+    send_backend_step(Step::kHelo, (handoff_->esmtp ? "EHLO " : "HELO ") + handoff_->helo);
     return;
   }
   start_splice(client_gets_backend_banner_ ? raw : "220 " + runtime_->banner + "\r\n");
@@ -258,11 +292,12 @@ void Session::backend_step_done() {
 void Session::start_splice(const std::string& to_client) {
   stop_timer();
   state_ = State::kSplice;
-  metrics().inc("mxscreen_handoffs_total", std::string("mode=\"") +
-                                               (client_gets_backend_banner_ ? "allowlisted"
-                                                : dialogue_                 ? "after_dialogue"
-                                                                            : "after_greet") +
-                                               "\"");
+  metrics().inc("mxscreen_handoffs_total",
+                std::string("mode=\"") +
+                    (client_gets_backend_banner_            ? "allowlisted"
+                     : handoff_ && handoff_->after_dialogue ? "after_dialogue"
+                                                            : "after_greet") +
+                    "\"");
   bytes_out_ += to_client.size();
   client_write(to_client);
   if (config().backend.handoff == HandoffMode::kXclient || tls_) {

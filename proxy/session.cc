@@ -213,7 +213,11 @@ void Session::start_client_dns() {
                                          [this](ClientDnsEvent event) { on_client_dns(event); });
 }
 
-void Session::on_client_dns(ClientDnsEvent) {
+void Session::on_client_dns(ClientDnsEvent event) {
+  if (handoff_) {  // handing off: only the verified name is still wanted (XCLIENT)
+    if (event == ClientDnsEvent::kDone) release_client_dns();
+    return;
+  }
   if (greylist_waits_dns_) {
     if (!greylist_facts_ready()) return;
     greylist_waits_dns_ = false;

@@ -114,6 +114,11 @@ class Session : public ConnHandler, public KernelSpliceHandler {
 
   // handoff.cc
   void start_handoff();
+  // Keeps what the handoff needs of the pre-dialogue (handoff_) and frees the rest.
+  void take_handoff_facts();
+  // The client's lookups are all in (or were when the handoff started): keep the verified name
+  // for XCLIENT and free them.
+  void release_client_dns();
   void connect_backend();  // holding a backend slot
   void queue_timed_out();
   // 421 4.3.2 when the backend has no slot and the queue no place (or the wait was too long).
@@ -206,6 +211,18 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   std::unique_ptr<protocol::LineReader> lines_;
   std::unique_ptr<checks::Dialogue> dialogue_;
   std::unique_ptr<checks::Step> sleeping_;  // an error reply waiting out its delay
+  // What the handoff still needs once the pre-dialogue is over, taken when it starts so that
+  // the dialogue, its lookups and its SPF run can go: a client waiting in the backend queue
+  // costs what a held one does (issue 15).
+  struct HandoffFacts {
+    bool after_dialogue = false;  // the dialogue ran: replay what it accepted
+    bool esmtp = false;
+    std::string helo;           // the client's EHLO/HELO argument
+    std::string mail_line;      // the accepted MAIL; empty: handoff after EHLO
+    std::string rcpt_line;      // the held RCPT; empty: none
+    std::string verified_name;  // forward-confirmed PTR name (XCLIENT NAME=), once dns_ is done
+  };
+  std::unique_ptr<HandoffFacts> handoff_;  // null: no dialogue and no lookups to keep
   // A cached pass whose DNSBL verdict is being looked up again (dnsbl_rechecked).
   std::unique_ptr<checks::PassRecord> cached_pass_;
   bool store_wait_ = false;
