@@ -2,7 +2,6 @@
 #include "proxy/explain.h"
 
 #include <algorithm>
-#include <ctime>
 
 #include "checks/access.h"
 #include "checks/ban.h"
@@ -16,6 +15,7 @@
 #include "checks/store_keys.h"
 #include "protocol/escape.h"
 #include "protocol/smtp_command.h"
+#include "proxy/control.h"
 #include "proxy/screening.h"
 #include "proxy/server.h"
 
@@ -25,15 +25,6 @@ namespace {
 bool value_ok(const std::string& v) {
   return v.size() <= kExplainValueLimit &&
          std::all_of(v.begin(), v.end(), [](char c) { return c > 0x20 && c < 0x7f; });
-}
-
-std::string utc(int64_t epoch) {
-  std::time_t t = static_cast<std::time_t>(epoch);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string seconds(int64_t s) { return std::to_string(s) + "s"; }
@@ -141,8 +132,9 @@ void Walk::connect_tests() {
   auto record = checks::BanRecord::parse(f_.ban_record);
   bool banned = f_.ban_status == StoreStatus::kOk && checks::is_banned(f_.ban_record, f_.now);
   std::string ban_detail =
-      banned && record ? "until " + utc(record->until) + " (" + seconds(record->until - f_.now) +
-                             " left): " + protocol::printable(record->reason, 200)
+      banned && record
+          ? "until " + utc_time(record->until) + " (" + seconds(record->until - f_.now) +
+                " left): " + protocol::printable(record->reason, 200)
       : f_.ban_status == StoreStatus::kUnavailable ? "state store unavailable: not banned"
                                                    : "no ban for " + client_.to_string();
   line("ban", banned ? (permitted_ ? "exempt" : "banned") : "pass", ban_detail, "connect");
@@ -194,7 +186,7 @@ void Walk::cache_test() {
     if (record->expires[i] == 0) continue;
     expiries += (expiries.empty() ? "" : ", ") +
                 std::string(checks::to_string(static_cast<checks::CachedTest>(i))) + " until " +
-                utc(record->expires[i]);
+                utc_time(record->expires[i]);
   }
   std::string expired;
   for (auto t : check.expired) {
@@ -427,8 +419,8 @@ void Walk::greylist_test(bool reached) {
                 " (greylist.auto_allowlist_clients = " +
                 std::to_string(c_.greylist.auto_allowlist_clients) + ")";
     } else if (auto rec = checks::GreylistRecord::parse(r.value)) {
-      detail += "first seen " + utc(rec->first_seen) + ", last seen " + utc(rec->last_seen) +
-                (rec->passed ? ", passed" : "");
+      detail += "first seen " + utc_time(rec->first_seen) + ", last seen " +
+                utc_time(rec->last_seen) + (rec->passed ? ", passed" : "");
     } else {
       detail += "unreadable record";
     }

@@ -1,11 +1,11 @@
 // proxy/explain.h: `mxscreen ctl explain ADDRESS [--helo NAME] [--from ADDR] [--to ADDR]
 // [--json]` (issue 19): a dry run of every enabled test for one client, in the running process,
 // against its live config, store and DNS, writing nothing. The facts are gathered on worker 0's
-// loop (Explainer: store reads, the client's DNS, the DNS of the names it gives, the greylist
-// triplet read-only); conclude() then walks them in the session's order with the session's own
-// decisions and reply texts (checks/, proxy/screening.h) and says what each test finds and what
-// the client would be answered. Tests that watch a live dialogue (pregreet, pipelining, non-SMTP
-// commands, bare newline) are reported as not evaluated.
+// loop (Explainer: store reads, the client's DNS, the DNS of the names it gives and SPF, then
+// the session's own greylist_triplet on a DryRunStore); conclude() then walks them in the session's
+// order with the session's own decisions and reply texts (checks/, proxy/screening.h) and says what
+// each test finds and what the client would be answered. Tests that watch a live dialogue
+// (pregreet, pipelining, non-SMTP commands, bare newline) are reported as not evaluated.
 #pragma once
 
 #include <uv.h>

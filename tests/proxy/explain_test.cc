@@ -7,6 +7,7 @@
 #include "checks/ban.h"
 #include "checks/greylist.h"
 #include "checks/pass_cache.h"
+#include "checks/spf_policy.h"
 
 namespace mxscreen::proxy {
 namespace {
@@ -181,6 +182,29 @@ TEST(Explain, HeloAndEnvelopeRejectsAreTheDialoguesReplies) {
   EXPECT_EQ(r.answer.phase, "rcpt");
   EXPECT_EQ(r.answer.reply.substr(0, 4), "504 ");
   EXPECT_NE(r.answer.reply.find("Helo command rejected"), std::string::npos) << r.answer.reply;
+}
+
+TEST(Explain, SpfFailIsRefusedAtRcptBeforeGreylisting) {
+  auto c = base_config();
+  c.sender.spf = checks::SpfMode::kRejectFail;
+  auto f = facts("192.0.2.7");
+  checks::SpfFinding spf;
+  spf.result = checks::SpfResult::kFail;
+  spf.identity = "mailfrom";
+  spf.domain = "example.org";
+  spf.mechanism = "-all";
+  f.spf = spf;
+  auto r = conclude(*runtime(c), f);
+  EXPECT_EQ(find(r, "spf")->result, "fail");
+  EXPECT_EQ(r.answer.phase, "rcpt");
+  EXPECT_EQ(r.answer.reply, checks::spf_reject_reply(spf, "a@example.org"));
+  EXPECT_EQ(r.answer.reply.substr(0, 11), "550 5.7.23 ");
+  // Logged only: the mail goes on to greylisting (here: passed) and the backend.
+  c.sender.spf = checks::SpfMode::kLog;
+  EXPECT_EQ(conclude(*runtime(c), f).answer.action, "handoff");
+  // No finding in time: said, and the session would still be waiting for it.
+  f.spf.reset();
+  EXPECT_EQ(find(conclude(*runtime(c), f), "spf")->result, "pending");
 }
 
 TEST(Explain, TextAndJson) {
