@@ -115,10 +115,7 @@ void Session::take_handoff_facts() {
   }
   if (dns_ && dns_->done()) release_client_dns();  // else when its last answer is in
   domain_dns_.reset();
-  spf_run_.reset();
   spf_.reset();
-  std::string().swap(spf_mail_line_);
-  spf_request_ = {};
   std::string().swap(dnsbl_enforce_reply_);
   pregreet_.reset();
 }

@@ -151,6 +151,10 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   // restrictions at RCPT). rcpt_ready: the held RCPT passed the dialogue: SPF, the DNS tests of
   // names, then rcpt_passed.
   void maybe_start_spf();
+  // The finding of the current MAIL's SPF evaluation; null while it runs or when none ran.
+  const checks::SpfFinding* spf_finding() const {
+    return spf_ && spf_->finding ? &*spf_->finding : nullptr;
+  }
   void spf_found(const checks::SpfFinding& finding);
   void rcpt_ready(bool resumed = false);  // resumed: after waiting for SPF
   // The held RCPT passed the dialogue: greylisting, then the handoff.
@@ -185,12 +189,17 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   std::unique_ptr<TlsSession> tls_;            // after STARTTLS
   std::unique_ptr<ClientLookups> dns_;         // DNSBL, PTR and FCrDNS, from connect on
   std::unique_ptr<DomainLookups> domain_dns_;  // names the client gave, at RCPT
-  std::unique_ptr<SpfEvaluation> spf_run_;     // SPF of the current MAIL, while it runs
-  std::optional<checks::SpfFinding> spf_;      // ... and its finding
-  std::string spf_mail_line_;                  // the MAIL line spf_run_/spf_ are about
-  checks::SpfRequest spf_request_;             // ... and its facts
-  bool spf_waiting_ = false;                   // the held RCPT waits for spf_
-  std::string dnsbl_enforce_reply_;            // DNSBL said enforce: every RCPT gets this
+  // SPF of the current MAIL (sender.spf), made at the first MAIL it is on for: a held session
+  // does not carry it (about 350 bytes).
+  struct SpfState {
+    std::string mail_line;                      // the MAIL line run/finding are about
+    checks::SpfRequest request;                 // ... and its facts
+    std::unique_ptr<SpfEvaluation> run;         // while it runs
+    std::optional<checks::SpfFinding> finding;  // ... and once it is in
+    bool waiting = false;                       // the held RCPT waits for the finding
+  };
+  std::unique_ptr<SpfState> spf_;
+  std::string dnsbl_enforce_reply_;  // DNSBL said enforce: every RCPT gets this
   // The current phase's deadline or an error sleep; made on first use.
   std::unique_ptr<Timer> timer_;
   // smtp.command_time_limit for the whole dialogue; made when the dialogue starts.

@@ -15,17 +15,18 @@ void Session::maybe_start_spf() {
   const auto& c = config();
   if (c.sender.spf == checks::SpfMode::kOff || !dialogue_) return;
   const std::string& mail = dialogue_->mail_line();
-  if (mail == spf_mail_line_) return;
+  if (spf_ ? mail == spf_->mail_line : mail.empty()) return;
   // A new transaction (or none after RSET/EHLO): the old evaluation is of no use.
-  spf_mail_line_ = mail;
-  spf_run_.reset();
-  spf_.reset();
+  if (!spf_) spf_ = std::make_unique<SpfState>();
+  spf_->mail_line = mail;
+  spf_->run.reset();
+  spf_->finding.reset();
   if (mail.empty()) return;
-  spf_request_ = checks::SpfRequest{client_.address, dialogue_->helo(), dialogue_->sender().address,
-                                    c.server.hostname,
-                                    std::chrono::duration_cast<std::chrono::seconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count()};
+  spf_->request = checks::SpfRequest{client_.address, dialogue_->helo(),
+                                     dialogue_->sender().address, c.server.hostname,
+                                     std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count()};
   Resolver* resolver = server_.resolver();
   if (!resolver) {
     checks::SpfFinding f;
@@ -33,34 +34,34 @@ void Session::maybe_start_spf() {
     f.problem = "no DNS resolver";
     return spf_found(f);
   }
-  spf_run_ = std::make_unique<SpfEvaluation>(
-      server_.loop(), *resolver, c.sender, spf_request_,
+  spf_->run = std::make_unique<SpfEvaluation>(
+      server_.loop(), *resolver, c.sender, spf_->request,
       [this](const checks::SpfFinding& finding) { spf_found(finding); });
-  if (spf_run_->immediate()) spf_found(*spf_run_->immediate());
+  if (spf_->run->immediate()) spf_found(*spf_->run->immediate());
 }
 
 void Session::spf_found(const checks::SpfFinding& finding) {
-  spf_ = finding;
-  report_spf(finding, spf_request_, who(), "session",
+  spf_->finding = finding;
+  report_spf(finding, spf_->request, who(), "session",
              checks::spf_rejects(finding, config().sender.spf));
-  if (!spf_waiting_ || state_ != State::kDialogue) return;
-  spf_waiting_ = false;
+  if (!spf_->waiting || state_ != State::kDialogue) return;
+  spf_->waiting = false;
   store_wait_ = false;
   rcpt_ready(true);
 }
 
 void Session::rcpt_ready(bool resumed) {
   if (!dialogue_->rcpt_line().empty()) {
-    if (config().sender.spf != checks::SpfMode::kOff && !spf_ && spf_run_) {
+    if (config().sender.spf != checks::SpfMode::kOff && spf_ && !spf_->finding && spf_->run) {
       // The evaluation is still out: the RCPT (and what follows it) waits for it.
-      spf_waiting_ = true;
+      spf_->waiting = true;
       store_wait_ = true;
       client_conn_.stop_reading();
       return;
     }
-    if (spf_ && checks::spf_rejects(*spf_, config().sender.spf)) {
+    if (const auto* spf = spf_finding(); spf && checks::spf_rejects(*spf, config().sender.spf)) {
       apply_step(dialogue_->reject_held_rcpt(
-          checks::spf_reject_reply(*spf_, dialogue_->sender().address), "spf"));
+          checks::spf_reject_reply(*spf, dialogue_->sender().address), "spf"));
       // Called from run_dialogue's loop, the loop goes on by itself; after a wait, resume it.
       if (resumed) resume_dialogue();
       return;

@@ -158,9 +158,9 @@ void Session::greylist_rcpt() {
   }
   query.sender = dialogue_->sender().address;
   query.recipient = dialogue_->recipient().address;
-  if (spf_) {
-    query.spf_result = spf_->result;
-    if (spf_->result == checks::SpfResult::kPass) query.spf_domain = spf_->domain;
+  if (const auto* spf = spf_finding()) {
+    query.spf_result = spf->result;
+    if (spf->result == checks::SpfResult::kPass) query.spf_domain = spf->domain;
   }
   if (runtime_->greylist_only_if != 0) query.facts = client_facts();
   store_wait_ = true;
@@ -194,7 +194,7 @@ checks::ClientFacts Session::client_facts() const {
   }
   f.helo = dialogue_->helo();
   f.helo_exists = helo_exists_;
-  if (spf_) f.spf = std::string(checks::to_string(spf_->result));
+  if (const auto* spf = spf_finding()) f.spf = std::string(checks::to_string(spf->result));
   return f;
 }
 
