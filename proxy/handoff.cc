@@ -41,7 +41,7 @@ void Session::refuse_backend_busy(const std::string& why) {
   const auto& backend = config().backend;
   // Postfix is never flooded: the client retries later, as from a busy postscreen. Named as
   // the command whose reply this is: the held RCPT, or the connection (no reply of ours yet).
-  bool rcpt = handoff_ && !handoff_->rcpt_line.empty();
+  bool rcpt = handoff_ && handoff_->rcpt_size != 0;
   std::string detail =
       why == "full"
           ? "backend queue full: backend.max_sessions (" + std::to_string(backend.max_sessions) +
@@ -108,9 +108,10 @@ void Session::take_handoff_facts() {
   if (dialogue_) {
     handoff_->after_dialogue = true;
     handoff_->esmtp = dialogue_->esmtp();
-    handoff_->helo = dialogue_->helo();
-    handoff_->mail_line = dialogue_->mail_line();
-    handoff_->rcpt_line = dialogue_->rcpt_line();
+    handoff_->helo_size = static_cast<uint32_t>(dialogue_->helo().size());
+    handoff_->mail_size = static_cast<uint32_t>(dialogue_->mail_line().size());
+    handoff_->rcpt_size = static_cast<uint32_t>(dialogue_->rcpt_line().size());
+    handoff_->text = dialogue_->helo() + dialogue_->mail_line() + dialogue_->rcpt_line();
     dialogue_.reset();
   }
   if (dns_ && dns_->done()) release_client_dns();  // else when its last answer is in
@@ -123,7 +124,7 @@ void Session::take_handoff_facts() {
 void Session::release_client_dns() {
   const auto& snap = dns_->snapshot();
   // NAME= only for a hostname that forward-confirms (Postfix's "verified" name).
-  if (snap.fcrdns == FcrdnsState::kConfirmed) handoff_->verified_name = snap.ptr_name;
+  if (snap.fcrdns == FcrdnsState::kConfirmed) handoff_->text += snap.ptr_name;
   dns_.reset();
 }
 
@@ -197,10 +198,10 @@ void Session::backend_reply(std::string_view bytes) {
   if (state_ == State::kSplice && !bytes.empty()) on_read(*backend_conn_, bytes);
 }
 
-void Session::send_backend_step(Step step, const std::string& line) {
+void Session::send_backend_step(Step step, std::string_view line) {
   step_ = step;
   backend_reader_->reset();
-  backend_conn_->write(line + "\r\n");
+  backend_conn_->write(std::string(line) + "\r\n");
 }
 
 void Session::backend_step_done() {
@@ -208,8 +209,8 @@ void Session::backend_step_done() {
   std::string raw = protocol::format_multiline_reply(code, "", backend_reader_->lines());
   std::string first = backend_reader_->lines().empty() ? "" : backend_reader_->lines()[0];
   const auto& backend = config().backend;
-  bool dialogue = handoff_ && !handoff_->helo.empty();
-  bool rcpt_held = handoff_ && !handoff_->rcpt_line.empty();
+  bool dialogue = handoff_ && handoff_->helo_size != 0;
+  bool rcpt_held = handoff_ && handoff_->rcpt_size != 0;
 
   switch (step_) {
     case Step::kQueued:  // no backend connection yet
@@ -238,10 +239,10 @@ void Session::backend_step_done() {
       if (dns_ && dns_->snapshot().fcrdns == FcrdnsState::kConfirmed) {
         attrs.name = dns_->snapshot().ptr_name;
       } else if (!dns_ && handoff_) {
-        attrs.name = handoff_->verified_name;
+        attrs.name = handoff_->verified_name();
       }
       if (dialogue) {
-        attrs.helo = handoff_->helo;
+        attrs.helo = handoff_->helo();
         attrs.proto = handoff_->esmtp ? "ESMTP" : "SMTP";
       }
       step_ = Step::kXclient;
@@ -259,20 +260,20 @@ void Session::backend_step_done() {
     case Step::kHelo:
       if (handoff_->esmtp)
         backend_chunking_ = code == 250 && offers(backend_reader_->lines(), "CHUNKING");
-      if (!positive(code) || handoff_->mail_line.empty()) {
+      if (!positive(code) || handoff_->mail_size == 0) {
         // After-EHLO handoff: the client has our EHLO reply. A refusal at RCPT time goes to
         // the client as the answer to its RCPT; nothing refused is reported as accepted.
         start_splice(rcpt_held && !positive(code) ? raw : "");
         return;
       }
-      send_backend_step(Step::kMail, handoff_->mail_line);
+      send_backend_step(Step::kMail, handoff_->mail_line());
       return;
     case Step::kMail:
       if (!positive(code) || !rcpt_held) {
         start_splice(rcpt_held ? raw : "");
         return;
       }
-      send_backend_step(Step::kRcpt, handoff_->rcpt_line);
+      send_backend_step(Step::kRcpt, handoff_->rcpt_line());
       return;
     case Step::kRcpt:
       start_splice(raw);
@@ -280,7 +281,8 @@ void Session::backend_step_done() {
   }
   // The backend greeted us (after the identity). Replay the dialogue, or splice now.
   if (dialogue) {
-    send_backend_step(Step::kHelo, (handoff_->esmtp ? "EHLO " : "HELO ") + handoff_->helo);
+    send_backend_step(Step::kHelo,
+                      (handoff_->esmtp ? "EHLO " : "HELO ") + std::string(handoff_->helo()));
     return;
   }
   start_splice(client_gets_backend_banner_ ? raw : "220 " + runtime_->banner + "\r\n");

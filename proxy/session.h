@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "checks/dialogue.h"
 #include "checks/pass_cache.h"
@@ -125,7 +126,7 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   void refuse_backend_busy(const std::string& why);
   void backend_reply(std::string_view bytes);
   void backend_step_done();
-  void send_backend_step(Step step, const std::string& line);
+  void send_backend_step(Step step, std::string_view line);
   void start_splice(const std::string& to_client);
   void splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t* counter);
   // Hands a plain session's bytes to the kernel (splice(2)) when nothing needs to see them.
@@ -226,10 +227,23 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   struct HandoffFacts {
     bool after_dialogue = false;  // the dialogue ran: replay what it accepted
     bool esmtp = false;
-    std::string helo;           // the client's EHLO/HELO argument
-    std::string mail_line;      // the accepted MAIL; empty: handoff after EHLO
-    std::string rcpt_line;      // the held RCPT; empty: none
-    std::string verified_name;  // forward-confirmed PTR name (XCLIENT NAME=), once dns_ is done
+    uint32_t helo_size = 0;
+    uint32_t mail_size = 0;
+    uint32_t rcpt_size = 0;
+    // One allocation for the four: the EHLO/HELO argument, the accepted MAIL line (empty:
+    // handoff after EHLO), the held RCPT line (empty: none) and the forward-confirmed PTR name
+    // for XCLIENT NAME= (appended once dns_ is done).
+    std::string text;
+    std::string_view helo() const { return std::string_view(text).substr(0, helo_size); }
+    std::string_view mail_line() const {
+      return std::string_view(text).substr(helo_size, mail_size);
+    }
+    std::string_view rcpt_line() const {
+      return std::string_view(text).substr(helo_size + mail_size, rcpt_size);
+    }
+    std::string_view verified_name() const {
+      return std::string_view(text).substr(helo_size + mail_size + rcpt_size);
+    }
   };
   std::unique_ptr<HandoffFacts> handoff_;  // null: no dialogue and no lookups to keep
   // A cached pass whose DNSBL verdict is being looked up again (dnsbl_rechecked).
