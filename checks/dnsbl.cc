@@ -277,4 +277,19 @@ std::string dnsbl_reject_text(const protocol::IpAddress& client, const std::vect
   return text;
 }
 
+DnsblReplies dnsbl_replies(Action action, std::string_view text) {
+  DnsblReplies out;
+  switch (verdict_for(action, true, "DNSBL").outcome) {
+    case Outcome::kDrop:
+      out.drop = "521 5.7.1 " + std::string(text);
+      break;
+    case Outcome::kEnforce:
+      out.enforce = "550 5.7.1 " + std::string(text);
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
 }  // namespace mxscreen::checks

@@ -107,4 +107,13 @@ DnsblDecision dnsbl_decision(int rank, int threshold, int allowlist_threshold, A
 std::string dnsbl_reject_text(const protocol::IpAddress& client, const std::vector<DnsblHit>& hits,
                               std::string_view reply_text, const DnsblReplyMap& reply_map);
 
+// What a listed client (DnsblDecision::kListed) is told under `action`: drop gives the 521 that
+// closes the session now (`drop`), enforce the 550 every later RCPT gets (`enforce`), ignore
+// nothing. `text` is dnsbl_reject_text's.
+struct DnsblReplies {
+  std::string drop;     // "521 5.7.1 text", or empty
+  std::string enforce;  // "550 5.7.1 text", or empty
+};
+DnsblReplies dnsbl_replies(Action action, std::string_view text);
+
 }  // namespace mxscreen::checks

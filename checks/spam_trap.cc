@@ -17,4 +17,8 @@ bool TrapRecipients::is_trap(std::string_view recipient) const {
   return std::find(addresses_.begin(), addresses_.end(), lower) != addresses_.end();
 }
 
+std::string trap_reply(const protocol::IpAddress& client) {
+  return "521 5.7.1 Service unavailable; client [" + client.to_string() + "] is banned";
+}
+
 }  // namespace mxscreen::checks

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/address.h"
+
 namespace mxscreen::checks {
 
 // The trap list as configured, compared without regard to case.
@@ -22,5 +24,8 @@ class TrapRecipients {
  private:
   std::vector<std::string> addresses_;  // lower case
 };
+
+// The reply to the trap RCPT: the ban is stored, the session ends (Postfix disconnects too).
+std::string trap_reply(const protocol::IpAddress& client);
 
 }  // namespace mxscreen::checks

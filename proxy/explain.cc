@@ -254,11 +254,11 @@ void Walk::dns_tests() {
     if (decision == checks::DnsblDecision::kListed) {
       std::string text =
           checks::dnsbl_reject_text(client_, snap.dnsbl_hits, snap.reply_text, dnsbl.reply_map);
-      auto verdict = checks::verdict_for(dnsbl.action, true, "DNSBL");
-      if (verdict.outcome == checks::Outcome::kDrop) {
-        answer("greet_end", "reply", "521 5.7.1 " + text, "DNSBL drop: 521 and close");
-      } else if (verdict.outcome == checks::Outcome::kEnforce) {
-        dnsbl_enforce_reply_ = "550 5.7.1 " + text;
+      auto replies = checks::dnsbl_replies(dnsbl.action, text);
+      if (!replies.drop.empty()) {
+        answer("greet_end", "reply", replies.drop, "DNSBL drop: 521 and close");
+      } else {
+        dnsbl_enforce_reply_ = std::move(replies.enforce);
       }
     }
   }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "checks/replies.h"
 #include "protocol/escape.h"
 #include "protocol/proxy_header.h"
 #include "protocol/xclient.h"
@@ -54,7 +55,7 @@ void Session::refuse_backend_busy(const std::string& why) {
              {{"client", client_labels()}, {"reason", "backend_queue_" + why}});
   if (why == "full") metrics().inc("mxscreen_limit_hits_total", "limit=\"backend_max_sessions\"");
   metrics().inc("mxscreen_backend_queue_total", "outcome=\"" + why + "\"");
-  reply_and_close("421 4.3.2 All server ports are busy\r\n", "backend_busy");
+  reply_and_close(std::string(checks::replies::kAllPortsBusy) + "\r\n", "backend_busy");
 }
 
 void Session::start_handoff() {
@@ -285,7 +286,8 @@ void Session::backend_step_done() {
                       (handoff_->esmtp ? "EHLO " : "HELO ") + std::string(handoff_->helo()));
     return;
   }
-  start_splice(client_gets_backend_banner_ ? raw : "220 " + runtime_->banner + "\r\n");
+  start_splice(client_gets_backend_banner_ ? raw
+                                           : checks::replies::greeting(runtime_->banner) + "\r\n");
 }
 
 void Session::start_splice(const std::string& to_client) {
@@ -527,7 +529,7 @@ void Session::backend_failed(const std::string& reason) {
                                                                               : "replay";
   metrics().inc("mxscreen_backend_failures_total", std::string("step=\"") + kind + "\"");
   if (backend_conn_) backend_conn_->close();
-  reply_and_close("421 4.3.2 Service temporarily unavailable\r\n", "backend_failure");
+  reply_and_close(std::string(checks::replies::kServiceUnavailable) + "\r\n", "backend_failure");
 }
 
 }  // namespace mxscreen::proxy

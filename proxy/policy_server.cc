@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "checks/spam_trap.h"
 #include "checks/store_keys.h"
 #include "protocol/escape.h"
 #include "protocol/policy.h"
@@ -256,14 +257,13 @@ class PolicyServer::Connection : public ConnHandler {
     conn_.stop_reading();
     timer_.stop();
     auto alive = alive_;
-    server_.bans().ban(
-        client, "trap", "spam trap <" + protocol::printable(rcpt, 255) + ">",
-        std::chrono::seconds(0), [this, alive, client](StoreStatus, std::chrono::seconds) {
-          if (!*alive || closing_) return;
-          answer("521 5.7.1 Service unavailable; client [" + client.to_string() + "] is banned",
-                 "trap", "reject");
-          resume();
-        });
+    server_.bans().ban(client, "trap", "spam trap <" + protocol::printable(rcpt, 255) + ">",
+                       std::chrono::seconds(0),
+                       [this, alive, client](StoreStatus, std::chrono::seconds) {
+                         if (!*alive || closing_) return;
+                         answer(checks::trap_reply(client), "trap", "reject");
+                         resume();
+                       });
   }
 
   void dns_answered(bool names) {

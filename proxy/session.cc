@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "checks/non_smtp.h"
+#include "checks/replies.h"
 #include "protocol/ehlo.h"
 #include "protocol/escape.h"
 #include "protocol/proxy_header.h"
@@ -141,7 +142,7 @@ void Session::connect_decision() {
                {{"client", client_labels()}});
     metrics().inc("mxscreen_limit_hits_total",
                   files ? "limit=\"open_files\"" : "limit=\"max_sessions\"");
-    reply_and_close("421 4.3.2 All server ports are busy\r\n", "busy");
+    reply_and_close(std::string(checks::replies::kAllPortsBusy) + "\r\n", "busy");
     return;
   }
   // Before any test (no DNS, no store, no greet wait) when Postfix has no room and the queue
@@ -190,7 +191,7 @@ void Session::fake_mx_action() {
     client_conn_.reset();
     finish("fake_mx");
   } else if (action == FakeMxAction::kTempfail) {
-    reply_and_close("421 4.3.2 Service temporarily unavailable\r\n", "fake_mx");
+    reply_and_close(std::string(checks::replies::kServiceUnavailable) + "\r\n", "fake_mx");
   } else {
     start_greet();  // the dialogue answers 450 at every RCPT
   }
@@ -265,21 +266,21 @@ bool Session::apply_dnsbl(bool* allowlisted) {
   // (dnsbl.reply_map), never the zone, which may hold a DQS key.
   std::string text =
       checks::dnsbl_reject_text(client_.address, snap.dnsbl_hits, snap.reply_text, dnsbl.reply_map);
-  auto verdict = checks::verdict_for(dnsbl.action, true, "DNSBL");
+  auto replies = checks::dnsbl_replies(dnsbl.action, text);
   metrics().inc("mxscreen_test_results_total",
                 "test=\"dnsbl\",outcome=\"" + std::string(checks::to_string(dnsbl.action)) + "\"");
-  if (verdict.outcome == checks::Outcome::kDrop) {
-    reply_and_close("521 5.7.1 " + text + "\r\n", "dnsbl");
+  if (!replies.drop.empty()) {
+    reply_and_close(replies.drop + "\r\n", "dnsbl");
     return false;
   }
-  if (verdict.outcome == checks::Outcome::kEnforce) dnsbl_enforce_reply_ = "550 5.7.1 " + text;
+  dnsbl_enforce_reply_ = std::move(replies.enforce);
   return true;
 }
 
 void Session::start_greet() {
   state_ = State::kGreet;
   const auto& greet = config().greet;
-  client_write("220-" + runtime_->banner + "\r\n");
+  client_write(checks::replies::greeting(runtime_->banner, true) + "\r\n");
   pregreet_.emplace(greet.action, std::chrono::steady_clock::now());
   // Bytes that came during the connect decision (behind a PROXY header) talked early.
   if (!held_.empty()) {
@@ -319,7 +320,7 @@ void Session::greet_done() {
     start_handoff();
     return;
   }
-  client_write("220 " + runtime_->banner + "\r\n");
+  client_write(checks::replies::greeting(runtime_->banner) + "\r\n");
   start_dialogue();
 }
 
@@ -558,7 +559,7 @@ void Session::on_client_bytes(std::string_view bytes) {
       }
       if (pregreet_->verdict().outcome == checks::Outcome::kDrop) {
         metrics().inc("mxscreen_pregreet_total", "verdict=\"drop\"");
-        reply_and_close("521 5.5.1 Protocol error\r\n", "pregreet");
+        reply_and_close(std::string(checks::replies::kPregreetDrop) + "\r\n", "pregreet");
         return;
       }
       hold(bytes);
@@ -642,7 +643,7 @@ void Session::reply_and_close(const std::string& reply, const std::string& outco
 void Session::shutdown_if_unspliced() {
   if (state_ == State::kSplice || state_ == State::kDone) return;
   if (backend_conn_) backend_conn_->close();
-  reply_and_close("421 4.3.2 Service shutting down\r\n", "shutdown");
+  reply_and_close(std::string(checks::replies::kShuttingDown) + "\r\n", "shutdown");
 }
 
 void Session::abort() {

@@ -6,6 +6,7 @@
 // ban.ipv6_prefix network (Bans::key). Counters are atomic increments and the ban is a put_if,
 // so a burst over several workers or hosts earns one ban.
 #include "checks/ban.h"
+#include "checks/spam_trap.h"
 #include "checks/store_keys.h"
 #include "protocol/escape.h"
 #include "proxy/abuse.h"
@@ -133,9 +134,7 @@ void Session::trap_hit() {
   server_.bans().ban(client_.address, "trap", "spam trap <" + rcpt + ">", std::chrono::seconds(0),
                      [this, alive](StoreStatus, std::chrono::seconds) {
                        if (!*alive || state_ == State::kDone) return;
-                       reply_and_close("521 5.7.1 Service unavailable; client [" +
-                                           client_.address.to_string() + "] is banned\r\n",
-                                       "trap");
+                       reply_and_close(checks::trap_reply(client_.address) + "\r\n", "trap");
                      });
 }
 

@@ -187,5 +187,17 @@ TEST(ChecksDnsbl, RejectTextNamesTheHeaviestListOnlyByItsReplyName) {
             "Service unavailable; client [192.0.2.7] blocked using Spamhaus ZEN");
 }
 
+// drop closes with 521 now, enforce keeps the 550 for every RCPT, ignore says nothing.
+TEST(DnsblRepliesTest, TheActionChoosesTheReply) {
+  auto drop = dnsbl_replies(Action::kDrop, "Service unavailable; client [192.0.2.7] blocked");
+  EXPECT_EQ(drop.drop, "521 5.7.1 Service unavailable; client [192.0.2.7] blocked");
+  EXPECT_EQ(drop.enforce, "");
+  auto enforce = dnsbl_replies(Action::kEnforce, "text");
+  EXPECT_EQ(enforce.drop, "");
+  EXPECT_EQ(enforce.enforce, "550 5.7.1 text");
+  auto ignore = dnsbl_replies(Action::kIgnore, "text");
+  EXPECT_EQ(ignore.drop + ignore.enforce, "");
+}
+
 }  // namespace
 }  // namespace mxscreen::checks

@@ -16,5 +16,11 @@ TEST(ChecksSpamTrap, MatchesWithoutRegardToCase) {
   EXPECT_TRUE(TrapRecipients().empty());
 }
 
+TEST(SpamTrapTest, TrapReplyNamesTheBannedClient) {
+  auto client = protocol::IpAddress::parse("2001:db8::7");
+  ASSERT_TRUE(client);
+  EXPECT_EQ(trap_reply(*client), "521 5.7.1 Service unavailable; client [2001:db8::7] is banned");
+}
+
 }  // namespace
 }  // namespace mxscreen::checks
