@@ -11,12 +11,19 @@ reply held, an allowlisted one before Postfix's banner.
   timeout") and never reaches Postfix.
 - Clients that leave while queued free their places at once and are never handed off: Postfix
   never sees them, the next client is served.
+- A screened client that waits seconds at RCPT (PROXY v2 and XCLIENT) is delivered with its own
+  EHLO name, sender and recipient: the handoff replays them after the dialogue was freed.
+- 2,000 screened clients waiting at RCPT cost under 1.5 KiB each (VmRSS; a held client costs
+  about 1 KiB): a queued session keeps only the lines it replays (release builds only).
 
 Client source addresses: 127.0.9.1-127.0.9.60.
 """
 
+import asyncio
 import os
 import re
+import resource
+import socket
 import sys
 import threading
 import time
@@ -59,6 +66,45 @@ def depth(mx):
 
 def queue_events(mx, outcome):
     return harness.metric_sum(mx, "mxscreen_backend_queue_total", {"outcome": outcome})
+
+
+def rss_kib(pid):
+    """VmRSS of a process from /proc/PID/status, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+async def queue_at_rcpt(port, source, n):
+    """n screened clients from source, each EHLO, MAIL, then a RCPT whose reply is held while
+    it waits in the backend queue; returns their (reader, writer) pairs, still open."""
+    limit = asyncio.Semaphore(100)  # connections being opened at once
+
+    async def reply(reader):
+        while True:
+            line = await reader.readline()
+            if not line:
+                raise AssertionError("closed by mxscreen before the RCPT")
+            if line[3:4] != b"-":
+                return line
+
+    async def client(i):
+        async with limit:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, local_addr=(source, 0), limit=4096)
+            for command, code in ((None, b"220"), (f"EHLO mail{i}.example.org", b"250"),
+                                  (f"MAIL FROM:<q{i}@example.org>", b"250")):
+                if command:
+                    writer.write(command.encode() + b"\r\n")
+                line = await reply(reader)
+                assert line.startswith(code), (command, line)
+            writer.write(f"RCPT TO:<{harness.MAILBOX}>\r\n".encode())
+            await writer.drain()
+            return reader, writer
+
+    return await asyncio.gather(*(client(i) for i in range(n)))
 
 
 def wait_depth(mx, n, timeout=10):
@@ -247,6 +293,82 @@ class BackendQueueTest(unittest.TestCase):
             self.assertEqual(queue_events(mx, "served"), 0)
             mx.wait_log(rf"DISCONNECT \[{esc(screened)}\]:\d+ outcome=client_gone ")
             mx.wait_log(rf"DISCONNECT \[{esc(allowlisted)}\]:\d+ outcome=client_gone ")
+
+    def test_a_client_queued_at_rcpt_for_seconds_delivers_with_its_own_envelope(self):
+        # While it waits, the session holds only what the handoff replays (EHLO name, MAIL and
+        # RCPT lines): they reach Postfix intact, through PROXY v2 and through XCLIENT.
+        for mode, backend, source in (("proxy_v2", harness.BACKEND_PROXY, "127.0.9.24"),
+                                      ("xclient", harness.BACKEND_XCLIENT, "127.0.9.25")):
+            with self.subTest(mode=mode), harness.Mxscreen(
+                    queue_config(1, address=backend, handoff=mode)) as mx:
+                mx.wait_log(rf"backend {re.escape(backend)} offers \d+ EHLO keywords")
+                harness.wait_until(
+                    lambda: harness.backend_connections(mx.proc.pid,
+                                                        int(backend.rsplit(":", 1)[1])) == 0,
+                    what="the EHLO probes' connections to end")
+                holder = hold_slot(mx)
+                marker = harness.unique_marker(f"queue-long-{mode}")
+                sender = f"waiter.{marker}@example.org"
+                sock = harness.raw_connect(mx.port, source=source)
+                try:
+                    self.assertEqual(harness.read_reply(sock).code, 220)
+                    self.assertEqual(harness.command(sock, "EHLO waiter.example.net").code, 250)
+                    self.assertEqual(
+                        harness.command(sock, f"MAIL FROM:<{sender}> SIZE=200").code, 250)
+                    harness.send_line(sock, f"RCPT TO:<{harness.MAILBOX}>")
+                    wait_depth(mx, 1)
+                    # Five seconds in the queue: no reply comes while the slot is held.
+                    sock.settimeout(5)
+                    with self.assertRaises(socket.timeout):
+                        sock.recv(1)
+                    release(holder)
+                    self.assertEqual(harness.read_reply(sock, timeout=10).raw,
+                                     b"250 2.1.5 Ok\r\n")  # Postfix's own reply
+                    self.assertEqual(harness.command(sock, "DATA").code, 354)
+                    sock.sendall(harness.marked_message(marker, sender) + b".\r\n")
+                    self.assertEqual(harness.read_reply(sock).code, 250)
+                    self.assertEqual(harness.command(sock, "QUIT").code, 221)
+                finally:
+                    sock.close()
+                data = harness.wait_delivered(marker)
+                self.assertRegex(data, rf"(?m)^Return-Path: <{re.escape(sender)}>$")
+                self.assertRegex(data, rf"(?m)^X-Original-To: {re.escape(harness.MAILBOX)}$")
+                self.assertRegex(data, rf"Received: from waiter\.example\.net "
+                                       rf"\(unknown \[{esc(source)}\]\)")
+                self.assertEqual(queue_events(mx, "served"), 1)
+                self.assertGreaterEqual(
+                    harness.metric_sum(mx, "mxscreen_backend_queue_wait_seconds_sum"), 5)
+
+    @unittest.skipUnless(harness.RSS_COMPARABLE and not harness.SANITIZED,
+                         "RSS per client is a release build's figure (sanitizers add redzones "
+                         "and shadow memory to every allocation)")
+    def test_two_thousand_queued_clients_cost_under_one_and_a_half_kib_each(self):
+        n = 2000
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < n + 200:
+            self.skipTest(f"RLIMIT_NOFILE hard limit {hard} < {n + 200}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n + 200), hard))
+        with harness.Mxscreen(queue_config(1), env=harness.RSS_ENV) as mx:
+            probe_done(mx)
+            holder = hold_slot(mx)
+            before = rss_kib(mx.proc.pid)
+
+            async def burst():
+                clients = await queue_at_rcpt(mx.port, "127.0.9.26", n)
+                try:
+                    await asyncio.to_thread(wait_depth, mx, n, 60)
+                    return rss_kib(mx.proc.pid)
+                finally:
+                    for _, writer in clients:
+                        writer.close()
+
+            after = asyncio.run(burst())
+            per_client = (after - before) / n
+            print(f"\n{n} clients queued at RCPT: VmRSS {before} -> {after} KiB, "
+                  f"{per_client:.2f} KiB per queued client", file=sys.stderr)
+            self.assertLess(per_client, 1.5)
+            wait_depth(mx, 0, timeout=30)  # they left: their places are free
+            release(holder)
 
 
 if __name__ == "__main__":
