@@ -10,7 +10,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -48,8 +48,10 @@ class BackendSlots {
 
  private:
   mutable std::mutex mutex_;
-  uint64_t next_ticket_ = 1;            // under mutex_
-  std::map<uint64_t, Waiter> waiters_;  // under mutex_; ticket order is arrival order
+  uint64_t next_ticket_ = 1;  // under mutex_
+  // Under mutex_, in ticket order (arrival order). A deque, not a map: 40 bytes a waiter
+  // instead of a 96-byte tree node (a queued client costs what a held one does, issue 15).
+  std::deque<Waiter> waiters_;
   std::atomic<std::size_t> used_{0};    // written under mutex_
   std::atomic<std::size_t> queued_{0};  // waiters_.size(), written under mutex_
 };

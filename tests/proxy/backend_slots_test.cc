@@ -85,6 +85,20 @@ TEST(BackendSlots, AWaiterThatLeavesFreesItsPlace) {
   EXPECT_EQ(granted[0].ticket, next.ticket);  // the one that left is never served
 }
 
+TEST(BackendSlots, LeavingFromTheMiddleKeepsTheOrderOfTheRest) {
+  BackendSlots slots;
+  auto a = waiter(0), first = waiter(0), gone = waiter(1), last = waiter(0);
+  ASSERT_EQ(slots.acquire(1, 3, &a), Result::kGranted);
+  for (auto* w : {&first, &gone, &last}) ASSERT_EQ(slots.acquire(1, 3, w), Result::kQueued);
+  EXPECT_TRUE(slots.leave(gone.ticket));
+  EXPECT_FALSE(slots.leave(gone.ticket));  // once
+  auto granted = slots.release(3);         // a reload raised max_sessions
+  ASSERT_EQ(granted.size(), 2u);
+  EXPECT_EQ(granted[0].ticket, first.ticket);
+  EXPECT_EQ(granted[1].ticket, last.ticket);
+  EXPECT_EQ(slots.queued(), 0u);
+}
+
 TEST(BackendSlots, LeavingAfterTheGrantSaysSo) {
   BackendSlots slots;
   auto a = waiter(0), b = waiter(1);
