@@ -218,7 +218,9 @@ std::string policy_restriction_warning(std::string_view restrictions,
                                        const protocol::Endpoint& listen, std::string_view where) {
   auto w = words(restrictions);
   const std::string want = listen.to_string();
-  const std::string port = ":" + std::to_string(listen.port);
+  // Built by append: GCC 12's -Wrestrict misfires on "literal" + std::string&& in Release.
+  std::string port = ":";
+  port += std::to_string(listen.port);
   for (std::size_t i = 0; i + 1 < w.size(); ++i) {
     if (w[i] != "check_policy_service") continue;
     std::string target = w[i + 1];

@@ -230,7 +230,10 @@ void Walk::dns_tests() {
     std::string hits;
     for (const auto& hit : snap.dnsbl_hits) {
       std::string answers;
-      for (const auto& a : hit.answers) answers += (answers.empty() ? "" : ",") + a.to_string();
+      for (const auto& a : hit.answers) {
+        if (!answers.empty()) answers += ',';  // by append: GCC 12's -Wrestrict misfires on
+        answers += a.to_string();              // "literal" + std::string&& in Release
+      }
       hits +=
           (hits.empty() ? "" : " ") + hit.site + "(" + std::to_string(hit.weight) + ")=" + answers;
     }
@@ -540,7 +543,12 @@ std::string format_text(const ExplainReport& r) {
 }
 
 std::string format_json(const ExplainReport& r) {
-  auto str = [](const std::string& s) { return "\"" + protocol::json_escape(s) + "\""; };
+  auto str = [](const std::string& s) {
+    std::string quoted = "\"";  // by append: GCC 12's -Wrestrict misfires on "literal" + string&&
+    quoted += protocol::json_escape(s);
+    quoted += '"';
+    return quoted;
+  };
   std::string out = "{\"client\":" + str(r.client) + ",\"helo\":" + str(r.helo) +
                     ",\"from\":" + str(r.sender) + ",\"to\":" + str(r.recipient) + ",\"tests\":[";
   for (std::size_t i = 0; i < r.lines.size(); ++i) {
