@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,5 +20,9 @@ std::string json_escape(std::string_view text);
 
 // ASCII A-Z to a-z, every other byte kept (DNS names, address domains; no locale).
 std::string ascii_lower(std::string_view text);
+
+// %XX escapes decoded (a redis:// URL's password, a ctl cursor); nullopt when a % is not
+// followed by two hex digits.
+std::optional<std::string> percent_decode(std::string_view text);
 
 }  // namespace mxscreen::protocol

@@ -555,20 +555,7 @@ std::string encode_cursor(const std::string& cursor) {
 }
 
 std::optional<std::string> decode_cursor(const std::string& text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      out += text[i];
-      continue;
-    }
-    unsigned value = 0;
-    if (i + 2 >= text.size()) return std::nullopt;
-    auto [end, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
-    if (ec != std::errc() || end != text.data() + i + 3) return std::nullopt;
-    out += static_cast<char>(value);
-    i += 2;
-  }
-  return out;
+  return protocol::percent_decode(text);
 }
 
 }  // namespace mxscreen::proxy

@@ -21,6 +21,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "protocol/escape.h"
 #include "proxy/log.h"
 
 // Exported by libhiredis 0.14 but declared only from 1.0 on: dispatches the whole replies in
@@ -43,23 +44,6 @@ constexpr std::string_view kCompareAndSetScript =
     "if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) "
     "else redis.call('SET', KEYS[1], ARGV[2]) end "
     "return 1";
-
-std::optional<std::string> percent_decode(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      out += text[i];
-      continue;
-    }
-    unsigned value = 0;
-    if (i + 2 >= text.size()) return std::nullopt;
-    auto [end, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
-    if (ec != std::errc() || end != text.data() + i + 3) return std::nullopt;
-    out += static_cast<char>(value);
-    i += 2;
-  }
-  return out;
-}
 
 template <typename T>
 bool parse_number(std::string_view text, T& value) {
@@ -89,9 +73,9 @@ std::optional<RedisUrl> RedisUrl::parse(std::string_view url, std::string* error
     std::string_view userinfo = authority.substr(0, at);
     authority = authority.substr(at + 1);
     size_t colon = userinfo.find(':');
-    auto user = percent_decode(userinfo.substr(0, colon));
-    auto password =
-        percent_decode(colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1));
+    auto user = protocol::percent_decode(userinfo.substr(0, colon));
+    auto password = protocol::percent_decode(
+        colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1));
     if (!user || !password) return bad("bad %-escape in the password");
     if (colon != std::string_view::npos) out.username = *user;
     out.password = *password;

@@ -41,16 +41,16 @@ def sink_markers(sink):
     return [m.data.decode("utf-8", "replace") for m in sink.messages()]
 
 
-class Backend:
-    """A loopback SMTP server that answers up to DATA, then resets the connection with RST after
-    the first body bytes: a backend that dies mid-splice."""
+class LoopbackServer:
+    """A TCP server on a free loopback port, one thread per connection running _session(conn);
+    `connections` counts the accepted ones."""
 
     def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
-        self.resets = 0
+        self.connections = 0
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -59,7 +59,23 @@ class Backend:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            self.connections += 1
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn):
+        raise NotImplementedError
+
+    def close(self):
+        self.sock.close()
+
+
+class Backend(LoopbackServer):
+    """A loopback SMTP server that answers up to DATA, then resets the connection with RST after
+    the first body bytes: a backend that dies mid-splice."""
+
+    def __init__(self):
+        self.resets = 0
+        super().__init__()
 
     def _session(self, conn):
         f = conn.makefile("rb")
@@ -82,9 +98,6 @@ class Backend:
                     conn.sendall(b"250 ok\r\n")
         finally:
             conn.close()
-
-    def close(self):
-        self.sock.close()
 
 
 class DnsServer:
@@ -125,7 +138,7 @@ class DnsServer:
         self.sock.close()
 
 
-class FakeRedis:
+class FakeRedis(LoopbackServer):
     """A loopback server speaking just enough RESP to pass for Redis, that then breaks the
     protocol on purpose: mode "spontaneous" sends a reply nobody asked for after the handshake's
     PONG, mode "double" answers every command twice. hiredis 0.14 aborts the process on either
@@ -133,21 +146,7 @@ class FakeRedis:
 
     def __init__(self, mode):
         self.mode = mode
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+        super().__init__()
 
     @staticmethod
     def _command(f):
@@ -177,9 +176,6 @@ class FakeRedis:
         finally:
             f.close()
             conn.close()
-
-    def close(self):
-        self.sock.close()
 
 
 def base_config(sink_port, **sections):

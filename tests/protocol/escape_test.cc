@@ -61,5 +61,14 @@ TEST(ProtocolEscape, AsciiLowerTouchesOnlyAsciiLetters) {
   EXPECT_EQ(ascii_lower(""), "");
 }
 
+TEST(PercentDecodeTest, DecodesEscapesAndRefusesBrokenOnes) {
+  EXPECT_EQ(percent_decode("p%40ss%2Fw%00rd"), std::string("p@ss/w\0rd", 9));
+  EXPECT_EQ(percent_decode("plain"), "plain");
+  EXPECT_EQ(percent_decode(""), "");
+  EXPECT_EQ(percent_decode("%4"), std::nullopt);
+  EXPECT_EQ(percent_decode("%zz"), std::nullopt);
+  EXPECT_EQ(percent_decode("%+1"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace mxscreen::protocol
