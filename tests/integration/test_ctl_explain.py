@@ -51,11 +51,7 @@ UNBOUND = None
 
 def setUpModule():
     global UNBOUND
-    binary = test_dns.unbound_binary()
-    if binary is None:
-        raise unittest.SkipTest("unbound is not installed")
-    harness.ensure_postfix()
-    UNBOUND = test_dns.Unbound(binary, zone_text=zones()).start()
+    UNBOUND = test_dns.start_unbound(zones())
 
 
 def tearDownModule():

@@ -106,6 +106,16 @@ def unbound_binary():
     return None
 
 
+def start_unbound(zone_text=None):
+    """For a test module's setUpModule: the private Postfix, and a started Unbound serving
+    zone_text (test_dns's zones when None); skips the module when unbound is not installed."""
+    binary = unbound_binary()
+    if binary is None:
+        raise unittest.SkipTest("unbound is not installed")
+    harness.ensure_postfix()
+    return Unbound(binary, zone_text).start()
+
+
 def free_udp_tcp_port():
     """A loopback port free for both UDP and TCP right now (unbound listens on both)."""
     for _ in range(50):

@@ -76,11 +76,7 @@ BLACKHOLE = None  # a nameserver that never answers
 
 def setUpModule():
     global UNBOUND, BLACKHOLE
-    binary = test_dns.unbound_binary()
-    if binary is None:
-        raise unittest.SkipTest("unbound is not installed")
-    harness.ensure_postfix()
-    UNBOUND = test_dns.Unbound(binary, ZONES).start()
+    UNBOUND = test_dns.start_unbound(ZONES)
     BLACKHOLE = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     BLACKHOLE.bind(("127.0.0.1", 0))
 
