@@ -110,6 +110,12 @@ ROWS = [
     ("burst", "delivery_p99", "mxscreen-burst", "haproxy-burst", 1.0, "le", "p99 <= HAProxy's"),
     ("burst", "delivery_p99", "mxscreen-burst", "postscreen-burst", None, None, ""),
     ("burst", "peak_kib", "mxscreen-burst", "-", None, None, "goal: < 1 KiB per queued"),
+    ("burst", "delivered", "mxscreen-burst-known", "haproxy-burst", None, None,
+     "known clients (PASS OLD)"),
+    ("burst", "refused", "mxscreen-burst-known", "haproxy-burst", None, None, ""),
+    ("burst", "delivery_p50", "mxscreen-burst-known", "haproxy-burst", None, None, ""),
+    ("burst", "delivery_p99", "mxscreen-burst-known", "haproxy-burst", 1.0, "le",
+     "p99 <= HAProxy's, no greet wait"),
 ]
 
 
