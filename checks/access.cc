@@ -74,4 +74,28 @@ AccessDecision AccessList::decide(const protocol::IpAddress& client) const {
   return AccessDecision::kDunno;
 }
 
+Finding access_finding(AccessDecision decision, const protocol::IpAddress& client,
+                       std::string_view who) {
+  Finding f;
+  switch (decision) {
+    case AccessDecision::kReject:
+      f.test = "denylisted";
+      f.outcome = "reject";
+      f.word = "DENYLISTED";
+      f.detail.append("DENYLISTED ").append(who);
+      return f.closes(Finding::Then::kReplyAndClose, access_reject_reply(client));
+    case AccessDecision::kPermit:
+      f.test = "allowlisted";
+      f.outcome = "permit";
+      f.word = "ALLOWLISTED";
+      f.detail.append("ALLOWLISTED ").append(who);
+      return f;
+    case AccessDecision::kDunno:
+      break;
+  }
+  f.test = "access";
+  f.outcome = "pass";
+  return f;
+}
+
 }  // namespace mxscreen::checks

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "checks/finding.h"
 #include "protocol/address.h"
 
 namespace mxscreen::checks {
@@ -46,5 +47,11 @@ class AccessList {
  private:
   std::vector<AccessRule> rules_;
 };
+
+// The connect decision's finding on the access list (`who` is "[ip]:port"): a reject is
+// DENYLISTED, access_reject_reply and close; a permit is ALLOWLISTED and goes on (the session
+// hands the client straight to the backend); no rule passes silently.
+Finding access_finding(AccessDecision decision, const protocol::IpAddress& client,
+                       std::string_view who);
 
 }  // namespace mxscreen::checks

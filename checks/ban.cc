@@ -37,4 +37,22 @@ bool is_banned(std::optional<std::string_view> record, int64_t now_seconds) {
   return r && r->until > now_seconds;
 }
 
+Finding banned_finding(const protocol::IpAddress& client, std::string_view who,
+                       const std::optional<BanRecord>& record, int64_t now, bool reply) {
+  Finding f;
+  f.test = "banned";
+  f.outcome = "reject";
+  f.word = "BANNED";
+  f.detail.append("BANNED ")
+      .append(who)
+      .append(": connection refused (")
+      .append(record ? record->reason : "")
+      .append(", ")
+      .append(std::to_string(record ? record->until - now : 0))
+      .append("s left)");
+  f.counter = "mxscreen_banned_connections_total";
+  if (!reply) return f.closes(Finding::Then::kClose);
+  return f.closes(Finding::Then::kReplyAndClose, ban_reply(client));
+}
+
 }  // namespace mxscreen::checks

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "checks/finding.h"
 #include "protocol/address.h"
 
 namespace mxscreen::checks {
@@ -42,5 +43,11 @@ std::string ban_reply(const protocol::IpAddress& client);
 
 // The client is banned now according to the stored record.
 bool is_banned(std::optional<std::string_view> record, int64_t now_seconds);
+
+// A banned client at connect (`who` is "[ip]:port", `record` the stored ban, `now` epoch
+// seconds): the BANNED line, mxscreen_banned_connections_total, then ban_reply and close, or
+// (ban.reply = false) a close without a byte read or written.
+Finding banned_finding(const protocol::IpAddress& client, std::string_view who,
+                       const std::optional<BanRecord>& record, int64_t now, bool reply);
 
 }  // namespace mxscreen::checks

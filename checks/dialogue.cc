@@ -21,6 +21,20 @@ std::string syntax_reply(const std::string& why) {
   return (why.rfind("5.6.7", 0) == 0 ? "553 " : "501 ") + why;
 }
 
+// A finding of the dialogue: logged with the test and outcome as fields, counted in
+// mxscreen_test_results_total; `word` "" logs the test's name as the word.
+Finding dialogue_finding(std::string word, std::string detail, std::string test,
+                         std::string outcome) {
+  Finding f;
+  f.word = word.empty() ? test : std::move(word);
+  f.detail = std::move(detail);
+  f.test = std::move(test);
+  f.outcome = std::move(outcome);
+  f.fields = {{"test", f.test}, {"outcome", f.outcome}};
+  f.counted_as_test_result();
+  return f;
+}
+
 std::string verb_name(const protocol::Command& cmd) {
   std::string name(cmd.verb_text.substr(0, 16));
   for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -28,6 +42,19 @@ std::string verb_name(const protocol::Command& cmd) {
 }
 
 }  // namespace
+
+bool Step::closes() const {
+  return std::any_of(findings.begin(), findings.end(),
+                     [](const Finding& f) { return f.ends_session(); });
+}
+
+std::string Step::sent() const {
+  std::string out = reply;
+  for (const auto& f : findings) {
+    if (f.ends_session() && !f.reply.empty()) out.append(f.reply).append("\r\n");
+  }
+  return out;
+}
 
 Dialogue::Dialogue(DialoguePolicy policy) : policy_(std::move(policy)), errors_(policy_.errors) {}
 
@@ -40,15 +67,16 @@ Step Dialogue::error(std::string reply, Step step) {
 }
 
 Step Dialogue::too_many_errors(Step step) {
-  {
-    step.reply = crlf("421 4.7.0 " + policy_.hostname + " Error: too many errors");
-    step.then = Step::Then::kClose;
-    step.events.push_back({"HARD-LIMIT",
-                           "too many errors (" + std::to_string(errors_.errors()) + ") from " +
-                               policy_.client + " after " + last_verb_ + "; 421 and disconnect",
-                           "errors", "drop"});
-    return step;
-  }
+  step.reply.clear();
+  step.delay = std::chrono::milliseconds{0};
+  step.findings.push_back(dialogue_finding("HARD-LIMIT",
+                                           "too many errors (" + std::to_string(errors_.errors()) +
+                                               ") from " + policy_.client + " after " + last_verb_ +
+                                               "; 421 and disconnect",
+                                           "errors", "drop")
+                              .closes(Finding::Then::kReplyAndClose,
+                                      "421 4.7.0 " + policy_.hostname + " Error: too many errors"));
+  return step;
 }
 
 Step Dialogue::junk(std::string reply) {
@@ -60,13 +88,6 @@ Step Dialogue::junk(std::string reply) {
   return step;
 }
 
-Step Dialogue::drop(Step step) {
-  step.reply = crlf("521 5.5.1 Protocol error");
-  step.then = Step::Then::kClose;
-  step.delay = std::chrono::milliseconds{0};
-  return step;
-}
-
 bool Dialogue::apply(const Verdict& verdict, const std::string& test, const std::string& detail,
                      Step* step) {
   if (verdict.passed()) return false;
@@ -74,9 +95,12 @@ bool Dialogue::apply(const Verdict& verdict, const std::string& test, const std:
   std::string outcome = verdict.outcome == Outcome::kDrop      ? "drop"
                         : verdict.outcome == Outcome::kEnforce ? "enforce"
                                                                : "ignore";
-  step->events.push_back({"", detail, test, outcome});
+  step->findings.push_back(dialogue_finding("", detail, test, outcome));
   if (verdict.outcome == Outcome::kDrop) {
-    *step = drop(std::move(*step));
+    // postscreen's drop: 521 and close now.
+    step->findings.back().closes(Finding::Then::kReplyAndClose, "521 5.5.1 Protocol error");
+    step->reply.clear();
+    step->delay = std::chrono::milliseconds{0};
     return true;
   }
   if (verdict.outcome == Outcome::kEnforce && policy_.enforced_by.empty()) {
@@ -88,11 +112,12 @@ bool Dialogue::apply(const Verdict& verdict, const std::string& test, const std:
 Step Dialogue::on_line(const protocol::Line& line, std::string_view early_input) {
   Step step;
   if (++commands_ > policy_.command_count_limit) {
-    step.reply = crlf("421 4.7.0 " + policy_.hostname + " Error: too many commands");
-    step.then = Step::Then::kClose;
-    step.events.push_back({"COMMAND COUNT LIMIT",
-                           "COMMAND COUNT LIMIT from " + policy_.client + " after " + last_verb_,
-                           "command_count", "drop"});
+    step.findings.push_back(
+        dialogue_finding("COMMAND COUNT LIMIT",
+                         "COMMAND COUNT LIMIT from " + policy_.client + " after " + last_verb_,
+                         "command_count", "drop")
+            .closes(Finding::Then::kReplyAndClose,
+                    "421 4.7.0 " + policy_.hostname + " Error: too many commands"));
     return step;
   }
   if (line.too_long) return error("500 5.5.2 Error: line too long");
@@ -132,7 +157,7 @@ Step Dialogue::on_line(const protocol::Line& line, std::string_view early_input)
   auto cmd = protocol::parse_command(line.text);
   Step result = on_command(cmd, line.text);
   last_verb_ = verb_name(cmd);
-  for (auto& e : step.events) result.events.insert(result.events.begin(), std::move(e));
+  for (auto& f : step.findings) result.findings.insert(result.findings.begin(), std::move(f));
   return result;
 }
 
@@ -170,15 +195,22 @@ Step Dialogue::on_command(const protocol::Command& cmd, const std::string& raw) 
     case Verb::kExpn:
       return error("502 5.5.1 EXPN command is disabled");
     case Verb::kQuit: {
+      // Not a test: the client's own goodbye, the session's outcome "quit".
       Step step;
-      step.reply = crlf("221 2.0.0 Bye");
-      step.then = Step::Then::kClose;
+      Finding bye;
+      bye.test = "quit";
+      step.findings.push_back(
+          std::move(bye.closes(Finding::Then::kReplyAndClose, "221 2.0.0 Bye")));
       return step;
     }
     case Verb::kAuth: {
       Step step = error("503 5.5.1 Error: authentication not enabled");
-      step.events.push_back(
-          {"AUTH", "AUTH attempt on an MX port from " + policy_.client, "auth", "reject"});
+      // Before a hard-limit finding that closes the session: the AUTH line and its strike come
+      // first.
+      auto auth = dialogue_finding("AUTH", "AUTH attempt on an MX port from " + policy_.client,
+                                   "auth", "reject");
+      auth.strike = "AUTH on an MX port";
+      step.findings.insert(step.findings.begin(), std::move(auth));
       return step;
     }
     case Verb::kStarttls: {
@@ -284,7 +316,7 @@ Step Dialogue::rcpt_rejected(const std::string& reply, const std::string& rcpt,
                     protocol::printable(sender_.address, 255) + "> to=<" +
                     protocol::printable(rcpt, 255) + "> proto=" + (esmtp_ ? "ESMTP" : "SMTP") +
                     " helo=<" + protocol::printable(helo_, 255) + ">";
-  step.events.insert(step.events.begin(), {"NOQUEUE", log, test, "reject"});
+  step.findings.insert(step.findings.begin(), dialogue_finding("NOQUEUE", log, test, "reject"));
   return step;
 }
 
@@ -303,11 +335,12 @@ Step Dialogue::reject_held_rcpt(const std::string& reply, const std::string& tes
 
 Step Dialogue::on_time_limit() {
   Step step;
-  step.reply = crlf("421 4.4.2 " + policy_.hostname + " Error: timeout exceeded");
-  step.then = Step::Then::kClose;
-  step.events.push_back({"COMMAND TIME LIMIT",
-                         "COMMAND TIME LIMIT from " + policy_.client + " after " + last_verb_,
-                         "command_time", "drop"});
+  step.findings.push_back(
+      dialogue_finding("COMMAND TIME LIMIT",
+                       "COMMAND TIME LIMIT from " + policy_.client + " after " + last_verb_,
+                       "command_time", "drop")
+          .closes(Finding::Then::kReplyAndClose,
+                  "421 4.4.2 " + policy_.hostname + " Error: timeout exceeded"));
   return step;
 }
 

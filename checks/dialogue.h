@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "checks/errors.h"
+#include "checks/finding.h"
 #include "checks/helo.h"
 #include "checks/non_smtp.h"
 #include "checks/verdict.h"
@@ -51,20 +52,21 @@ struct DialoguePolicy {
   std::optional<std::string> client_reject;
 };
 
-// Something to log (and count): `word` is the log word, `message` the whole line.
-struct DialogueEvent {
-  std::string word;
-  std::string message;
-  std::string test;     // metric label: pipelining, non_smtp, bare_newline, helo, ...
-  std::string outcome;  // metric label: ignore, enforce, drop, reject, pass
-};
-
+// The dialogue's answer to one line: its findings (the deep tests' hits, NOQUEUE rejects, the
+// error and command limits, QUIT), then the reply. A finding that ends the session carries the
+// last reply itself (Finding::closes); the session applies the findings in order
+// (Session::apply), then sends `reply` after `delay`, then does `then`.
 struct Step {
-  enum class Then { kContinue, kClose, kHandoff, kStartTls };
+  enum class Then { kContinue, kHandoff, kStartTls };
   std::string reply;  // CRLF-terminated, may be several lines; empty at a handoff at RCPT
   std::chrono::milliseconds delay{0};
   Then then = Then::kContinue;
-  std::vector<DialogueEvent> events;
+  std::vector<Finding> findings;
+
+  // A finding ends the session here.
+  bool closes() const;
+  // What the client reads for this step: `reply`, then the closing finding's reply (with CRLF).
+  std::string sent() const;
 };
 
 class Dialogue {
@@ -111,7 +113,6 @@ class Dialogue {
   // An error reply, through the error counter (sleep, or 421 at the hard limit).
   Step error(std::string reply, Step step = {});
   Step too_many_errors(Step step);
-  Step drop(Step step);
   // Applies a deep test's verdict; returns true when the session ends here (drop).
   bool apply(const Verdict& verdict, const std::string& test, const std::string& detail,
              Step* step);

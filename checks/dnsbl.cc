@@ -292,4 +292,58 @@ DnsblReplies dnsbl_replies(Action action, std::string_view text) {
   return out;
 }
 
+std::vector<Finding> dnsbl_findings(const protocol::IpAddress& client, std::string_view who,
+                                    int rank, const std::vector<DnsblHit>& hits,
+                                    std::string_view reply_text, int threshold,
+                                    int allowlist_threshold, Action action,
+                                    const DnsblReplyMap& reply_map) {
+  std::vector<Finding> out;
+  if (rank != 0) {
+    std::string sites;
+    for (const auto& hit : hits) {
+      if (!sites.empty()) sites += ' ';
+      sites.append(hit.site).append("(").append(std::to_string(hit.weight)).append(")");
+    }
+    Finding line;
+    line.test = "dnsbl";
+    line.outcome = "rank";
+    line.word = "DNSBL";
+    line.detail.append("DNSBL rank ")
+        .append(std::to_string(rank))
+        .append(" for ")
+        .append(who)
+        .append(": ")
+        .append(sites);
+    line.fields = {{"rank", std::to_string(rank)}};
+    out.push_back(std::move(line));
+  }
+  Finding f;
+  f.test = "dnsbl";
+  switch (dnsbl_decision(rank, threshold, allowlist_threshold, action)) {
+    case DnsblDecision::kAllowlisted:
+      f.outcome = "allowlist";
+      f.counted_as_test_result().then = Finding::Then::kAllowlist;
+      break;
+    case DnsblDecision::kPass:
+      f.outcome = "pass";
+      break;
+    case DnsblDecision::kListed: {
+      f.outcome = std::string(to_string(action));
+      f.counted_as_test_result();
+      // The zone is in the DNSBL line above; the client reads the admin's name for it
+      // (dnsbl.reply_map), never the zone, which may hold a DQS key.
+      auto replies = dnsbl_replies(action, dnsbl_reject_text(client, hits, reply_text, reply_map));
+      if (!replies.drop.empty()) {
+        f.closes(Finding::Then::kReplyAndClose, std::move(replies.drop));
+      } else if (!replies.enforce.empty()) {
+        f.then = Finding::Then::kEnforce;
+        f.reply = std::move(replies.enforce);
+      }
+      break;
+    }
+  }
+  out.push_back(std::move(f));
+  return out;
+}
+
 }  // namespace mxscreen::checks

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "checks/finding.h"
 #include "checks/verdict.h"
 #include "protocol/address.h"
 
@@ -115,5 +116,15 @@ struct DnsblReplies {
   std::string enforce;  // "550 5.7.1 text", or empty
 };
 DnsblReplies dnsbl_replies(Action action, std::string_view text);
+
+// The DNSBL/DNSWL score at the end of the greet wait (`who` is "[ip]:port", `rank` the sum of
+// the weights of `hits`, `reply_text` the list's TXT): a "DNSBL rank n for ..." line when the
+// rank is not 0, then the decision: kAllowlist (a DNSWL pass: the rest is skipped), a pass, or
+// the action's finding (drop: 521 and close; enforce: 550 at every RCPT; ignore: counted only).
+std::vector<Finding> dnsbl_findings(const protocol::IpAddress& client, std::string_view who,
+                                    int rank, const std::vector<DnsblHit>& hits,
+                                    std::string_view reply_text, int threshold,
+                                    int allowlist_threshold, Action action,
+                                    const DnsblReplyMap& reply_map);
 
 }  // namespace mxscreen::checks

@@ -65,4 +65,41 @@ std::optional<DomainReject> domain_reject_reply(const DomainFacts& facts, const 
   return std::nullopt;
 }
 
+std::vector<Finding> domain_findings(const DomainFacts& facts, bool reject_unknown_helo,
+                                     const DomainNames& names, const DnsblReplyMap& reply_map,
+                                     std::string_view who) {
+  std::vector<Finding> out;
+  for (const auto& [what, listing] : {std::pair{"reverse name", &facts.reverse_listed},
+                                      std::pair{"HELO name", &facts.helo_listed},
+                                      std::pair{"sender domain", &facts.sender_listed}}) {
+    if (!*listing) continue;
+    Finding line;
+    line.test = "rhsbl";
+    line.outcome = "listed";
+    line.word = "RHSBL";
+    line.detail.append("RHSBL ")
+        .append(what)
+        .append(" of ")
+        .append(who)
+        .append(" listed by ")
+        .append((*listing)->zone);
+    line.fields = {{"zone", (*listing)->zone}};
+    out.push_back(std::move(line));
+  }
+  DomainFacts tested = facts;
+  if (!reject_unknown_helo) tested.helo.reset();
+  auto reject = domain_reject_reply(tested, names, reply_map);
+  Finding f;
+  f.test = reject ? reject->test : "domain";
+  f.outcome = reject ? "reject" : "pass";
+  f.counter = kTestResults;
+  f.labels = "test=\"domain\",outcome=\"" + (reject ? reject->test : "pass") + "\"";
+  if (reject) {
+    f.reply = std::move(reject->reply);
+    f.then = Finding::Then::kRejectRcpt;
+  }
+  out.push_back(std::move(f));
+  return out;
+}
+
 }  // namespace mxscreen::checks

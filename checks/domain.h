@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "checks/dnsbl.h"
 
@@ -61,5 +62,14 @@ std::string helo_lookup_name(std::string_view helo);
 // The domain of a sender address, lower case; "" for the null sender, an unqualified address
 // or an address literal.
 std::string sender_lookup_domain(std::string_view address);
+
+// The DNS tests of names at the RCPT that would hand off (`who` is "[ip]:port"): an "RHSBL ...
+// listed by <zone>" line per listing (the zones are for the admin; the reply names them only as
+// `reply_map` says), then the decision, counted as test "domain": the first failing test's reply
+// for the held RCPT (kRejectRcpt, its test the NOQUEUE label), or a pass. `reject_unknown_helo`:
+// helo.reject_unknown (the HELO name may have been looked up for greylist.only_if alone).
+std::vector<Finding> domain_findings(const DomainFacts& facts, bool reject_unknown_helo,
+                                     const DomainNames& names, const DnsblReplyMap& reply_map,
+                                     std::string_view who);
 
 }  // namespace mxscreen::checks

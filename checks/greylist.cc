@@ -312,4 +312,91 @@ std::optional<std::string> count_client_pass(std::optional<std::string_view> sto
   return ClientPassRecord{record->count + 1, now}.to_string();
 }
 
+Finding greylist_finding(const GreylistAnswer& answer, std::string_view who,
+                         std::string_view sender, std::string_view recipient,
+                         std::string_view reply_text) {
+  Finding f;
+  f.test = "greylist";
+  f.word = "GREYLIST";
+  f.counter = "mxscreen_greylist_total";
+  // The outcome words and key kinds are label-safe words of greylisting's own.
+  auto count = [&f, &answer](std::string_view outcome) {
+    f.labels.append("outcome=\"")
+        .append(outcome)
+        .append("\",key=\"")
+        .append(answer.key)
+        .append("\"");
+  };
+  if (answer.verdict == GreylistAnswer::Verdict::kStoreUnavailable) {
+    f.outcome = "store_unavailable";
+    f.warning = true;
+    f.detail.append("GREYLIST skipped for ")
+        .append(who)
+        .append(": state store unavailable; failing open");
+    count(f.outcome);
+    return f;
+  }
+  f.outcome = answer.outcome;
+  f.detail.append("GREYLIST ")
+      .append(answer.outcome)
+      .append(" ")
+      .append(who)
+      .append(" from=<")
+      .append(protocol::printable(sender, 255))
+      .append("> to=<")
+      .append(protocol::printable(recipient, 255))
+      .append(">")
+      .append(answer.key_text);
+  if (answer.verdict == GreylistAnswer::Verdict::kDefer) {
+    f.detail.append(" retry in ").append(std::to_string(answer.wait.count())).append("s");
+    f.reply = greylist_reply(recipient, reply_text);
+    f.then = Finding::Then::kDeferRcpt;
+  } else {
+    f.detail.append(protocol::printable(answer.detail, 300));
+  }
+  f.detail.append(answer.gate);
+  f.fields = {{"outcome", answer.outcome}, {"key", answer.key}};
+  count(answer.outcome);
+  return f;
+}
+
+Finding greylist_policy_finding(const GreylistAnswer& answer, std::string_view who,
+                                std::string_view reply_text, bool x_greylist_header,
+                                std::string_view hostname) {
+  Finding f;
+  f.test = "greylist";
+  f.word = "GREYLIST";
+  f.reply = "DUNNO";
+  if (answer.verdict == GreylistAnswer::Verdict::kStoreUnavailable) {
+    f.outcome = "store_unavailable";
+    f.warning = true;
+    f.client_field = false;
+    f.detail.append("GREYLIST skipped for ")
+        .append(who)
+        .append(" (policy): state store unavailable; failing open");
+    return f;
+  }
+  f.outcome = answer.outcome;
+  f.detail.append("GREYLIST ")
+      .append(answer.outcome)
+      .append(" ")
+      .append(who)
+      .append(answer.key_text);
+  if (answer.verdict == GreylistAnswer::Verdict::kDefer) {
+    f.detail.append(" retry in ").append(std::to_string(answer.wait.count())).append("s");
+    f.reply = "DEFER_IF_PERMIT 4.2.0 " + std::string(reply_text);
+    f.then = Finding::Then::kDeferRcpt;
+  } else {
+    f.detail.append(protocol::printable(answer.detail, 300));
+    if (x_greylist_header && answer.outcome == "passed") {
+      // postgrey's header on a message that was held back.
+      f.reply = "PREPEND X-Greylist: delayed " + std::to_string(answer.delayed.count()) +
+                " seconds by mxscreen at " + std::string(hostname);
+    }
+  }
+  f.detail.append(answer.gate).append(" (policy)");
+  f.fields = {{"outcome", answer.outcome}, {"side", "policy"}, {"key", answer.key}};
+  return f;
+}
+
 }  // namespace mxscreen::checks

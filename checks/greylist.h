@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "checks/finding.h"
 #include "protocol/address.h"
 
 namespace mxscreen::checks {
@@ -33,6 +34,27 @@ enum class GreylistOutcome : uint8_t {
   kEarlyRetry,          // seen, but before `delay` has passed: 450
   kPassed,              // retried after `delay` within `retry_window`: pass, triplet allowlisted
   kAllowlistedTriplet,  // passed before and seen within `max_age`: pass
+};
+
+// What greylisting a triplet answered (proxy/greylisting.h works it out against the store).
+struct GreylistAnswer {
+  enum class Verdict { kPass, kDefer, kStoreUnavailable };
+  Verdict verdict = Verdict::kPass;
+  // "new", "early retry", "passed", "allowlisted": the word on the GREYLIST log line.
+  std::string outcome;
+  std::string detail;  // " by client_allowlist_file: <why>" and the like, for the log
+  bool recipient_allowlisted = false;  // the recipient allowlist file let it through
+  std::chrono::seconds wait{0};        // kDefer: until a retry can pass
+  std::chrono::seconds delayed{0};     // "passed": how long the triplet was held back
+  // The identity kind of the triplet's key: "spf", "ptr", "net"; "none" when no triplet was
+  // keyed (allowlist files, an auto-allowlisted client, the nolisting pass).
+  std::string key = "net";
+  std::string key_text;  // " key=ptr:example.net", for the log; "" when key is "none"
+  // greylist.only_if: " (only_if: no_fcrdns: ptr=none fcrdns=no ...)", the facts that made
+  // the decision, for the log; "" when the gate is off.
+  std::string gate;
+
+  bool passed() const { return verdict != Verdict::kDefer; }
 };
 
 // The 450 a deferred RCPT gets (greylist.reply_text after Postfix's "Recipient address
@@ -131,5 +153,21 @@ bool client_allowlisted(std::optional<std::string_view> record, const GreylistPo
 // this pass is not counted (counted less than an hour ago, or auto-allowlisting is off).
 std::optional<std::string> count_client_pass(std::optional<std::string_view> record,
                                              int64_t now_seconds, const GreylistPolicy& policy);
+
+// The RCPT's greylisting in the dialogue (`who` is "[ip]:port"): the GREYLIST line and
+// mxscreen_greylist_total by outcome and key; a deferred triplet's RCPT gets greylist_reply
+// (kDeferRcpt); a store that failed is a warning, and the RCPT goes on (fail open).
+Finding greylist_finding(const GreylistAnswer& answer, std::string_view who,
+                         std::string_view sender, std::string_view recipient,
+                         std::string_view reply_text);
+// The same answer on the policy service (`who` is the client and envelope): the GREYLIST line
+// ending "(policy)" and, as `reply`, the Postfix access(5) action: DEFER_IF_PERMIT with
+// reply_text (Postfix makes it "450 4.2.0 <rcpt>: Recipient address rejected: <text>"),
+// postgrey's "PREPEND X-Greylist: delayed N seconds by mxscreen at <hostname>" for a triplet
+// that passed after waiting when `x_greylist_header`, else DUNNO. Not counted here: the service
+// counts every answer in mxscreen_policy_verdicts_total.
+Finding greylist_policy_finding(const GreylistAnswer& answer, std::string_view who,
+                                std::string_view reply_text, bool x_greylist_header,
+                                std::string_view hostname);
 
 }  // namespace mxscreen::checks

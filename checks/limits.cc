@@ -1,6 +1,8 @@
 // checks/limits.cc: see limits.h.
 #include "checks/limits.h"
 
+#include "checks/replies.h"
+
 namespace mxscreen::checks {
 
 std::size_t IpAddressHash::operator()(const protocol::IpAddress& a) const noexcept {
@@ -61,6 +63,42 @@ void ClientLimits::sweep(int64_t now_ms) {
     bool idle = it->second.concurrent <= 0 && now_ms - it->second.window_start >= kRateWindowMs;
     it = idle ? clients_.erase(it) : std::next(it);
   }
+}
+
+Finding client_limit_finding(const protocol::IpAddress& client, std::string_view who,
+                             ClientLimits::Result result, int count_limit, int rate_limit) {
+  Finding f;
+  f.test = "client_limit";
+  if (result == ClientLimits::Result::kOk) {
+    f.outcome = "pass";
+    return f;
+  }
+  bool count = result == ClientLimits::Result::kTooManyConnections;
+  std::string what = count ? "too many connections (limits.client_connection_count = " +
+                                 std::to_string(count_limit) + ")"
+                           : "too many connections per minute (limits.client_connection_rate = " +
+                                 std::to_string(rate_limit) + ")";
+  f.outcome = "reject";
+  f.word = "LIMIT";
+  f.detail = "NOQUEUE: reject: CONNECT from ";
+  f.detail.append(who).append(": ").append(what);
+  f.counter = "mxscreen_limit_hits_total";
+  f.labels = count ? "limit=\"client_connection_count\"" : "limit=\"client_connection_rate\"";
+  return f.closes(Finding::Then::kReplyAndClose, client_limit_reply(client));
+}
+
+Finding server_busy_finding(std::string_view who, bool open_files) {
+  Finding f;
+  f.test = "busy";
+  f.outcome = "reject";
+  f.word = "NOQUEUE";
+  f.warning = true;
+  f.detail = "NOQUEUE: reject: CONNECT from ";
+  f.detail.append(who).append(": all server ports busy");
+  if (open_files) f.detail += " (open files limit)";
+  f.counter = "mxscreen_limit_hits_total";
+  f.labels = open_files ? "limit=\"open_files\"" : "limit=\"max_sessions\"";
+  return f.closes(Finding::Then::kReplyAndClose, std::string(replies::kAllPortsBusy));
 }
 
 }  // namespace mxscreen::checks

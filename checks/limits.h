@@ -7,8 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
+#include "checks/finding.h"
 #include "protocol/address.h"
 
 namespace mxscreen::checks {
@@ -57,5 +59,13 @@ class ClientLimits {
   int max_per_minute_;
   std::unordered_map<protocol::IpAddress, Entry, IpAddressHash> clients_;
 };
+
+// The connect decision's finding on a client's limits (`who` is "[ip]:port"): kOk passes; over
+// a limit, the LIMIT line, mxscreen_limit_hits_total and client_limit_reply, then close.
+Finding client_limit_finding(const protocol::IpAddress& client, std::string_view who,
+                             ClientLimits::Result result, int count_limit, int rate_limit);
+// Every session slot is taken (server.max_sessions, or fewer when the open files limit is
+// lower: `open_files`): postscreen's 421 "All server ports are busy", then close.
+Finding server_busy_finding(std::string_view who, bool open_files);
 
 }  // namespace mxscreen::checks

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "checks/finding.h"
 #include "checks/verdict.h"
 
 namespace mxscreen::checks {
@@ -44,5 +45,12 @@ class PregreetTest {
   std::size_t bytes_ = 0;
   std::string sample_;
 };
+
+// The first early bytes (`who` is "[ip]:port"): postscreen's "PREGREET n after t from ..." line
+// with the escaped sample; under greet.action = drop, 521 and close (counted as verdict drop).
+Finding pregreet_hit(const PregreetTest& test, std::string_view who);
+// The end of the greet wait: mxscreen_pregreet_total by verdict (pass, enforce, ignore); an
+// enforced early talker gets the dialogue's 550 at every RCPT.
+Finding pregreet_verdict(const PregreetTest& test);
 
 }  // namespace mxscreen::checks

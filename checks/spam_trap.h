@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "checks/finding.h"
 #include "protocol/address.h"
 
 namespace mxscreen::checks {
@@ -27,5 +28,11 @@ class TrapRecipients {
 
 // The reply to the trap RCPT: the ban is stored, the session ends (Postfix disconnects too).
 std::string trap_reply(const protocol::IpAddress& client);
+
+// A RCPT to a trap: the TRAP line and mxscreen_trap_hits_total, then the ban ("spam trap <rcpt>")
+// and trap_reply. `who` is "[ip]:port" in the dialogue (the envelope is added), the client and
+// envelope on the policy service (`policy`).
+Finding trap_finding(const protocol::IpAddress& client, std::string_view who,
+                     std::string_view sender, std::string_view recipient, bool policy);
 
 }  // namespace mxscreen::checks

@@ -69,4 +69,47 @@ std::string spf_log_facts(const SpfFinding& finding, const SpfRequest& request) 
   return out;
 }
 
+Finding spf_report(const SpfFinding& finding, const SpfRequest& request, std::string_view who,
+                   std::string_view side, bool rejected) {
+  std::string result(to_string(finding.result));
+  std::string action = rejected ? "reject" : "accept";
+  Finding f;
+  f.test = "spf";
+  f.outcome = result;
+  f.word = "SPF";
+  f.detail.append("SPF ")
+      .append(result)
+      .append(" ")
+      .append(who)
+      .append(": ")
+      .append(spf_log_facts(finding, request))
+      .append("; action=")
+      .append(action)
+      .append(" (")
+      .append(side)
+      .append(")");
+  f.client_field = false;
+  f.fields = {{"result", result}, {"side", std::string(side)}, {"action", action}};
+  f.counter = "mxscreen_spf_total";
+  f.labels.append("result=\"")
+      .append(result)
+      .append("\",side=\"")
+      .append(side)
+      .append("\",action=\"")
+      .append(action)
+      .append("\"");
+  return f;
+}
+
+Finding spf_rcpt_finding(const SpfFinding& finding, SpfMode mode, std::string_view sender) {
+  Finding f;
+  f.test = "spf";
+  f.outcome = "pass";
+  if (!spf_rejects(finding, mode)) return f;
+  f.outcome = "reject";
+  f.reply = spf_reject_reply(finding, sender);
+  f.then = Finding::Then::kRejectRcpt;
+  return f;
+}
+
 }  // namespace mxscreen::checks

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "checks/finding.h"
 #include "checks/spf.h"
 
 namespace mxscreen::checks {
@@ -36,5 +37,13 @@ std::string spf_policy_action(const SpfFinding& finding);
 // receiver=mx.example.net; domain=example.org; mechanism=include:_spf.example.org`
 // (and problem="..." for errors).
 std::string spf_log_facts(const SpfFinding& finding, const SpfRequest& request);
+
+// The SPF line ("SPF <result> <who>: <facts>; action=reject|accept (<side>)") and
+// mxscreen_spf_total for a finding; `side` is "session" or "policy".
+Finding spf_report(const SpfFinding& finding, const SpfRequest& request, std::string_view who,
+                   std::string_view side, bool rejected);
+// At the RCPT that would hand off: a refused sender's RCPT gets spf_reject_reply (a NOQUEUE line
+// naming the test spf); anything else goes on.
+Finding spf_rcpt_finding(const SpfFinding& finding, SpfMode mode, std::string_view sender);
 
 }  // namespace mxscreen::checks

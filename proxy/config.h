@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "checks/dnsbl.h"
+#include "checks/fake_mx.h"
 #include "checks/spf_policy.h"
 #include "checks/verdict.h"
 #include "protocol/address.h"
@@ -188,7 +189,7 @@ struct CacheConfig {
   std::chrono::milliseconds bare_newline_ttl = std::chrono::days(30);
 };
 
-enum class FakeMxAction : uint8_t { kReset, kTempfail, kTempfailRcpt };
+using checks::FakeMxAction;  // checks/fake_mx.h
 
 struct FakeMxConfig {
   FakeMxAction action = FakeMxAction::kReset;

@@ -317,12 +317,12 @@ void Walk::dialogue_tests() {
   auto ehlo = say("EHLO " + report_.helo);
   if (ehlo.then == checks::Step::Then::kHandoff) {
     answer("helo", "handoff", "", "only HELO tests are in the dialogue: handed off after EHLO");
-  } else if (reply_code(ehlo.reply) >= 400) {
-    answer("helo", "reply", without_crlf(ehlo.reply), "EHLO refused");
+  } else if (reply_code(ehlo.sent()) >= 400) {
+    answer("helo", "reply", without_crlf(ehlo.sent()), "EHLO refused");
   }
   auto mail = say("MAIL FROM:<" + req.sender + ">");
-  if (reply_code(mail.reply) >= 400) answer("mail", "reply", without_crlf(mail.reply), "MAIL");
-  if (rt_.plan.on("sender_non_fqdn") && reply_code(mail.reply) < 400) {
+  if (reply_code(mail.sent()) >= 400) answer("mail", "reply", without_crlf(mail.sent()), "MAIL");
+  if (rt_.plan.on("sender_non_fqdn") && reply_code(mail.sent()) < 400) {
     auto r = checks::sender_reject_reply(dialogue.sender(), c_.sender.reject_non_fqdn);
     line("sender_non_fqdn", r ? "reject" : "pass", r ? protocol::printable(*r, 300) : "");
   }
@@ -330,10 +330,10 @@ void Walk::dialogue_tests() {
   bool reached = rcpt.then == checks::Step::Then::kHandoff;
   if (!reached) {
     std::string test;
-    for (const auto& e : rcpt.events) {
-      if (e.word == "NOQUEUE") test = e.test;
+    for (const auto& f : rcpt.findings) {
+      if (f.word == "NOQUEUE") test = f.test;
     }
-    answer("rcpt", "reply", without_crlf(rcpt.reply),
+    answer("rcpt", "reply", without_crlf(rcpt.sent()),
            test.empty() ? "RCPT refused" : "refused by the " + test + " test");
   }
   if (rt_.plan.on("recipient_non_fqdn")) {

@@ -49,25 +49,8 @@ struct GreylistQuery {
   std::optional<checks::ClientFacts> facts;
 };
 
-struct GreylistAnswer {
-  enum class Verdict { kPass, kDefer, kStoreUnavailable };
-  Verdict verdict = Verdict::kPass;
-  // "new", "early retry", "passed", "allowlisted": the word on the GREYLIST log line.
-  std::string outcome;
-  std::string detail;  // " by client_allowlist_file: <why>" and the like, for the log
-  bool recipient_allowlisted = false;  // the recipient allowlist file let it through
-  std::chrono::seconds wait{0};        // kDefer: until a retry can pass
-  std::chrono::seconds delayed{0};     // "passed": how long the triplet was held back
-  // The identity kind of the triplet's key: "spf", "ptr", "net"; "none" when no triplet was
-  // keyed (allowlist files, an auto-allowlisted client, the nolisting pass).
-  std::string key = "net";
-  std::string key_text;  // " key=ptr:example.net", for the log; "" when key is "none"
-  // greylist.only_if: " (only_if: no_fcrdns: ptr=none fcrdns=no ...)", the facts that made
-  // the decision, for the log; "" when the gate is off.
-  std::string gate;
-
-  bool passed() const { return verdict != Verdict::kDefer; }
-};
+// The answer for one triplet (checks/greylist.h).
+using checks::GreylistAnswer;
 
 // Greylists `query`. `done` runs on the loop thread, at once (allowlisted, memory and LMDB
 // stores) or later (Redis); the caller guards its own lifetime. A store that fails answers

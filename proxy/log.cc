@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "protocol/escape.h"
+#include "proxy/metrics.h"
 
 namespace mxscreen::proxy {
 namespace {
@@ -63,6 +64,22 @@ void Log::configure(LogFormat format, LogTarget target) {
 
 void Log::event(LogLevel level, std::string_view event, const std::string& message,
                 std::initializer_list<LogField> fields) {
+  event_with(level, event, message, std::span<const LogField>(fields.begin(), fields.size()));
+}
+
+void report(const checks::Finding& f, const std::string& client) {
+  if (!f.word.empty()) {
+    std::vector<LogField> fields;
+    fields.reserve(f.fields.size() + 1);
+    if (f.client_field) fields.emplace_back("client", client);
+    fields.insert(fields.end(), f.fields.begin(), f.fields.end());
+    Log::event_with(f.warning ? LogLevel::kWarning : LogLevel::kInfo, f.word, f.detail, fields);
+  }
+  if (!f.counter.empty()) metrics().inc(std::string(f.counter), f.labels);
+}
+
+void Log::event_with(LogLevel level, std::string_view event, const std::string& message,
+                     std::span<const LogField> fields) {
   std::string line;
   if (g_format == LogFormat::kJson) {
     line = "{";

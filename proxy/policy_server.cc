@@ -196,7 +196,7 @@ class PolicyServer::Connection : public ConnHandler {
     bool reject = checks::spf_rejects(finding, config.sender.spf);
     if (fresh) {
       spf_last_ = finding;
-      report_spf(finding, request, who, "policy", reject);
+      report(checks::spf_report(finding, request, who, "policy", reject), client_);
     }
     if (reject) {
       // Postfix makes it "550 5.7.23 <rcpt>: Recipient address rejected: Message rejected
@@ -249,19 +249,16 @@ class PolicyServer::Connection : public ConnHandler {
   // Greylist trap (greylist.trap_recipients): ban the client on every listener and host, then
   // answer 521, which makes Postfix disconnect it (access(5)).
   void trap(const protocol::IpAddress& client, const std::string& who, std::string_view rcpt) {
-    Log::event(LogLevel::kWarning, "TRAP",
-               "TRAP " + who + ": spam trap recipient; banning the client (policy)",
-               {{"client", client_}, {"side", "policy"}});
-    metrics().inc("mxscreen_trap_hits_total", "side=\"policy\"");
+    auto finding = checks::trap_finding(client, who, {}, rcpt, true);
+    report(finding, client_);
     busy_ = true;
     conn_.stop_reading();
     timer_.stop();
     auto alive = alive_;
-    server_.bans().ban(client, "trap", "spam trap <" + protocol::printable(rcpt, 255) + ">",
-                       std::chrono::seconds(0),
-                       [this, alive, client](StoreStatus, std::chrono::seconds) {
+    server_.bans().ban(client, finding.test, finding.ban, std::chrono::seconds(0),
+                       [this, alive, reply = finding.reply](StoreStatus, std::chrono::seconds) {
                          if (!*alive || closing_) return;
-                         answer(checks::trap_reply(client), "trap", "reject");
+                         answer(reply, "trap", "reject");
                          resume();
                        });
   }
@@ -351,32 +348,18 @@ class PolicyServer::Connection : public ConnHandler {
 
   void decided(const GreylistAnswer& a, const std::string& who) {
     const auto& config = *server_.runtime()->config;
-    switch (a.verdict) {
-      case GreylistAnswer::Verdict::kStoreUnavailable:
-        Log::event(LogLevel::kWarning, "GREYLIST",
-                   "GREYLIST skipped for " + who +
-                       " (policy): state store unavailable; "
-                       "failing open");
-        return answer("DUNNO", "store_unavailable", "dunno");
-      case GreylistAnswer::Verdict::kDefer:
-        log_greylist(a.outcome, who,
-                     a.key_text + " retry in " + std::to_string(a.wait.count()) + "s" + a.gate,
-                     a.key);
-        // The text mxscreen's own RCPT uses; Postfix makes it "450 4.2.0 <rcpt>: Recipient
-        // address rejected: <text>" (access(5) DEFER_IF_PERMIT with an enhanced status code).
-        return answer("DEFER_IF_PERMIT 4.2.0 " + config.greylist.reply_text, a.outcome,
-                      "defer_if_permit", a.key);
-      case GreylistAnswer::Verdict::kPass:
-        break;
+    // The text mxscreen's own RCPT uses (checks::greylist_policy_finding).
+    auto finding =
+        checks::greylist_policy_finding(a, who, config.greylist.reply_text,
+                                        config.policy.x_greylist_header, config.server.hostname);
+    report(finding, client_);
+    if (a.verdict == GreylistAnswer::Verdict::kStoreUnavailable) {
+      return answer(finding.reply, finding.outcome, "dunno");
     }
-    log_greylist(a.outcome, who, a.key_text + protocol::printable(a.detail, 300) + a.gate, a.key);
-    if (config.policy.x_greylist_header && a.outcome == "passed") {
-      // postgrey's header on a message that was held back.
-      return answer("PREPEND X-Greylist: delayed " + std::to_string(a.delayed.count()) +
-                        " seconds by mxscreen at " + server_.runtime()->config->server.hostname,
-                    a.outcome, "prepend", a.key);
-    }
-    answer("DUNNO", a.outcome, "dunno", a.key);
+    std::string_view verb = finding.then == checks::Finding::Then::kDeferRcpt ? "defer_if_permit"
+                            : finding.reply.starts_with("PREPEND")            ? "prepend"
+                                                                              : "dunno";
+    answer(finding.reply, a.outcome, verb, a.key);
   }
 
   void log_greylist(const std::string& outcome, const std::string& who, const std::string& extra,

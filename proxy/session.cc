@@ -3,10 +3,17 @@
 #include "proxy/session.h"
 
 #include <algorithm>
-#include <cstdio>
 
+#include "checks/access.h"
+#include "checks/dnsbl.h"
+#include "checks/domain.h"
+#include "checks/fake_mx.h"
+#include "checks/finding.h"
+#include "checks/limits.h"
 #include "checks/non_smtp.h"
+#include "checks/pregreet.h"
 #include "checks/replies.h"
+#include "checks/spam_trap.h"
 #include "protocol/ehlo.h"
 #include "protocol/escape.h"
 #include "protocol/proxy_header.h"
@@ -18,6 +25,7 @@ namespace mxscreen::proxy {
 namespace {
 
 using Ms = std::chrono::milliseconds;
+using checks::format_seconds;
 
 // How long an upstream balancer may take to send its PROXY header.
 constexpr Ms kProxyHeaderTimeout{10000};
@@ -26,12 +34,6 @@ constexpr Ms kStressGreetWait{2000};
 constexpr Ms kStressCommandTime{10000};
 
 const char* role_name(ListenRole role) { return role == ListenRole::kFakeMx ? "fake_mx" : "mx"; }
-
-std::string format_seconds(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", s);
-  return buf;
-}
 
 }  // namespace
 
@@ -59,17 +61,9 @@ bool Session::within_client_limits() {
     counted_as_ = network;  // a reload may change the prefix: disconnect uncounts this one
     return true;
   }
-  bool count = result == checks::ClientLimits::Result::kTooManyConnections;
   const auto& limits = config().limits;
-  std::string what = count ? "too many connections (limits.client_connection_count = " +
-                                 std::to_string(limits.client_connection_count) + ")"
-                           : "too many connections per minute (limits.client_connection_rate = " +
-                                 std::to_string(limits.client_connection_rate) + ")";
-  Log::event(LogLevel::kInfo, "LIMIT", "NOQUEUE: reject: CONNECT from " + who() + ": " + what,
-             {{"client", client_labels()}});
-  metrics().inc("mxscreen_limit_hits_total",
-                count ? "limit=\"client_connection_count\"" : "limit=\"client_connection_rate\"");
-  reply_and_close(checks::client_limit_reply(client_.address) + "\r\n", "client_limit");
+  apply(checks::client_limit_finding(client_.address, who(), result, limits.client_connection_count,
+                                     limits.client_connection_rate));
   return false;
 }
 
@@ -136,13 +130,7 @@ void Session::connect_decision() {
   if (server_.active_sessions() > server_.session_limit()) {
     // The open-files limit may hold fewer sessions than server.max_sessions (main.cc warns).
     bool files = server_.session_limit() < static_cast<size_t>(config().server.max_sessions);
-    Log::event(LogLevel::kWarning, "NOQUEUE",
-               "NOQUEUE: reject: CONNECT from " + who() + ": all server ports busy" +
-                   (files ? " (open files limit)" : ""),
-               {{"client", client_labels()}});
-    metrics().inc("mxscreen_limit_hits_total",
-                  files ? "limit=\"open_files\"" : "limit=\"max_sessions\"");
-    reply_and_close(std::string(checks::replies::kAllPortsBusy) + "\r\n", "busy");
+    apply(checks::server_busy_finding(who(), files));
     return;
   }
   // Before any test (no DNS, no store, no greet wait) when Postfix has no room and the queue
@@ -150,13 +138,11 @@ void Session::connect_decision() {
   if (listener_.config.role == ListenRole::kMx && refuse_if_backend_full()) return;
   auto decision = runtime_->access.decide(client_.address);
   if (decision == checks::AccessDecision::kReject) {
-    Log::event(LogLevel::kInfo, "DENYLISTED", "DENYLISTED " + who(), {{"client", client_labels()}});
-    reply_and_close(checks::access_reject_reply(client_.address) + "\r\n", "denylisted");
+    apply(checks::access_finding(decision, client_.address, who()));
     return;
   }
   if (decision == checks::AccessDecision::kPermit && listener_.config.role == ListenRole::kMx) {
-    Log::event(LogLevel::kInfo, "ALLOWLISTED", "ALLOWLISTED " + who(),
-               {{"client", client_labels()}});
+    apply(checks::access_finding(decision, client_.address, who()));
     client_gets_backend_banner_ = true;
     client_conn_.start_reading();  // anything early is held and replayed after the banner
     start_handoff();
@@ -169,11 +155,7 @@ void Session::connect_decision() {
 void Session::after_ban_check() {
   if (!permitted_ && !within_client_limits()) return;
   if (listener_.config.role == ListenRole::kFakeMx) {
-    auto action = config().fake_mx.action;
-    std::string name(to_string(action));
-    Log::event(LogLevel::kInfo, "FAKE-MX", "FAKE-MX " + who() + " action=" + name,
-               {{"client", client_labels()}, {"action", name}});
-    metrics().inc("mxscreen_fake_mx_hits_total", "action=\"" + name + "\"");
+    apply(checks::fake_mx_hit(to_string(config().fake_mx.action), who()));
     if (permitted_) return fake_mx_action();
     record_fake_mx_hit([this, alive = alive_] {
       if (*alive && state_ != State::kDone) fake_mx_action();
@@ -185,16 +167,9 @@ void Session::after_ban_check() {
 }
 
 void Session::fake_mx_action() {
-  auto action = config().fake_mx.action;
-  if (action == FakeMxAction::kReset) {
-    // Looks like a closed port: every real MTA goes on to the next MX.
-    client_conn_.reset();
-    finish("fake_mx");
-  } else if (action == FakeMxAction::kTempfail) {
-    reply_and_close(std::string(checks::replies::kServiceUnavailable) + "\r\n", "fake_mx");
-  } else {
-    start_greet();  // the dialogue answers 450 at every RCPT
-  }
+  auto finding = checks::fake_mx_action_finding(config().fake_mx.action);
+  apply(finding);
+  if (!finding.ends_session()) start_greet();  // the dialogue answers 450 at every RCPT
 }
 
 void Session::continue_after_cache() {
@@ -244,37 +219,13 @@ bool Session::apply_dnsbl(bool* allowlisted) {
   if (!dns_ || runtime_->dnsbl_sites->empty()) return true;
   const auto& snap = dns_->snapshot();
   const auto& dnsbl = config().dnsbl;
-  int rank = snap.dnsbl_rank;
-  if (rank != 0) {
-    std::string sites;
-    for (const auto& hit : snap.dnsbl_hits) {
-      sites += (sites.empty() ? "" : " ") + hit.site + "(" + std::to_string(hit.weight) + ")";
-    }
-    Log::event(LogLevel::kInfo, "DNSBL",
-               "DNSBL rank " + std::to_string(rank) + " for " + who() + ": " + sites,
-               {{"client", client_labels()}, {"rank", std::to_string(rank)}});
+  for (const auto& finding : checks::dnsbl_findings(
+           client_.address, who(), snap.dnsbl_rank, snap.dnsbl_hits, snap.reply_text,
+           dnsbl.threshold, dnsbl.allowlist_threshold, dnsbl.action, dnsbl.reply_map)) {
+    apply(finding);
+    if (finding.then == checks::Finding::Then::kAllowlist) *allowlisted = true;
   }
-  auto decision =
-      checks::dnsbl_decision(rank, dnsbl.threshold, dnsbl.allowlist_threshold, dnsbl.action);
-  if (decision == checks::DnsblDecision::kAllowlisted) {
-    *allowlisted = true;
-    metrics().inc("mxscreen_test_results_total", "test=\"dnsbl\",outcome=\"allowlist\"");
-    return true;
-  }
-  if (decision == checks::DnsblDecision::kPass) return true;
-  // The zone is in the DNSBL log line above; the client reads the admin's name for it
-  // (dnsbl.reply_map), never the zone, which may hold a DQS key.
-  std::string text =
-      checks::dnsbl_reject_text(client_.address, snap.dnsbl_hits, snap.reply_text, dnsbl.reply_map);
-  auto replies = checks::dnsbl_replies(dnsbl.action, text);
-  metrics().inc("mxscreen_test_results_total",
-                "test=\"dnsbl\",outcome=\"" + std::string(checks::to_string(dnsbl.action)) + "\"");
-  if (!replies.drop.empty()) {
-    reply_and_close(replies.drop + "\r\n", "dnsbl");
-    return false;
-  }
-  dnsbl_enforce_reply_ = std::move(replies.enforce);
-  return true;
+  return state_ != State::kDone;
 }
 
 void Session::start_greet() {
@@ -300,10 +251,7 @@ void Session::start_greet() {
 
 void Session::greet_done() {
   auto verdict = pregreet_->verdict();
-  const char* result = !pregreet_->hit()                              ? "pass"
-                       : verdict.outcome == checks::Outcome::kEnforce ? "enforce"
-                                                                      : "ignore";
-  metrics().inc("mxscreen_pregreet_total", std::string("verdict=\"") + result + "\"");
+  apply(checks::pregreet_verdict(*pregreet_));
   bool dnswl = false;
   if (!apply_dnsbl(&dnswl)) return;
   if (dnswl && verdict.outcome != checks::Outcome::kEnforce &&
@@ -391,17 +339,59 @@ void Session::run_dialogue() {
   }
 }
 
+void Session::apply(const checks::Finding& f) {
+  using Then = checks::Finding::Then;
+  report(f, client_labels());
+  if (!f.strike.empty()) strike(f.strike);
+  switch (f.then) {
+    case Then::kContinue:
+    case Then::kAllowlist:  // the caller skips what is left
+      return;
+    case Then::kEnforce:
+      if (dnsbl_enforce_reply_.empty()) dnsbl_enforce_reply_ = f.reply;
+      return;
+    case Then::kRejectRcpt:
+      apply_step(dialogue_->reject_held_rcpt(f.reply, f.test));
+      return;
+    case Then::kDeferRcpt:
+      apply_step(dialogue_->refuse_handoff(f.reply));
+      return;
+    case Then::kReplyAndClose:
+      reply_and_close(f.reply + "\r\n", f.test);
+      return;
+    case Then::kClose:
+      client_conn_.close();  // not a byte read, not a byte written
+      finish(f.test);
+      return;
+    case Then::kReset:
+      client_conn_.reset();
+      finish(f.test);
+      return;
+    case Then::kBanAndClose: {
+      // The reply waits for the ban to be stored: the client's next connection, to any
+      // listener or any host on the same Redis, finds it.
+      store_wait_ = true;
+      client_conn_.stop_reading();
+      stop_command_timer();
+      server_.bans().ban(client_.address, f.test, f.ban, std::chrono::seconds(0),
+                         [this, alive = alive_, reply = f.reply + "\r\n", outcome = f.test](
+                             StoreStatus, std::chrono::seconds) {
+                           if (!*alive || state_ == State::kDone) return;
+                           reply_and_close(reply, outcome);
+                         });
+      return;
+    }
+  }
+}
+
 void Session::apply_step(checks::Step step) {
-  for (const auto& e : step.events) {
-    Log::event(LogLevel::kInfo, e.word.empty() ? e.test : e.word, e.message,
-               {{"client", client_labels()}, {"test", e.test}, {"outcome", e.outcome}});
-    metrics().inc("mxscreen_test_results_total",
-                  "test=\"" + e.test + "\",outcome=\"" + e.outcome + "\"");
-    if (e.test == "auth") strike("AUTH on an MX port");
+  for (const auto& finding : step.findings) {
+    apply(finding);
+    if (state_ == State::kDone) return;  // the finding ended the session
   }
   if (step.delay.count() > 0) {
     // Postfix's error sleep, as a timer: the session costs memory only while it waits.
-    step.events.clear();
+    step.findings.clear();
     auto delay = step.delay;
     step.delay = Ms{0};
     sleeping_ = std::make_unique<checks::Step>(std::move(step));
@@ -413,17 +403,6 @@ void Session::apply_step(checks::Step step) {
   switch (step.then) {
     case checks::Step::Then::kContinue:
       return;
-    case checks::Step::Then::kClose: {
-      std::string outcome = "closed";
-      if (!step.events.empty() && step.events.back().outcome == "drop") {
-        outcome = step.events.back().test;
-      } else if (step.reply.rfind("221", 0) == 0) {
-        outcome = "quit";
-      }
-      client_conn_.close_after_flush();
-      finish(outcome);
-      return;
-    }
     case checks::Step::Then::kHandoff:
       rcpt_ready();
       return;
@@ -436,7 +415,8 @@ void Session::apply_step(checks::Step step) {
 void Session::rcpt_passed() {
   if (!dialogue_->rcpt_line().empty() &&
       runtime_->trap_recipients.is_trap(dialogue_->recipient().address)) {
-    trap_hit();
+    apply(checks::trap_finding(client_.address, who(), dialogue_->sender().address,
+                               dialogue_->recipient().address, false));
     return;
   }
   if (config().greylist.enabled && !dialogue_->rcpt_line().empty()) {
@@ -467,26 +447,12 @@ bool Session::check_domains() {
         if (!*alive || state_ != State::kDialogue) return;
         store_wait_ = false;
         helo_exists_ = facts.helo;
-        checks::DomainFacts tested = facts;
-        if (!config().helo.reject_unknown) tested.helo.reset();
-        auto reject = checks::domain_reject_reply(tested, names, config().dnsbl.reply_map);
-        // The zones for the admin: the reply names them only as dnsbl.reply_map says.
-        for (const auto& [what, listing] : {std::pair{"reverse name", &facts.reverse_listed},
-                                            std::pair{"HELO name", &facts.helo_listed},
-                                            std::pair{"sender domain", &facts.sender_listed}}) {
-          if (!*listing) continue;
-          Log::event(
-              LogLevel::kInfo, "RHSBL",
-              std::string("RHSBL ") + what + " of " + who() + " listed by " + (*listing)->zone,
-              {{"client", client_labels()}, {"zone", (*listing)->zone}});
-        }
-        metrics().inc(
-            "mxscreen_test_results_total",
-            "test=\"domain\",outcome=\"" + std::string(reject ? reject->test : "pass") + "\"");
-        if (!reject) {
+        auto findings = checks::domain_findings(facts, config().helo.reject_unknown, names,
+                                                config().dnsbl.reply_map, who());
+        for (const auto& finding : findings) apply(finding);
+        if (findings.back().then == checks::Finding::Then::kContinue) {
           rcpt_passed();
         } else {
-          apply_step(dialogue_->reject_held_rcpt(reject->reply, reject->test));
           resume_dialogue();
         }
         // Not reset here: this object is running the callback.
@@ -550,19 +516,9 @@ void Session::on_client_bytes(std::string_view bytes) {
     case State::kGreet: {
       bool first = !pregreet_->hit();
       pregreet_->on_client_bytes(std::chrono::steady_clock::now(), bytes);
-      if (first) {
-        Log::event(LogLevel::kInfo, "PREGREET",
-                   "PREGREET " + std::to_string(bytes.size()) + " after " +
-                       format_seconds(pregreet_->after().count() / 1000.0) + " from " + who() +
-                       ": " + protocol::printable(pregreet_->sample()),
-                   {{"client", client_labels()}});
-      }
-      if (pregreet_->verdict().outcome == checks::Outcome::kDrop) {
-        metrics().inc("mxscreen_pregreet_total", "verdict=\"drop\"");
-        reply_and_close(std::string(checks::replies::kPregreetDrop) + "\r\n", "pregreet");
-        return;
-      }
-      hold(bytes);
+      // The first early bytes are the finding (greet.action = drop ends the session at once).
+      if (first) apply(checks::pregreet_hit(*pregreet_, who()));
+      if (state_ == State::kGreet) hold(bytes);
       return;
     }
     case State::kDialogue:
@@ -677,7 +633,6 @@ void Session::finish(const std::string& outcome) {
                  "s in=" + std::to_string(bytes_in_) + " out=" + std::to_string(bytes_out_),
              {{"client", client_labels()}, {"outcome", outcome}});
   metrics().inc("mxscreen_sessions_total", "outcome=\"" + outcome + "\"");
-  if (checks::Plan::is_strike(outcome)) strike(outcome);
   if (bytes_in_ || bytes_out_) {
     metrics().inc("mxscreen_spliced_bytes_total", "direction=\"in\"", bytes_in_);
     metrics().inc("mxscreen_spliced_bytes_total", "direction=\"out\"", bytes_out_);

@@ -97,8 +97,6 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   void fake_mx_action();  // fake_mx.action: reset, 421, or the dialogue
   void record_mx_visit();
   void strike(const std::string& why);
-  // A RCPT to one of greylist.trap_recipients: ban the client, then 521 and close.
-  void trap_hit();
 
   void start_client_dns();
   void on_client_dns(ClientDnsEvent event);
@@ -110,6 +108,9 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   checks::DialoguePolicy dialogue_policy() const;
   void dialogue_input(std::string_view bytes);
   void run_dialogue();
+  // A check's finding (checks/finding.h), the one place where the session logs, counts,
+  // strikes, replies and closes for it.
+  void apply(const checks::Finding& finding);
   void apply_step(checks::Step step);
   void send_reply(const std::string& reply);
 
@@ -200,7 +201,9 @@ class Session : public ConnHandler, public KernelSpliceHandler {
     bool waiting = false;                       // the held RCPT waits for the finding
   };
   std::unique_ptr<SpfState> spf_;
-  std::string dnsbl_enforce_reply_;  // DNSBL said enforce: every RCPT gets this
+  // A test said enforce with a reply of its own (the DNSBL, Finding::Then::kEnforce): every
+  // RCPT gets it.
+  std::string dnsbl_enforce_reply_;
   // The current phase's deadline or an error sleep; made on first use.
   std::unique_ptr<Timer> timer_;
   // smtp.command_time_limit for the whole dialogue; made when the dialogue starts.

@@ -1,14 +1,12 @@
 // proxy/session_abuse.cc: abuse control around a session (issue 6): the ban check at connect
 // (a banned client costs one store read and no DNS), fake-MX hits and real-MX visits recorded
 // per client address for the nolisting verdicts, and strikes (drop verdicts, the hard error
-// limit, AUTH on an MX port) that turn into an escalating ban. Everything lives in the state
-// store, so with Redis several MX hosts share it; a client is its address or its IPv6
-// ban.ipv6_prefix network (Bans::key). Counters are atomic increments and the ban is a put_if,
-// so a burst over several workers or hosts earns one ban.
+// limit, AUTH on an MX port: a finding's `strike`, Session::apply) that turn into an escalating
+// ban. Everything lives in the state store, so with Redis several MX hosts share it; a client is
+// its address or its IPv6 ban.ipv6_prefix network (Bans::key). Counters are atomic increments
+// and the ban is a put_if, so a burst over several workers or hosts earns one ban.
 #include "checks/ban.h"
-#include "checks/spam_trap.h"
 #include "checks/store_keys.h"
-#include "protocol/escape.h"
 #include "proxy/abuse.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
@@ -27,20 +25,10 @@ void Session::check_ban() {
       server_.bans().key(keys::kBan, client_.address),
       [this, alive](StoreStatus status, const std::string& value) {
         if (!*alive || state_ == State::kDone) return;
-        if (status == StoreStatus::kOk && checks::is_banned(value, wall_clock_seconds())) {
-          auto record = checks::BanRecord::parse(value);
-          Log::event(LogLevel::kInfo, "BANNED",
-                     "BANNED " + who() + ": connection refused (" + (record ? record->reason : "") +
-                         ", " + std::to_string(record ? record->until - wall_clock_seconds() : 0) +
-                         "s left)",
-                     {{"client", client_labels()}});
-          metrics().inc("mxscreen_banned_connections_total");
-          if (config().ban.reply) {
-            reply_and_close(checks::ban_reply(client_.address) + "\r\n", "banned");
-          } else {
-            client_conn_.close();  // not a byte read, not a byte written
-            finish("banned");
-          }
+        int64_t now = wall_clock_seconds();
+        if (status == StoreStatus::kOk && checks::is_banned(value, now)) {
+          apply(checks::banned_finding(client_.address, who(), checks::BanRecord::parse(value), now,
+                                       config().ban.reply));
           return;
         }
         after_ban_check();
@@ -91,10 +79,7 @@ void Session::record_mx_visit() {
             [this, alive](StoreStatus st, const std::string&) {
               if (!*alive || st != StoreStatus::kOk) return;
               nolisting_pass_ = true;
-              Log::event(LogLevel::kInfo, "FAKE-MX",
-                         "FAKE-MX pass " + who() + ": tried the fake MX first, then the real one",
-                         {{"client", client_labels()}});
-              metrics().inc("mxscreen_nolisting_pass_total");
+              apply(checks::nolisting_pass_finding(who()));
             });
 }
 
@@ -116,26 +101,6 @@ void Session::strike(const std::string& why) {
                                   store.remove(bans->key(keys::kStrike, client));
                               });
                   });
-}
-
-void Session::trap_hit() {
-  const std::string rcpt = protocol::printable(dialogue_->recipient().address, 255);
-  Log::event(LogLevel::kWarning, "TRAP",
-             "TRAP " + who() + " from=<" + protocol::printable(dialogue_->sender().address, 255) +
-                 "> to=<" + rcpt + ">: spam trap recipient; banning the client",
-             {{"client", client_labels()}, {"recipient", rcpt}});
-  metrics().inc("mxscreen_trap_hits_total", "side=\"dialogue\"");
-  // The reply waits for the ban to be stored: the client's next connection, to any listener or
-  // any host on the same Redis, finds it.
-  store_wait_ = true;
-  client_conn_.stop_reading();
-  stop_command_timer();
-  auto alive = alive_;
-  server_.bans().ban(client_.address, "trap", "spam trap <" + rcpt + ">", std::chrono::seconds(0),
-                     [this, alive](StoreStatus, std::chrono::seconds) {
-                       if (!*alive || state_ == State::kDone) return;
-                       reply_and_close(checks::trap_reply(client_.address) + "\r\n", "trap");
-                     });
 }
 
 }  // namespace mxscreen::proxy

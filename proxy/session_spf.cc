@@ -42,8 +42,8 @@ void Session::maybe_start_spf() {
 
 void Session::spf_found(const checks::SpfFinding& finding) {
   spf_->finding = finding;
-  report_spf(finding, spf_->request, who(), "session",
-             checks::spf_rejects(finding, config().sender.spf));
+  apply(checks::spf_report(finding, spf_->request, who(), "session",
+                           checks::spf_rejects(finding, config().sender.spf)));
   if (!spf_->waiting || state_ != State::kDialogue) return;
   spf_->waiting = false;
   store_wait_ = false;
@@ -59,12 +59,15 @@ void Session::rcpt_ready(bool resumed) {
       client_conn_.stop_reading();
       return;
     }
-    if (const auto* spf = spf_finding(); spf && checks::spf_rejects(*spf, config().sender.spf)) {
-      apply_step(dialogue_->reject_held_rcpt(
-          checks::spf_reject_reply(*spf, dialogue_->sender().address), "spf"));
-      // Called from run_dialogue's loop, the loop goes on by itself; after a wait, resume it.
-      if (resumed) resume_dialogue();
-      return;
+    if (const auto* spf = spf_finding()) {
+      auto finding =
+          checks::spf_rcpt_finding(*spf, config().sender.spf, dialogue_->sender().address);
+      if (finding.then != checks::Finding::Then::kContinue) {
+        apply(finding);
+        // Called from run_dialogue's loop, the loop goes on by itself; after a wait, resume it.
+        if (resumed) resume_dialogue();
+        return;
+      }
     }
     if (check_domains()) return;  // then rcpt_passed()
   }

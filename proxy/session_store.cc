@@ -6,7 +6,6 @@
 // failing (Redis down, LMDB full) fails open: no cache hit, no greylisting, logged and counted.
 #include "checks/greylist.h"
 #include "checks/pass_cache.h"
-#include "protocol/escape.h"
 #include "proxy/greylisting.h"
 #include "proxy/log.h"
 #include "proxy/screening.h"
@@ -200,32 +199,13 @@ checks::ClientFacts Session::client_facts() const {
 
 void Session::greylist_decided(const GreylistAnswer& answer) {
   store_wait_ = false;
-  std::string envelope = " from=<" + protocol::printable(dialogue_->sender().address, 255) +
-                         "> to=<" + protocol::printable(dialogue_->recipient().address, 255) + ">";
-  auto count = [&](const std::string& outcome) {
-    metrics().inc("mxscreen_greylist_total",
-                  "outcome=\"" + outcome + "\",key=\"" + label_value(answer.key) + "\"");
-  };
-  auto log = [&](const std::string& outcome, const std::string& extra = "") {
-    Log::event(
-        LogLevel::kInfo, "GREYLIST",
-        "GREYLIST " + outcome + " " + who() + envelope + answer.key_text + extra + answer.gate,
-        {{"client", client_labels()}, {"outcome", outcome}, {"key", answer.key}});
-    count(outcome);
-  };
-  if (answer.verdict == GreylistAnswer::Verdict::kStoreUnavailable) {
-    Log::event(LogLevel::kWarning, "GREYLIST",
-               "GREYLIST skipped for " + who() + ": state store unavailable; failing open",
-               {{"client", client_labels()}});
-    count("store_unavailable");
-  } else if (answer.verdict == GreylistAnswer::Verdict::kDefer) {
-    log(answer.outcome, " retry in " + std::to_string(answer.wait.count()) + "s");
-    apply_step(dialogue_->refuse_handoff(
-        checks::greylist_reply(dialogue_->recipient().address, config().greylist.reply_text)));
+  auto finding =
+      checks::greylist_finding(answer, who(), dialogue_->sender().address,
+                               dialogue_->recipient().address, config().greylist.reply_text);
+  apply(finding);
+  if (finding.then == checks::Finding::Then::kDeferRcpt) {
     resume_dialogue();
     return;
-  } else {
-    log(answer.outcome, protocol::printable(answer.detail, 300));
   }
   // A recipient on the allowlist (postmaster@) lets this one RCPT through; it says nothing
   // about the client, so it earns no pass in the verdict cache.

@@ -85,16 +85,4 @@ void describe_spf_metrics() {
              "SPF evaluations given up after sender.spf_timeout (temperror).");
 }
 
-void report_spf(const checks::SpfFinding& finding, const checks::SpfRequest& request,
-                const std::string& who, const std::string& side, bool rejected) {
-  std::string result(checks::to_string(finding.result));
-  std::string action = rejected ? "reject" : "accept";
-  Log::event(LogLevel::kInfo, "SPF",
-             "SPF " + result + " " + who + ": " + checks::spf_log_facts(finding, request) +
-                 "; action=" + action + " (" + side + ")",
-             {{"result", result}, {"side", side}, {"action", action}});
-  metrics().inc("mxscreen_spf_total",
-                "result=\"" + result + "\",side=\"" + side + "\",action=\"" + action + "\"");
-}
-
 }  // namespace mxscreen::proxy

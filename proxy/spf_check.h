@@ -3,7 +3,7 @@
 // (async_check_driver.h), bounded by sender.spf_timeout as a whole and by
 // sender.spf_max_in_flight evaluations at once in the process (past it: temperror at once,
 // counted in mxscreen_spf_limit_total, and the mail goes on: a temperror is never refused).
-// The log line and mxscreen_spf_total are made here for both callers.
+// The SPF log line and mxscreen_spf_total are a finding (checks::spf_report) both callers report.
 #pragma once
 
 #include <uv.h>
@@ -52,9 +52,5 @@ class SpfEvaluation {
 
 // Describes the SPF metrics (once, from the server).
 void describe_spf_metrics();
-// Logs "SPF <result> <who>: identity=...; client-ip=...; ..." and counts mxscreen_spf_total.
-// `side` is "session" or "policy"; `action` what mxscreen does ("reject", "accept").
-void report_spf(const checks::SpfFinding& finding, const checks::SpfRequest& request,
-                const std::string& who, const std::string& side, bool rejected);
 
 }  // namespace mxscreen::proxy

@@ -47,11 +47,11 @@ TEST(ChecksDialogue, NonFqdnHeloIsRejectedAtRcptWithPostfixText) {
   auto rcpt = say(d, "RCPT TO:<user@example.test>");
   EXPECT_EQ(rcpt.reply,
             "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname\r\n");
-  ASSERT_FALSE(rcpt.events.empty());
-  EXPECT_EQ(rcpt.events[0].word, "NOQUEUE");
-  EXPECT_NE(rcpt.events[0].message.find("NOQUEUE: reject: RCPT from [192.0.2.7]:4711: 504"),
+  ASSERT_FALSE(rcpt.findings.empty());
+  EXPECT_EQ(rcpt.findings[0].word, "NOQUEUE");
+  EXPECT_NE(rcpt.findings[0].detail.find("NOQUEUE: reject: RCPT from [192.0.2.7]:4711: 504"),
             std::string::npos);
-  EXPECT_NE(rcpt.events[0].message.find("to=<user@example.test> proto=ESMTP helo=<localhost>"),
+  EXPECT_NE(rcpt.findings[0].detail.find("to=<user@example.test> proto=ESMTP helo=<localhost>"),
             std::string::npos);
 }
 
@@ -60,11 +60,11 @@ TEST(ChecksDialogue, PipeliningWithoutOfferIsEnforcedAtRcpt) {
   say(d, "EHLO mail.example.org");
   auto mail = d.on_line(line("MAIL FROM:<a@example.org>"), "RCPT TO:<user@example.test>\r\n");
   EXPECT_EQ(mail.reply, "250 2.1.0 Ok\r\n");
-  ASSERT_EQ(mail.events.size(), 1u);
-  EXPECT_EQ(mail.events[0].test, "pipelining");
-  EXPECT_EQ(mail.events[0].outcome, "enforce");
+  ASSERT_EQ(mail.findings.size(), 1u);
+  EXPECT_EQ(mail.findings[0].test, "pipelining");
+  EXPECT_EQ(mail.findings[0].outcome, "enforce");
   EXPECT_EQ(
-      mail.events[0].message,
+      mail.findings[0].detail,
       "COMMAND PIPELINING from [192.0.2.7]:4711 after MAIL: RCPT TO:<user@example.test>\\x0d\\x0a");
   auto rcpt = say(d, "RCPT TO:<user@example.test>");
   EXPECT_EQ(rcpt.reply.substr(0, 10), "550 5.7.1 ");
@@ -74,10 +74,10 @@ TEST(ChecksDialogue, PipeliningWithoutOfferIsEnforcedAtRcpt) {
 TEST(ChecksDialogue, HttpRequestIsDropped) {
   Dialogue d(policy());
   auto step = say(d, "GET / HTTP/1.1");
-  EXPECT_EQ(step.then, Then::kClose);
-  EXPECT_EQ(step.reply, "521 5.5.1 Protocol error\r\n");
-  ASSERT_FALSE(step.events.empty());
-  EXPECT_EQ(step.events[0].test, "non_smtp");
+  EXPECT_TRUE(step.closes());
+  EXPECT_EQ(step.sent(), "521 5.5.1 Protocol error\r\n");
+  ASSERT_FALSE(step.findings.empty());
+  EXPECT_EQ(step.findings[0].test, "non_smtp");
 }
 
 TEST(ChecksDialogue, BareNewlineFollowsItsAction) {
@@ -85,12 +85,12 @@ TEST(ChecksDialogue, BareNewlineFollowsItsAction) {
   p.bare_newline = Action::kDrop;
   Dialogue d(p);
   auto step = d.on_line(line("EHLO mail.example.org", true));
-  EXPECT_EQ(step.then, Then::kClose);
+  EXPECT_TRUE(step.closes());
   p.bare_newline = Action::kIgnore;
   Dialogue ignoring(p);
   step = ignoring.on_line(line("EHLO mail.example.org", true));
   EXPECT_EQ(step.then, Then::kContinue);
-  EXPECT_EQ(step.events.at(0).outcome, "ignore");
+  EXPECT_EQ(step.findings.at(0).outcome, "ignore");
 }
 
 TEST(ChecksDialogue, ErrorSleepsThenHardLimit) {
@@ -103,8 +103,8 @@ TEST(ChecksDialogue, ErrorSleepsThenHardLimit) {
   auto second = say(d, "BOGUS");
   EXPECT_EQ(second.delay, 1000ms);
   auto third = say(d, "BOGUS");
-  EXPECT_EQ(third.reply, "421 4.7.0 mx.test Error: too many errors\r\n");
-  EXPECT_EQ(third.then, Then::kClose);
+  EXPECT_EQ(third.sent(), "421 4.7.0 mx.test Error: too many errors\r\n");
+  EXPECT_TRUE(third.closes());
 }
 
 TEST(ChecksDialogue, VerbReplies) {
@@ -120,8 +120,8 @@ TEST(ChecksDialogue, VerbReplies) {
   say(d, "MAIL FROM:<a@example.org>");
   EXPECT_EQ(say(d, "DATA").reply, "554 5.5.1 Error: no valid recipients\r\n");
   auto quit = say(d, "QUIT");
-  EXPECT_EQ(quit.reply, "221 2.0.0 Bye\r\n");
-  EXPECT_EQ(quit.then, Then::kClose);
+  EXPECT_EQ(quit.sent(), "221 2.0.0 Bye\r\n");
+  EXPECT_TRUE(quit.closes());
 }
 
 TEST(ChecksDialogue, LongLineAndNulAreErrors) {
@@ -143,8 +143,8 @@ TEST(ChecksDialogue, CommandCountLimit) {
   say(d, "NOOP");
   say(d, "NOOP");
   auto fourth = say(d, "NOOP");
-  EXPECT_EQ(fourth.then, Then::kClose);
-  EXPECT_EQ(fourth.reply.substr(0, 9), "421 4.7.0");
+  EXPECT_TRUE(fourth.closes());
+  EXPECT_EQ(fourth.sent().substr(0, 9), "421 4.7.0");
 }
 
 TEST(ChecksDialogue, HandoffAfterHeloWhenOnlyHeloChecksAreOn) {
@@ -172,8 +172,8 @@ TEST(ChecksDialogue, PregreetEnforceRejectsEveryRcpt) {
 TEST(ChecksDialogue, TimeLimit) {
   Dialogue d(policy());
   auto step = d.on_time_limit();
-  EXPECT_EQ(step.then, Then::kClose);
-  EXPECT_EQ(step.reply, "421 4.4.2 mx.test Error: timeout exceeded\r\n");
+  EXPECT_TRUE(step.closes());
+  EXPECT_EQ(step.sent(), "421 4.4.2 mx.test Error: timeout exceeded\r\n");
 }
 
 }  // namespace
@@ -191,7 +191,7 @@ TEST(ChecksDialogue, FakeMxTempfailsEveryRcpt) {
   auto rcpt = say(d, "RCPT TO:<user@example.test>");
   EXPECT_EQ(rcpt.reply.substr(0, 10), "450 4.7.1 ");
   EXPECT_NE(rcpt.then, Then::kHandoff);
-  EXPECT_EQ(rcpt.events.at(0).test, "fake_mx");
+  EXPECT_EQ(rcpt.findings.at(0).test, "fake_mx");
 }
 
 }  // namespace

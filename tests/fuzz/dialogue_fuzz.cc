@@ -27,7 +27,7 @@ Action action(FuzzedDataProvider& in) {
 }
 
 void check_step(const Step& step) {
-  const std::string& r = step.reply;
+  const std::string r = step.sent();
   size_t start = 0;
   while (start < r.size()) {
     size_t end = r.find("\r\n", start);
@@ -41,8 +41,8 @@ void check_step(const Step& step) {
     for (unsigned char c : line) FUZZ_CHECK(c != '\r' && c != '\n' && c != '\0');
     start = end + 2;
   }
-  for (const auto& e : step.events) {
-    for (unsigned char c : e.message) FUZZ_CHECK(c >= 0x20 && c < 0x7f);
+  for (const auto& f : step.findings) {
+    for (unsigned char c : f.detail) FUZZ_CHECK(c >= 0x20 && c < 0x7f);
   }
   FUZZ_CHECK(step.delay.count() >= 0);
 }
@@ -91,7 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string early = reader.peek(100);
     Step step = dialogue.on_line(*line, early);
     check_step(step);
-    if (step.then == Then::kClose) return 0;
+    if (step.closes()) return 0;
     if (step.then == Then::kStartTls) {
       reader.clear();  // RFC 3207 4.2: plaintext behind STARTTLS is dropped
       dialogue.reset_after_starttls();
@@ -109,7 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           Step s = dialogue.reject_held_rcpt(
               "450 4.1.2 <x@y>: Recipient address rejected: Domain not found", "recipient");
           check_step(s);
-          if (s.then == Then::kClose) return 0;
+          if (s.closes()) return 0;
         }
       }
     }
