@@ -235,7 +235,7 @@ Step Dialogue::on_helo(const protocol::Command& cmd, bool esmtp) {
   }
   esmtp_ = esmtp;
   helo_ = std::string(cmd.argument);
-  helo_reject_ = helo_reject_reply(helo_, policy_.helo);
+  helo_reject_ = helo_reject_reply(helo_, policy_.helo, policy_.helo_facts);
   in_mail_ = false;  // RFC 5321 4.1.4: EHLO resets the transaction
   mail_line_.clear();
   Step step;

@@ -31,6 +31,7 @@ struct DialoguePolicy {
   Action bare_newline = Action::kOff;
   std::vector<std::string> forbidden_commands = default_forbidden_commands();
   HeloPolicy helo;
+  HeloFacts helo_facts;
   bool sender_reject_non_fqdn = true;
   bool recipient_reject_non_fqdn = true;
   ErrorPolicy errors;

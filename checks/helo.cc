@@ -6,7 +6,8 @@
 
 namespace mxscreen::checks {
 
-std::optional<std::string> helo_reject_reply(std::string_view helo, const HeloPolicy& policy) {
+std::optional<std::string> helo_reject_reply(std::string_view helo, const HeloPolicy& policy,
+                                             const HeloFacts& /*facts*/) {
   std::string shown = protocol::printable(helo, 255);
   if (policy.reject_invalid && !protocol::is_valid_helo(helo)) {
     return "501 5.5.2 <" + shown + ">: Helo command rejected: Invalid name";

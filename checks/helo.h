@@ -1,11 +1,16 @@
 // checks/helo.h: HELO/EHLO hostname checks (reject_invalid_helo_hostname,
 // reject_non_fqdn_helo_hostname). As with Postfix's smtpd_delay_reject = yes, a failed check
-// is answered at RCPT time, so the log shows the envelope.
+// is answered at RCPT time, so the log shows the envelope. The [helo] switches of these checks
+// are this policy itself (proxy/config.h's HeloConfig and the plan's settings hold one), so a
+// new HELO check adds its switch here and its row to the plan, and nothing in between.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "protocol/address.h"
 
 namespace mxscreen::checks {
 
@@ -14,7 +19,15 @@ struct HeloPolicy {
   bool reject_non_fqdn = true;
 };
 
+// What a HELO check may compare the name with besides the policy: this host's own name and
+// addresses (the session's local address, the addresses mxscreen listens on).
+struct HeloFacts {
+  std::string hostname;                            // server.hostname
+  std::vector<protocol::IpAddress> own_addresses;  // no wildcard (0.0.0.0, ::) among them
+};
+
 // The reply for a HELO name that fails a check, or nullopt when it passes.
-std::optional<std::string> helo_reject_reply(std::string_view helo, const HeloPolicy& policy);
+std::optional<std::string> helo_reject_reply(std::string_view helo, const HeloPolicy& policy,
+                                             const HeloFacts& facts);
 
 }  // namespace mxscreen::checks

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "checks/helo.h"
 #include "checks/verdict.h"
 
 namespace mxscreen::checks {
@@ -37,8 +38,7 @@ struct PlanSettings {
   Action pipelining = Action::kEnforce;
   Action non_smtp_command = Action::kDrop;
   Action bare_newline = Action::kOff;
-  bool helo_reject_invalid = true;
-  bool helo_reject_non_fqdn = true;
+  HeloPolicy helo;  // the [helo] checks answered on EHLO/HELO (checks/helo.h)
   bool helo_reject_unknown = false;
   bool helo_rhsbl = false;
   bool client_reject_unknown_reverse = false;

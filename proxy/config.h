@@ -13,6 +13,7 @@
 
 #include "checks/dnsbl.h"
 #include "checks/fake_mx.h"
+#include "checks/helo.h"
 #include "checks/spf_policy.h"
 #include "checks/verdict.h"
 #include "protocol/address.h"
@@ -90,9 +91,9 @@ struct ErrorsConfig {  // Postfix smtpd_error_sleep_time, smtpd_soft/hard_error_
   int junk_command_limit = 100;
 };
 
-struct HeloConfig {
-  bool reject_invalid = true;
-  bool reject_non_fqdn = true;
+// The checks answered on EHLO/HELO are checks::HeloPolicy's switches; the DNS tests of the name
+// (answered at RCPT, checks/domain.h) are here.
+struct HeloConfig : checks::HeloPolicy {
   bool reject_unknown = false;
   std::vector<std::string> rhsbl;
 };

@@ -303,8 +303,9 @@ void Walk::dialogue_tests() {
   } else if (rt_.plan.on("reverse") || rt_.plan.on("fcrdns")) {
     line(rt_.plan.on("fcrdns") ? "fcrdns" : "reverse", "pass", "");
   }
-  auto helo_reject = checks::helo_reject_reply(report_.helo, policy.helo);
-  if (rt_.plan.on("helo_invalid") || rt_.plan.on("helo_non_fqdn")) {
+  auto helo_reject = checks::helo_reject_reply(report_.helo, policy.helo, policy.helo_facts);
+  if (std::any_of(rt_.plan.enabled().begin(), rt_.plan.enabled().end(),
+                  [](const checks::TestRow* row) { return row->phase == checks::Phase::kHelo; })) {
     line("helo", helo_reject ? "reject" : "pass",
          helo_reject ? protocol::printable(*helo_reject, 300) : "", "helo");
   }

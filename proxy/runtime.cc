@@ -33,8 +33,7 @@ checks::PlanSettings plan_settings(const Config& c, const Runtime& rt) {
   s.pipelining = c.smtp.pipelining;
   s.non_smtp_command = c.smtp.non_smtp_command;
   s.bare_newline = c.smtp.bare_newline;
-  s.helo_reject_invalid = c.helo.reject_invalid;
-  s.helo_reject_non_fqdn = c.helo.reject_non_fqdn;
+  s.helo = c.helo;
   s.helo_reject_unknown = c.helo.reject_unknown;
   s.helo_rhsbl = !rt.helo_rhsbl->empty();
   s.client_reject_unknown_reverse = c.client.reject_unknown_reverse;

@@ -2,6 +2,7 @@
 #include "proxy/screening.h"
 
 #include <algorithm>
+#include <array>
 
 #include "checks/domain.h"
 #include "checks/rdns.h"
@@ -43,7 +44,17 @@ checks::DialoguePolicy make_dialogue_policy(const Runtime& runtime, const Dialog
   p.pipelining = c.smtp.pipelining;
   p.non_smtp_command = c.smtp.non_smtp_command;
   p.bare_newline = c.smtp.bare_newline;
-  p.helo = {c.helo.reject_invalid, c.helo.reject_non_fqdn};
+  p.helo = c.helo;
+  p.helo_facts.hostname = c.server.hostname;
+  auto own = [&p](const protocol::IpAddress& a) {
+    bool wildcard = a.bytes == std::array<uint8_t, 16>{};  // 0.0.0.0 or ::
+    if (!wildcard && std::find(p.helo_facts.own_addresses.begin(), p.helo_facts.own_addresses.end(),
+                               a) == p.helo_facts.own_addresses.end()) {
+      p.helo_facts.own_addresses.push_back(a);
+    }
+  };
+  if (facts.local) own(*facts.local);
+  for (const auto& listen : c.listen) own(listen.address.address);
   p.sender_reject_non_fqdn = c.sender.reject_non_fqdn;
   p.recipient_reject_non_fqdn = c.recipient.reject_non_fqdn;
   p.errors = {c.errors.sleep_time, c.errors.soft_limit, c.errors.hard_limit,

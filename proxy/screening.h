@@ -4,6 +4,7 @@
 // the plan of DNS lookups for the names the client gives.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct DialogueFacts {
   bool pregreet_enforced = false;
   std::string dnsbl_enforce_reply;         // "550 5.7.1 ..." when the DNSBL test said enforce
   const ClientDnsSnapshot* dns = nullptr;  // null: no client DNS (no resolver)
+  // The address the client connected to (a HELO check compares the name with it); unset in a
+  // dry run.
+  std::optional<protocol::IpAddress> local;
 };
 checks::DialoguePolicy make_dialogue_policy(const Runtime& runtime, const DialogueFacts& facts);
 

@@ -282,6 +282,7 @@ checks::DialoguePolicy Session::dialogue_policy() const {
   facts.pregreet_enforced = pregreet_ && pregreet_->verdict().outcome == checks::Outcome::kEnforce;
   facts.dnsbl_enforce_reply = dnsbl_enforce_reply_;
   facts.dns = dns_ ? &dns_->snapshot() : nullptr;
+  facts.local = local_.address;
   return make_dialogue_policy(*runtime_, facts);
 }
 

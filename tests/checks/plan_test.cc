@@ -11,7 +11,7 @@ namespace {
 PlanSettings connection_tests_only() {
   PlanSettings s;
   s.pipelining = s.non_smtp_command = s.bare_newline = Action::kOff;
-  s.helo_reject_invalid = s.helo_reject_non_fqdn = false;
+  s.helo.reject_invalid = s.helo.reject_non_fqdn = false;
   s.sender_reject_non_fqdn = s.recipient_reject_non_fqdn = false;
   s.greylist = false;
   return s;
@@ -38,7 +38,7 @@ TEST(ChecksPlan, OnlyConnectionTestsHandOffAfterTheGreet) {
 
 TEST(ChecksPlan, OnlyHeloTestsHandOffAfterEhlo) {
   auto s = connection_tests_only();
-  s.helo_reject_non_fqdn = true;
+  s.helo.reject_non_fqdn = true;
   Plan plan{s};
   EXPECT_TRUE(plan.dialogue_needed());
   EXPECT_TRUE(plan.handoff_after_helo());
