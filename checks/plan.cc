@@ -25,6 +25,8 @@ const std::vector<TestRow> kTests = {
    [](const S& s) { return s.helo.reject_invalid; }},
   {"helo_non_fqdn",  "helo.reject_non_fqdn",          "false", Phase::kHelo,     kNeedNothing,                    false,
    [](const S& s) { return s.helo.reject_non_fqdn; }},
+  {"helo_own_name",  "helo.reject_own_name",          "false", Phase::kHelo,     kNeedNothing,                    false,
+   [](const S& s) { return s.helo.reject_own_name; }},
   {"helo_unknown",   "helo.reject_unknown",           "false", Phase::kRcpt,     kNeedDomainDns,                  false,
    [](const S& s) { return s.helo_reject_unknown; }},
   {"helo_rhsbl",     "helo.rhsbl",                    "[]",    Phase::kRcpt,     kNeedDomainDns,                  false,

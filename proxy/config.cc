@@ -389,6 +389,7 @@ void read_sites(Section& s, std::string_view key, std::vector<std::string>& out)
 void read_checks(Section& helo, Section& client, Section& sender, Section& recipient, Config& c) {
   helo.read("reject_invalid", c.helo.reject_invalid);
   helo.read("reject_non_fqdn", c.helo.reject_non_fqdn);
+  helo.read("reject_own_name", c.helo.reject_own_name);
   helo.read("reject_unknown", c.helo.reject_unknown);
   read_sites(helo, "rhsbl", c.helo.rhsbl);
   client.read("reject_unknown_reverse", c.client.reject_unknown_reverse);
