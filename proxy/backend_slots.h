@@ -17,15 +17,15 @@
 
 namespace mxscreen::proxy {
 
-class Session;
+class Handoff;
 
 class BackendSlots {
  public:
-  // Who waits: the worker (its index) and the session on that worker's loop. `alive` is the
-  // session's liveness flag, read only on its own worker.
+  // Who waits: the worker (its index) and a session's handoff on that worker's loop. `alive`
+  // is the session's liveness flag, read only on its own worker.
   struct Waiter {
     std::size_t worker = 0;
-    Session* session = nullptr;
+    Handoff* handoff = nullptr;
     std::weak_ptr<bool> alive;
     uint64_t ticket = 0;  // set by acquire()
   };

@@ -294,10 +294,10 @@ bool Server::post(std::function<void()> task) {
   return true;
 }
 
-BackendSlots::Result Server::backend_slot(Session* session, const std::shared_ptr<bool>& alive,
+BackendSlots::Result Server::backend_slot(Handoff* handoff, const std::shared_ptr<bool>& alive,
                                           uint64_t* ticket) {
   const auto& backend = runtime_->config->backend;
-  BackendSlots::Waiter waiter{index_, session, alive, 0};
+  BackendSlots::Waiter waiter{index_, handoff, alive, 0};
   auto result = group_.backend_slots.acquire(static_cast<size_t>(backend.max_sessions),
                                              static_cast<size_t>(backend.queue_max), &waiter);
   *ticket = waiter.ticket;
@@ -330,7 +330,7 @@ void Server::hand_slots(std::vector<BackendSlots::Waiter> granted) {
     // in the middle of its own callbacks.
     bool posted = worker->post([worker, waiter] {
       auto alive = waiter.alive.lock();
-      if (alive && *alive && waiter.session->backend_slot_granted(waiter.ticket)) return;
+      if (alive && *alive && waiter.handoff->slot_granted(waiter.ticket)) return;
       worker->backend_slot_released();  // it left meanwhile: the next waiter's turn
     });
     // A worker that has drained has no sessions left: pass the slot on from here.
@@ -367,7 +367,17 @@ void Server::client_disconnect(const protocol::IpAddress& client) {
 }
 
 void Server::wake_at(Session* session, const std::shared_ptr<bool>& alive, uint64_t deadline) {
-  wakes_.push(Wake{deadline, session, alive});
+  push_wake(Wake{deadline, session, [](void* s, uint64_t d) { static_cast<Session*>(s)->wake(d); },
+                 alive});
+}
+
+void Server::wake_at(Handoff* handoff, const std::shared_ptr<bool>& alive, uint64_t deadline) {
+  push_wake(Wake{deadline, handoff, [](void* h, uint64_t d) { static_cast<Handoff*>(h)->wake(d); },
+                 alive});
+}
+
+void Server::push_wake(Wake wake) {
+  wakes_.push(std::move(wake));
   arm_wake_timer();
 }
 
@@ -393,7 +403,7 @@ void Server::wake_timer_fired() {
   while (!wakes_.empty() && wakes_.top().deadline <= now) {
     Wake due = wakes_.top();
     wakes_.pop();
-    if (due.session_alive()) due.session->wake(due.deadline);
+    if (due.session_alive()) due.fire(due.target, due.deadline);
   }
   arm_wake_timer();
 }

@@ -39,6 +39,7 @@
 namespace mxscreen::proxy {
 
 class Session;
+class Handoff;
 
 struct Listener {
   ListenConfig config;
@@ -121,10 +122,10 @@ class Server {
 
   // Called by a session when it is done; it is freed on the next loop turn.
   void session_ended(Session* session);
-  // A backend slot for `session` (see backend_slots.h): kGranted (it is the session's until
-  // backend_slot_released()), kQueued (`*ticket` set; the session's backend_slot_granted()
-  // is called on this loop when its turn comes) or kFull.
-  BackendSlots::Result backend_slot(Session* session, const std::shared_ptr<bool>& alive,
+  // A backend slot for a session's `handoff` (see backend_slots.h): kGranted (it is the
+  // handoff's until backend_slot_released()), kQueued (`*ticket` set; handoff->slot_granted()
+  // is called on this loop when its turn comes) or kFull. `alive` is the session's token.
+  BackendSlots::Result backend_slot(Handoff* handoff, const std::shared_ptr<bool>& alive,
                                     uint64_t* ticket);
   // A session gives its slot back: the oldest waiter, on whichever worker, gets it.
   void backend_slot_released();
@@ -150,9 +151,11 @@ class Server {
   bool post(std::function<void()> task);
 
   // One timer for every session in its greet wait or in the backend queue (a held or queued
-  // connection carries no uv_timer_t of its own): calls session->wake(deadline) at `deadline`
-  // (uv_now() ms) unless the session is gone by then.
+  // connection carries no uv_timer_t of its own): calls session->wake(deadline) (or
+  // handoff->wake(deadline)) at `deadline` (uv_now() ms) unless the session (whose liveness
+  // token `alive` is) is gone by then.
   void wake_at(Session* session, const std::shared_ptr<bool>& alive, uint64_t deadline);
+  void wake_at(Handoff* handoff, const std::shared_ptr<bool>& alive, uint64_t deadline);
 
   // nullptr when no resolver could be set up (DNS tests are then skipped, logged at start).
   Resolver* resolver() { return resolver_ && resolver_->ok() ? resolver_.get() : nullptr; }
@@ -183,7 +186,8 @@ class Server {
 
   struct Wake {
     uint64_t deadline;
-    Session* session;
+    void* target;                                   // a Session or a Handoff
+    void (*fire)(void* target, uint64_t deadline);  // calls its wake()
     std::weak_ptr<bool> alive;
     // The session's liveness token is false once it is destroyed. Not `alive.expired()`:
     // store callbacks still pending (Redis) hold copies of the token after the session died.
@@ -193,6 +197,7 @@ class Server {
     }
     bool operator>(const Wake& other) const { return deadline > other.deadline; }
   };
+  void push_wake(Wake wake);
 
   uv_loop_t* loop_;
   std::shared_ptr<const Runtime> runtime_;

@@ -1,5 +1,6 @@
 // proxy/session.cc: see session.h. Reply texts and log lines follow postscreen's where it has
-// one. This file holds the client side up to the handoff; handoff.cc the backend side.
+// one. This file holds the client side, before the handoff and after it (what the Handoff asks
+// of its HandoffClient); handoff.cc the backend side.
 #include "proxy/session.h"
 
 #include <algorithm>
@@ -46,9 +47,7 @@ Session::Session(Server& server, const Listener& listener)
 
 Session::~Session() {
   *alive_ = false;
-  if (backend_conn_) server_.backend_slot_released();
-  kernel_splice_.reset();
-  if (kernel_splice_files_) server_.give_back_kernel_splice_files();
+  handoff_.reset();  // gives its backend slot and splice(2) descriptors back
   if (counted_as_) server_.client_disconnect(*counted_as_);
 }
 
@@ -466,15 +465,7 @@ void Session::hold(std::string_view bytes) {
   if (held_.size() >= config().server.buffer_size) client_conn_.stop_reading();
 }
 
-void Session::on_read(Conn& conn, std::string_view bytes) {
-  if (&conn != &client_conn_) {
-    if (state_ == State::kSplice) {
-      splice_from(*backend_conn_, client_conn_, bytes, &bytes_out_);
-    } else if (state_ == State::kHandoff) {
-      backend_reply(bytes);
-    }
-    return;
-  }
+void Session::on_read(Conn&, std::string_view bytes) {
   if (tls_) {
     client_ciphertext(bytes);
   } else {
@@ -530,65 +521,48 @@ void Session::on_client_bytes(std::string_view bytes) {
       dialogue_input(bytes);
       return;
     case State::kHandoff:
+      if (spliced()) {
+        handoff_->client_bytes(bytes);
+        return;
+      }
       hold(bytes);
-      return;
-    case State::kSplice:
-      splice_from(client_conn_, *backend_conn_, bytes, &bytes_in_);
       return;
     case State::kDone:
       return;
   }
 }
 
-void Session::on_eof(Conn& conn) {
-  if (&conn == &client_conn_) {
-    client_eof_ = true;
-    if (state_ == State::kSplice) {
-      // Commands still waiting for the backend's replies go first (resume_commands()).
-      if (!commands_held_.empty() && !backend_eof_) return;
-      backend_conn_->shutdown_write();
-      if (backend_eof_) finish("spliced");
-      return;
-    }
-    if (state_ == State::kGreet || state_ == State::kDialogue) {
-      Log::event(LogLevel::kInfo, "HANGUP",
-                 "HANGUP after " + format_seconds(seconds_since(started_)) + " from " + who() +
-                     " in tests " + (state_ == State::kGreet ? "before" : "after") +
-                     " SMTP handshake",
-                 {{"client", client_labels()}});
-      if (state_ == State::kGreet) metrics().inc("mxscreen_pregreet_total", "verdict=\"hangup\"");
-    }
-    client_conn_.close();
-    finish(state_ == State::kGreet || state_ == State::kDialogue ? "hangup" : "client_gone");
+void Session::on_eof(Conn&) {
+  if (spliced()) {
+    handoff_->client_eof();
     return;
   }
-  backend_eof_ = true;
-  if (state_ == State::kSplice) {
-    client_close_notify();
-    client_conn_.shutdown_write();
-    if (client_eof_) finish("spliced");
-    return;
+  if (state_ == State::kGreet || state_ == State::kDialogue) {
+    Log::event(LogLevel::kInfo, "HANGUP",
+               "HANGUP after " + format_seconds(seconds_since(started_)) + " from " + who() +
+                   " in tests " + (state_ == State::kGreet ? "before" : "after") +
+                   " SMTP handshake",
+               {{"client", client_labels()}});
+    if (state_ == State::kGreet) metrics().inc("mxscreen_pregreet_total", "verdict=\"hangup\"");
   }
-  backend_failed("connection closed by backend during handoff");
+  client_conn_.close();
+  finish(state_ == State::kGreet || state_ == State::kDialogue ? "hangup" : "client_gone");
 }
 
-void Session::on_error(Conn& conn, int status) {
-  if (&conn == &client_conn_) {
-    client_conn_.close();
-    // A reset after the backend closed (a client that drops the socket on 221 with our
-    // close_notify unread) ends a complete session, not a broken one.
-    finish(state_ != State::kSplice ? "client_error" : backend_eof_ ? "spliced" : "client_reset");
+void Session::on_error(Conn&, int) {
+  client_conn_.close();
+  // A reset after the backend closed (a client that drops the socket on 221 with our
+  // close_notify unread) ends a complete session, not a broken one.
+  finish(!spliced() ? "client_error" : handoff_->backend_eof() ? "spliced" : "client_reset");
+}
+
+void Session::on_drained(Conn&) {
+  if (state_ == State::kDialogue && !sleeping_ && !tls_pending()) {
+    client_conn_.start_reading();
+    run_dialogue();
     return;
   }
-  if (state_ == State::kSplice) {
-    Log::event(LogLevel::kWarning, "BACKEND",
-               "backend " + config().backend.address.to_string() + " error for " + who() +
-                   " after handoff: " + uv_error(status) + "; closing both sides",
-               {{"client", client_labels()}});
-    finish("backend_error");
-    return;
-  }
-  backend_failed(uv_error(status));
+  if (spliced()) handoff_->client_drained();
 }
 
 void Session::reply_and_close(const std::string& reply, const std::string& outcome) {
@@ -598,8 +572,8 @@ void Session::reply_and_close(const std::string& reply, const std::string& outco
 }
 
 void Session::shutdown_if_unspliced() {
-  if (state_ == State::kSplice || state_ == State::kDone) return;
-  if (backend_conn_) backend_conn_->close();
+  if (state_ == State::kDone || spliced()) return;
+  if (handoff_) handoff_->close_backend();
   reply_and_close(std::string(checks::replies::kShuttingDown) + "\r\n", "shutdown");
 }
 
@@ -614,29 +588,23 @@ void Session::finish(const std::string& outcome) {
   state_ = State::kDone;
   stop_timer();
   stop_command_timer();
-  kernel_splice_.reset();  // its descriptors go before the connections close
-  if (queue_ticket_) {
-    // Gone while queued: its place is free at once. A slot already on its way is passed on
-    // when it arrives (backend_slot_granted says no).
-    if (server_.backend_queue_leave(queue_ticket_)) {
-      metrics().inc("mxscreen_backend_queue_total", "outcome=\"left\"");
-    }
-    queue_ticket_ = 0;
-  }
-  if (backend_conn_) backend_conn_->close_after_flush();
+  // Leaves the backend queue, stops splice(2), closes the backend once its queue is out.
+  if (handoff_) handoff_->end();
   if (client_conn_.open()) {
     client_close_notify();
     client_conn_.close_after_flush();
   }
+  uint64_t bytes_in = handoff_ ? handoff_->bytes_in() : 0;
+  uint64_t bytes_out = handoff_ ? handoff_->bytes_out() : 0;
   Log::event(LogLevel::kInfo, "DISCONNECT",
              "DISCONNECT " + who() + " outcome=" + outcome +
                  " duration=" + format_seconds(seconds_since(started_)) +
-                 "s in=" + std::to_string(bytes_in_) + " out=" + std::to_string(bytes_out_),
+                 "s in=" + std::to_string(bytes_in) + " out=" + std::to_string(bytes_out),
              {{"client", client_labels()}, {"outcome", outcome}});
   metrics().inc("mxscreen_sessions_total", "outcome=\"" + outcome + "\"");
-  if (bytes_in_ || bytes_out_) {
-    metrics().inc("mxscreen_spliced_bytes_total", "direction=\"in\"", bytes_in_);
-    metrics().inc("mxscreen_spliced_bytes_total", "direction=\"out\"", bytes_out_);
+  if (bytes_in || bytes_out) {
+    metrics().inc("mxscreen_spliced_bytes_total", "direction=\"in\"", bytes_in);
+    metrics().inc("mxscreen_spliced_bytes_total", "direction=\"out\"", bytes_out);
   }
   server_.session_ended(this);
 }
@@ -657,11 +625,7 @@ void Session::stop_timer() {
 void Session::wake(uint64_t deadline) {
   if (wake_deadline_ != deadline) return;  // stopped or moved on
   wake_deadline_ = 0;
-  if (state_ == State::kGreet) {
-    timer_fired();
-  } else if (state_ == State::kHandoff && step_ == Step::kQueued) {
-    queue_timed_out();
-  }
+  if (state_ == State::kGreet) timer_fired();
 }
 
 void Session::command_time_limit_reached() {
@@ -697,22 +661,7 @@ void Session::timer_fired() {
       resume_dialogue();
       return;
     }
-    case State::kHandoff:
-      backend_failed(step_ == Step::kConnecting ? "connect timeout" : "reply timeout");
-      return;
-    case State::kSplice: {
-      uint64_t idle = static_cast<uint64_t>(config().smtp.idle_timeout.count());
-      uint64_t quiet = uv_now(server_.loop()) - last_activity_;
-      if (quiet >= idle) {
-        Log::event(LogLevel::kInfo, "IDLE", "idle timeout after handoff for " + who(),
-                   {{"client", client_labels()}});
-        client_conn_.close();
-        finish("idle_timeout");
-        return;
-      }
-      arm_timer(std::chrono::milliseconds(idle - quiet));
-      return;
-    }
+    case State::kHandoff:  // the Handoff keeps its own timeouts
     case State::kDone:
       return;
   }
@@ -751,7 +700,7 @@ void Session::client_ciphertext(std::string_view bytes) {
   if (!out.empty()) client_conn_.write(out);
   switch (result) {
     case TlsSession::Result::kError:
-      if (state_ == State::kSplice && backend_eof_) {
+      if (spliced() && handoff_->backend_eof()) {
         // The backend has said goodbye and we sent close_notify: whatever the client answers
         // now (an alert, a reset) ends a session that is already complete.
         client_conn_.close();
@@ -765,7 +714,7 @@ void Session::client_ciphertext(std::string_view bytes) {
       if (state_ != State::kDone) on_eof(client_conn_);
       return;
     case TlsSession::Result::kHandshakeDone:
-      if (state_ != State::kSplice) stop_timer();  // spliced: the idle timer runs on
+      if (!spliced()) stop_timer();  // spliced: the Handoff's idle timer runs on
       Log::event(LogLevel::kInfo, "TLS",
                  "Anonymous TLS connection established from " + who() + ": " + tls_->protocol() +
                      " with cipher " + tls_->cipher() + ", client certificate " +
@@ -801,6 +750,8 @@ void Session::start_tls() {
   arm_timer(config().tls.handshake_timeout);
 }
 
+void Session::start_client_tls() { tls_ = std::make_unique<TlsSession>(runtime_->tls); }
+
 void Session::tls_failed(const std::string& reason) {
   Log::event(LogLevel::kInfo, "TLS",
              std::string(tls_->handshake_done() ? "TLS error" : "TLS handshake failed") + " for " +
@@ -810,6 +761,84 @@ void Session::tls_failed(const std::string& reason) {
                 "result=\"error\",reason=\"" + label_value(reason) + "\"");
   client_conn_.close_after_flush();
   finish("tls_error");
+}
+
+// The handoff, from the client's side.
+
+bool Session::refuse_if_backend_full() {
+  if (!server_.backend_full()) return false;
+  report_backend_busy(config(), "full", false, who(), client_labels());
+  reply_and_close(std::string(checks::replies::kAllPortsBusy) + "\r\n", "backend_busy");
+  return true;
+}
+
+void Session::start_handoff() {
+  stop_timer();
+  state_ = State::kHandoff;
+  // The dialogue's decisions (pass cache, greylisting, SPF, the DNS tests of names) are made:
+  // the handoff replays three lines and names the client, nothing more. Freed here, whether the
+  // session waits in the queue or not; callbacks that lead here may destroy their own objects.
+  Handoff::Replay replay;
+  if (dialogue_) {
+    replay.esmtp = dialogue_->esmtp();
+    replay.helo = dialogue_->helo();
+    replay.mail_line = dialogue_->mail_line();
+    replay.rcpt_line = dialogue_->rcpt_line();
+  }
+  auto mode = client_gets_backend_banner_ ? Handoff::Mode::kAllowlisted
+              : dialogue_                 ? Handoff::Mode::kAfterDialogue
+                                          : Handoff::Mode::kAfterGreet;
+  HandoffClient& client = *this;
+  handoff_ = std::make_unique<Handoff>(client, server_, *runtime_, alive_, mode, replay);
+  dialogue_.reset();
+  if (dns_ && dns_->done()) release_client_dns();  // else when its last answer is in
+  domain_dns_.reset();
+  spf_.reset();
+  std::string().swap(dnsbl_enforce_reply_);
+  pregreet_.reset();
+  // A client handing off costs what a held one does: the dialogue's line reader (its queue
+  // alone is half a KiB) and timers are done with (the Handoff has its own); lines it had not
+  // answered yet go first in what is replayed after the handoff.
+  if (lines_) {
+    held_.insert(0, lines_->take_unprocessed());
+    lines_.reset();
+  }
+  command_timer_.reset();
+  timer_.reset();
+  handoff_->start();
+  // Watch the client while it waits for a slot: one that leaves gives its place up at once
+  // (what it sends meanwhile is held, bounded by server.buffer_size, and replayed after the
+  // handoff).
+  if (state_ == State::kHandoff && handoff_->queued() &&
+      held_.size() < config().server.buffer_size) {
+    client_conn_.start_reading();
+  }
+}
+
+void Session::release_client_dns() {
+  const auto& snap = dns_->snapshot();
+  // NAME= only for a hostname that forward-confirms (Postfix's "verified" name).
+  if (snap.fcrdns == FcrdnsState::kConfirmed) handoff_->set_verified_name(snap.ptr_name);
+  dns_.reset();
+}
+
+std::string Session::verified_name() const {
+  // NAME= only for a hostname that forward-confirms (Postfix's "verified" name); else
+  // [UNAVAILABLE] and Postfix logs unknown[addr], as it does for its own lookups.
+  if (dns_) {
+    const auto& snap = dns_->snapshot();
+    return snap.fcrdns == FcrdnsState::kConfirmed ? snap.ptr_name : std::string();
+  }
+  return handoff_ ? std::string(handoff_->kept_verified_name()) : std::string();
+}
+
+std::string Session::take_client_input() {
+  std::string pending = lines_ ? lines_->take_unprocessed() : std::string();
+  pending += held_;
+  held_.clear();
+  held_.shrink_to_fit();
+  lines_.reset();
+  return pending;
 }
 
 }  // namespace mxscreen::proxy

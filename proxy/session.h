@@ -1,7 +1,9 @@
 // proxy/session.h: one client, from accept to close (DESIGN.md "A session's life"): the
-// optional PROXY header of an upstream balancer, the connect decision, the greet test, the
-// pre-dialogue (checks::Dialogue), the handoff to the backend (identity, banner, XCLIENT,
-// replay of EHLO/MAIL/RCPT) and the splice both ways. Handoff and splice live in handoff.cc.
+// optional PROXY header of an upstream balancer, the connect decision, the greet test and the
+// pre-dialogue (checks::Dialogue). When the client is to meet the backend the session makes a
+// Handoff (handoff.h), which owns the backend side from then on (queue wait, backend
+// connection, identity, replay, splice); the session keeps the client's connection, its TLS
+// and its held input, and passes client events to the Handoff once spliced.
 #pragma once
 
 #include <uv.h>
@@ -17,20 +19,19 @@
 #include "checks/pass_cache.h"
 #include "checks/pregreet.h"
 #include "protocol/address.h"
-#include "protocol/command_stream.h"
 #include "protocol/line_reader.h"
 #include "protocol/reply.h"
 #include "proxy/conn.h"
 #include "proxy/domain_dns.h"
 #include "proxy/greylisting.h"
-#include "proxy/kernel_splice.h"
+#include "proxy/handoff.h"
 #include "proxy/server.h"
 #include "proxy/spf_check.h"
 #include "proxy/tls.h"
 
 namespace mxscreen::proxy {
 
-class Session : public ConnHandler, public KernelSpliceHandler {
+class Session final : public ConnHandler, private HandoffClient {
  public:
   Session(Server& server, const Listener& listener);
   ~Session() override;
@@ -41,30 +42,21 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   void shutdown_if_unspliced();
   // The drain timeout ran out.
   void abort();
-  // The server's wake timer (Server::wake_at): the greet wait or the backend queue wait that
-  // ends at `deadline` is over (ignored when the session has moved on or has another one).
+  // The server's wake timer (Server::wake_at): the greet wait that ends at `deadline` is over
+  // (ignored when the session has moved on).
   void wake(uint64_t deadline);
-  // The backend slot this session queued for (ticket) is its own now: hand off. False when it
-  // no longer waits (gone, timed out): the caller passes the slot on.
-  bool backend_slot_granted(uint64_t ticket);
 
+  // The client's connection (the backend's is the Handoff's).
   void on_read(Conn& conn, std::string_view bytes) override;
   void on_eof(Conn& conn) override;
   void on_error(Conn& conn, int status) override;
   void on_drained(Conn& conn) override;
-  void on_connect(Conn& conn, int status) override;
-
-  void kernel_splice_eof(bool client_side) override;
-  void kernel_splice_error(bool client_side, int status) override;
-  void kernel_splice_refused(int status) override;
 
  private:
   // kProxyHeader: reading an upstream's PROXY header; kConnect: the connect decision (access,
-  // bans, limits, pass cache) is being made, client bytes are only held.
-  enum class State { kProxyHeader, kConnect, kGreet, kDialogue, kHandoff, kSplice, kDone };
-  // Handoff steps, in order; the replay steps run only when the dialogue got that far.
-  // kQueued: waiting for a backend slot (backend.queue_max), no backend connection yet.
-  enum class Step { kQueued, kConnecting, kBanner, kXclientEhlo, kXclient, kHelo, kMail, kRcpt };
+  // bans, limits, pass cache) is being made, client bytes are only held. kHandoff: handoff_
+  // has the backend side (queued, connecting, replaying, then spliced: handoff_->spliced()).
+  enum class State { kProxyHeader, kConnect, kGreet, kDialogue, kHandoff, kDone };
 
   const Config& config() const { return *runtime_->config; }
   // A proxy_protocol listener believes only its proxy_trusted upstreams; false: closed.
@@ -114,37 +106,28 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   void apply_step(checks::Step step);
   void send_reply(const std::string& reply);
 
-  // handoff.cc
+  // The pre-dialogue is over: make the Handoff with what it replays (the EHLO name, the MAIL
+  // and RCPT lines), free the dialogue, its lookups and its SPF run, and let it take a backend
+  // slot or queue for one.
   void start_handoff();
-  // Keeps what the handoff needs of the pre-dialogue (handoff_) and frees the rest.
-  void take_handoff_facts();
-  // The client's lookups are all in (or were when the handoff started): keep the verified name
-  // for XCLIENT and free them.
+  // The client's lookups are all in (or were when the handoff started): give the verified
+  // name to the Handoff for XCLIENT and free them.
   void release_client_dns();
-  void connect_backend();  // holding a backend slot
-  void queue_timed_out();
-  // 421 4.3.2 when the backend has no slot and the queue no place (or the wait was too long).
-  void refuse_backend_busy(const std::string& why);
-  void backend_reply(std::string_view bytes);
-  void backend_step_done();
-  void send_backend_step(Step step, std::string_view line);
-  void start_splice(const std::string& to_client);
-  void splice_from(Conn& from, Conn& to, std::string_view bytes, uint64_t* counter);
-  // Hands a plain session's bytes to the kernel (splice(2)) when nothing needs to see them.
-  void try_kernel_splice();
-  // handoff = "xclient", or inside mxscreen's TLS: the client's commands pass through
-  // commands_ (command_stream.h).
-  void commands_from_client(std::string_view bytes);
-  void replies_from_backend(std::string_view bytes);
-  std::size_t run_commands(std::string_view input);  // bytes of `input` used
-  void resume_commands();
-  void command_refused(const protocol::CommandStream::Action& action);
-  void backend_failed(const std::string& reason);
+  bool spliced() const { return handoff_ && handoff_->spliced(); }
+
+  // HandoffClient: the client side, for the Handoff.
+  Conn& client_conn() override { return client_conn_; }
+  const protocol::Endpoint& client_endpoint() const override { return client_; }
+  const protocol::Endpoint& local_endpoint() const override { return local_; }
+  bool client_tls() const override { return tls_ != nullptr; }
+  void start_client_tls() override;
+  std::string take_client_input() override;
+  std::string verified_name() const override;
 
   // Client I/O through TLS once STARTTLS has run (tls.cc-free: TlsSession does the work).
-  void client_write(std::string_view plaintext);
+  void client_write(std::string_view plaintext) override;
   void client_ciphertext(std::string_view bytes);
-  void client_close_notify();
+  void client_close_notify() override;
   // At connect: every backend slot taken and the queue full: 421 4.3.2, logged and counted,
   // and true.
   bool refuse_if_backend_full();
@@ -170,8 +153,8 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   bool tls_pending() const { return tls_ && !tls_->handshake_done(); }
 
   void hold(std::string_view bytes);
-  void reply_and_close(const std::string& reply, const std::string& outcome);
-  void finish(const std::string& outcome);
+  void reply_and_close(const std::string& reply, const std::string& outcome) override;
+  void finish(const std::string& outcome) override;
   void arm_timer(std::chrono::milliseconds after);
   void stop_timer();  // the phase deadline, including a pending greet wait
   void stop_command_timer() {
@@ -180,14 +163,13 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   void timer_fired();
   void command_time_limit_reached();
   double seconds_since(std::chrono::steady_clock::time_point t) const;
-  std::string who() const { return client_.log_string(); }
-  std::string client_labels() const;
+  std::string who() const override { return client_.log_string(); }
+  std::string client_labels() const override;
 
   Server& server_;
   const Listener& listener_;
   std::shared_ptr<const Runtime> runtime_;
   Conn client_conn_;
-  std::unique_ptr<Conn> backend_conn_;
   std::unique_ptr<TlsSession> tls_;            // after STARTTLS
   std::unique_ptr<ClientLookups> dns_;         // DNSBL, PTR and FCrDNS, from connect on
   std::unique_ptr<DomainLookups> domain_dns_;  // names the client gave, at RCPT
@@ -208,12 +190,9 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   std::unique_ptr<Timer> timer_;
   // smtp.command_time_limit for the whole dialogue; made when the dialogue starts.
   std::unique_ptr<Timer> command_timer_;
-  // uv_now() ms when the greet wait or the backend queue wait ends; 0 = none pending.
+  // uv_now() ms when the greet wait ends; 0 = none pending.
   uint64_t wake_deadline_ = 0;
-  uint64_t queue_ticket_ = 0;  // our place in the backend queue; 0 = not queued
-  uint64_t queued_at_ = 0;     // uv_now() ms when it was taken
   State state_ = State::kConnect;
-  Step step_ = Step::kConnecting;
 
   protocol::Endpoint client_;
   protocol::Endpoint local_;
@@ -224,31 +203,6 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   std::unique_ptr<protocol::LineReader> lines_;
   std::unique_ptr<checks::Dialogue> dialogue_;
   std::unique_ptr<checks::Step> sleeping_;  // an error reply waiting out its delay
-  // What the handoff still needs once the pre-dialogue is over, taken when it starts so that
-  // the dialogue, its lookups and its SPF run can go: a client waiting in the backend queue
-  // costs what a held one does (issue 15).
-  struct HandoffFacts {
-    bool after_dialogue = false;  // the dialogue ran: replay what it accepted
-    bool esmtp = false;
-    uint32_t helo_size = 0;
-    uint32_t mail_size = 0;
-    uint32_t rcpt_size = 0;
-    // One allocation for the four: the EHLO/HELO argument, the accepted MAIL line (empty:
-    // handoff after EHLO), the held RCPT line (empty: none) and the forward-confirmed PTR name
-    // for XCLIENT NAME= (appended once dns_ is done).
-    std::string text;
-    std::string_view helo() const { return std::string_view(text).substr(0, helo_size); }
-    std::string_view mail_line() const {
-      return std::string_view(text).substr(helo_size, mail_size);
-    }
-    std::string_view rcpt_line() const {
-      return std::string_view(text).substr(helo_size + mail_size, rcpt_size);
-    }
-    std::string_view verified_name() const {
-      return std::string_view(text).substr(helo_size + mail_size + rcpt_size);
-    }
-  };
-  std::unique_ptr<HandoffFacts> handoff_;  // null: no dialogue and no lookups to keep
   // A cached pass whose DNSBL verdict is being looked up again (dnsbl_rechecked).
   std::unique_ptr<checks::PassRecord> cached_pass_;
   bool store_wait_ = false;
@@ -262,25 +216,11 @@ class Session : public ConnHandler, public KernelSpliceHandler {
   // Client bytes held before the splice (PROXY header, ignored pregreet, input that arrived
   // during the handoff); bounded by server.buffer_size, past which reading the client pauses.
   std::string held_;
-  std::unique_ptr<protocol::ReplyReader> backend_reader_;  // made at the handoff
-  bool client_gets_backend_banner_ = false;  // allowlisted: no banner of ours was sent
-  bool backend_chunking_ = false;            // the backend's EHLO to us offered CHUNKING
-  // handoff = "xclient" or mxscreen's TLS: the client's command stream after the handoff, and
-  // client bytes that wait for the backend's replies (bounded by server.buffer_size: reading
-  // pauses).
-  std::unique_ptr<protocol::CommandStream> commands_;
-  std::string commands_held_;
+  bool client_gets_backend_banner_ = false;        // allowlisted: no banner of ours was sent
   std::optional<protocol::IpAddress> counted_as_;  // in the server's per-client limits table
-  bool client_eof_ = false;
-  bool backend_eof_ = false;
-  uint64_t last_activity_ = 0;  // uv_now() of the last spliced byte
-  uint64_t bytes_in_ = 0;       // client -> backend
-  uint64_t bytes_out_ = 0;      // backend -> client
-  // server.kernel_splice: the splice(2) path once both write queues are empty (declared after
-  // the connections: it goes first). Tried once per session.
-  std::unique_ptr<KernelSplice> kernel_splice_;
-  bool kernel_splice_tried_ = false;
-  bool kernel_splice_files_ = false;  // took Server::kKernelSpliceFiles descriptors
+  // The backend side, from start_handoff on (declared after the client's connection: it goes
+  // first, and its splice(2) holds dups of that connection's descriptor).
+  std::unique_ptr<Handoff> handoff_;
 };
 
 }  // namespace mxscreen::proxy
