@@ -35,20 +35,21 @@ struct DnsReply {
 };
 
 // What a check says after a round: either questions (answer them all, then call next()) or
-// its finding (then it is done; calling next() again gives the same finding).
-template <typename Finding>
+// its result (then it is done; calling next() again gives the same result). SPF's result is a
+// checks::SpfFinding, which the session turns into a checks::Finding.
+template <typename Result>
 struct Progress {
   std::vector<DnsQuestion> questions;
-  std::optional<Finding> finding;
+  std::optional<Result> finding;
 
   bool done() const { return finding.has_value(); }
 };
 
-template <typename Finding>
+template <typename Result>
 class AsyncCheck {
  public:
   virtual ~AsyncCheck() = default;
-  virtual Progress<Finding> next() = 0;
+  virtual Progress<Result> next() = 0;
   // The reply to a question next() asked. A reply nobody asked for is ignored.
   virtual void answer(const DnsQuestion& question, DnsReply reply) = 0;
 };

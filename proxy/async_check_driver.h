@@ -24,14 +24,14 @@ namespace mxscreen::proxy {
 DnsType to_dns_type(checks::DnsRecordType type);
 checks::DnsReply to_check_reply(const DnsAnswer& answer);
 
-template <typename Finding>
+template <typename Result>
 class AsyncCheckDriver {
  public:
-  using Done = std::function<void(const Finding&)>;
+  using Done = std::function<void(const Result&)>;
 
   AsyncCheckDriver(uv_loop_t* loop, Resolver& resolver,
-                   std::unique_ptr<checks::AsyncCheck<Finding>> check,
-                   std::chrono::milliseconds deadline, std::function<Finding()> expired, Done done)
+                   std::unique_ptr<checks::AsyncCheck<Result>> check,
+                   std::chrono::milliseconds deadline, std::function<Result()> expired, Done done)
       : resolver_(resolver),
         check_(std::move(check)),
         expired_(std::move(expired)),
@@ -48,7 +48,7 @@ class AsyncCheckDriver {
 
  private:
   void round() {
-    checks::Progress<Finding> progress = check_->next();
+    checks::Progress<Result> progress = check_->next();
     if (progress.done()) return finish(*progress.finding);
     lookups_.clear();
     pending_ = progress.questions.size();
@@ -64,7 +64,7 @@ class AsyncCheckDriver {
 
   void expire() { finish(expired_()); }
 
-  void finish(const Finding& finding) {
+  void finish(const Result& finding) {
     if (finished_) return;
     finished_ = true;
     timer_.close();
@@ -75,8 +75,8 @@ class AsyncCheckDriver {
   }
 
   Resolver& resolver_;
-  std::unique_ptr<checks::AsyncCheck<Finding>> check_;
-  std::function<Finding()> expired_;
+  std::unique_ptr<checks::AsyncCheck<Result>> check_;
+  std::function<Result()> expired_;
   Done done_;
   Timer timer_;
   std::vector<DnsLookup> lookups_;
