@@ -15,12 +15,6 @@ using protocol::Verb;
 
 std::string crlf(std::string text) { return text + "\r\n"; }
 
-// Postfix answers an undeclared 8-bit address with 553 (RFC 6531 3.7.4.1), other syntax
-// errors with 501.
-std::string syntax_reply(const std::string& why) {
-  return (why.rfind("5.6.7", 0) == 0 ? "553 " : "501 ") + why;
-}
-
 // A finding of the dialogue: logged with the test and outcome as fields, counted in
 // mxscreen_test_results_total; `word` "" logs the test's name as the word.
 Finding dialogue_finding(std::string word, std::string detail, std::string test,
@@ -260,7 +254,7 @@ Step Dialogue::on_mail(const protocol::Command& cmd, const std::string& raw) {
   if (in_mail_) return error("503 5.5.1 Error: nested MAIL command");
   std::string why;
   auto args = protocol::parse_mail_from(cmd.argument, &why);
-  if (!args) return error(syntax_reply(why));
+  if (!args) return error(address_syntax_reply(why));
   sender_ = args->path;
   smtputf8_ = false;
   for (const auto& param : args->params) smtputf8_ = smtputf8_ || param.keyword == "SMTPUTF8";
@@ -275,7 +269,7 @@ Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
   if (!in_mail_) return error("503 5.5.1 Error: need MAIL command");
   std::string why;
   auto args = protocol::parse_rcpt_to(cmd.argument, &why, smtputf8_);
-  if (!args) return error(syntax_reply(why));
+  if (!args) return error(address_syntax_reply(why));
 
   // Postfix's order with smtpd_delay_reject: client, HELO, sender, recipient restrictions.
   std::optional<std::string> reject;

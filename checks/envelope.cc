@@ -5,6 +5,10 @@
 
 namespace mxscreen::checks {
 
+std::string address_syntax_reply(const std::string& why) {
+  return (why.rfind("5.6.7", 0) == 0 ? "553 " : "501 ") + why;
+}
+
 std::optional<std::string> sender_reject_reply(const protocol::Path& sender, bool reject_non_fqdn) {
   if (reject_non_fqdn && !sender.null_path && !protocol::is_fqdn_address(sender)) {
     return "504 5.5.2 <" + protocol::printable(sender.address, 255) +

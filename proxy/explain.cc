@@ -341,7 +341,7 @@ void Walk::dialogue_tests() {
     std::string why;
     auto args = protocol::parse_rcpt_to("TO:<" + report_.recipient + ">", &why, true);
     auto r = args ? checks::recipient_reject_reply(args->path, c_.recipient.reject_non_fqdn)
-                  : std::optional<std::string>("501 " + why);
+                  : std::optional<std::string>(checks::address_syntax_reply(why));
     line("recipient_non_fqdn", r ? "reject" : "pass", r ? protocol::printable(*r, 300) : "");
   }
   spf_test(reached);
