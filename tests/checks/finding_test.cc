@@ -10,12 +10,10 @@
 #include "checks/dialogue.h"
 #include "checks/dnsbl.h"
 #include "checks/domain.h"
-#include "checks/fake_mx.h"
 #include "checks/greylist.h"
 #include "checks/limits.h"
 #include "checks/pregreet.h"
 #include "checks/spam_trap.h"
-#include "checks/spf_policy.h"
 
 namespace mxscreen::checks {
 namespace {
@@ -101,21 +99,6 @@ TEST(ChecksFinding, BannedClientWithOrWithoutAReply) {
   EXPECT_TRUE(silent.reply.empty());
 }
 
-TEST(ChecksFinding, FakeMx) {
-  auto hit = fake_mx_hit("tempfail", kWho);
-  EXPECT_EQ(hit.detail, "FAKE-MX [192.0.2.7]:4711 action=tempfail");
-  EXPECT_EQ(hit.labels, "action=\"tempfail\"");
-  EXPECT_EQ(hit.then, Then::kContinue);
-  EXPECT_EQ(fake_mx_action_finding(FakeMxAction::kReset).then, Then::kReset);
-  auto tempfail = fake_mx_action_finding(FakeMxAction::kTempfail);
-  EXPECT_EQ(tempfail.then, Then::kReplyAndClose);
-  EXPECT_EQ(tempfail.reply, "421 4.3.2 Service temporarily unavailable");
-  EXPECT_EQ(tempfail.test, "fake_mx");
-  EXPECT_EQ(fake_mx_action_finding(FakeMxAction::kTempfailRcpt).then, Then::kContinue);
-  EXPECT_EQ(nolisting_pass_finding(kWho).detail,
-            "FAKE-MX pass [192.0.2.7]:4711: tried the fake MX first, then the real one");
-}
-
 TEST(ChecksFinding, PregreetHitAndVerdict) {
   auto t0 = PregreetTest::Clock::time_point{};
   PregreetTest drop(Action::kDrop, t0);
@@ -198,25 +181,6 @@ TEST(ChecksFinding, TrapInTheDialogueAndOnThePolicyService) {
       p.detail,
       "TRAP [192.0.2.7]:0 from=<> to=<t@x>: spam trap recipient; banning the client (policy)");
   EXPECT_EQ(p.labels, "side=\"policy\"");
-}
-
-TEST(ChecksFinding, SpfReportAndRcpt) {
-  SpfFinding fail;
-  fail.result = SpfResult::kFail;
-  fail.identity = "mailfrom";
-  fail.domain = "example.org";
-  fail.mechanism = "-all";
-  SpfRequest request{ip("192.0.2.7"), "mx.example.org", "a@example.org", "mx.test", 0};
-  auto report = spf_report(fail, request, kWho, "session", true);
-  EXPECT_EQ(report.word, "SPF");
-  EXPECT_FALSE(report.client_field);
-  EXPECT_EQ(report.detail.substr(0, 31), "SPF fail [192.0.2.7]:4711: iden");
-  EXPECT_NE(report.detail.find("; action=reject (session)"), std::string::npos);
-  EXPECT_EQ(report.labels, "result=\"fail\",side=\"session\",action=\"reject\"");
-  auto rcpt = spf_rcpt_finding(fail, SpfMode::kRejectFail, "a@example.org");
-  EXPECT_EQ(rcpt.then, Then::kRejectRcpt);
-  EXPECT_EQ(rcpt.reply, spf_reject_reply(fail, "a@example.org"));
-  EXPECT_EQ(spf_rcpt_finding(fail, SpfMode::kLog, "a@example.org").then, Then::kContinue);
 }
 
 TEST(ChecksFinding, GreylistAnswers) {

@@ -1,13 +1,12 @@
 // tests/checks/spf_test.cc: hand-made cases for checks::SpfCheck beyond the RFC 7208 suite:
 // the round-by-round contract, a Google-shaped include chain, the explanation's exp-only
-// macros, DNS failures, the limits, and the record parser's edges.
+// macros, DNS failures and the limits. The record language alone is spf_record_test.cc, what
+// mxscreen does with a finding spf_policy_test.cc.
 
 #include "checks/spf.h"
 
 #include <gtest/gtest.h>
 
-#include "checks/spf_policy.h"
-#include "checks/spf_record.h"
 #include "tests/checks/spf_fake_dns.h"
 
 namespace mxscreen::checks {
@@ -157,95 +156,6 @@ TEST(ChecksSpf, AnswersNobodyAskedForAreIgnored) {
   check.answer({DnsRecordType::kTXT, "example.org"},
                DnsReply{DnsReplyStatus::kOk, {"v=spf1 -all"}});
   EXPECT_EQ(dns.run(check).result, SpfResult::kPass);
-}
-
-TEST(ChecksSpfRecord, MacroExpansion) {
-  spf::MacroFacts f;
-  f.sender = "strong-bad@email.example.com";
-  f.local_part = "strong-bad";
-  f.sender_domain = "email.example.com";
-  f.domain = "email.example.com";
-  f.ip = *protocol::IpAddress::parse("192.0.2.3");
-  // RFC 7208 7.4's examples.
-  EXPECT_EQ(*spf::expand_macros("%{s}", f, false), "strong-bad@email.example.com");
-  EXPECT_EQ(*spf::expand_macros("%{d4}", f, false), "email.example.com");
-  EXPECT_EQ(*spf::expand_macros("%{d2}", f, false), "example.com");
-  EXPECT_EQ(*spf::expand_macros("%{dr}", f, false), "com.example.email");
-  EXPECT_EQ(*spf::expand_macros("%{d2r}", f, false), "example.email");
-  EXPECT_EQ(*spf::expand_macros("%{l-}", f, false), "strong.bad");
-  EXPECT_EQ(*spf::expand_macros("%{lr-}", f, false), "bad.strong");
-  EXPECT_EQ(*spf::expand_macros("%{l1r-}", f, false), "strong");
-  EXPECT_EQ(*spf::expand_macros("%{ir}.%{v}._spf.%{d2}", f, false),
-            "3.2.0.192.in-addr._spf.example.com");
-  f.ip = *protocol::IpAddress::parse("2001:db8::cb01");
-  EXPECT_EQ(*spf::expand_macros("%{ir}.%{v}._spf.%{d2}", f, false),
-            "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com");
-  EXPECT_FALSE(spf::expand_macros("%{d0}", f, false));
-  EXPECT_FALSE(spf::expand_macros("%{c}", f, false));  // exp only
-  EXPECT_TRUE(spf::expand_macros("%{c}", f, true));
-}
-
-TEST(ChecksSpfRecord, LookupNameTruncatesAndRejects) {
-  EXPECT_EQ(*spf::lookup_name("Example.ORG."), "example.org");
-  EXPECT_FALSE(spf::lookup_name("a..example.org"));
-  EXPECT_FALSE(spf::lookup_name(std::string(64, 'a') + ".example.org"));
-  std::string long_name;
-  for (int i = 0; i < 30; ++i) long_name += "abcdefghi.";
-  long_name += "org";
-  auto truncated = spf::lookup_name(long_name);
-  ASSERT_TRUE(truncated);
-  EXPECT_LE(truncated->size(), 253u);
-  EXPECT_EQ(truncated->substr(truncated->size() - 4), ".org");
-}
-
-TEST(ChecksSpfPolicy, OnlyFailAndAskedSoftfailAreRefused) {
-  SpfFinding f;
-  for (SpfResult r : {SpfResult::kNone, SpfResult::kNeutral, SpfResult::kPass,
-                      SpfResult::kTempError, SpfResult::kPermError}) {
-    f.result = r;
-    for (SpfMode m :
-         {SpfMode::kOff, SpfMode::kLog, SpfMode::kRejectFail, SpfMode::kRejectFailSoftfail}) {
-      EXPECT_FALSE(spf_rejects(f, m)) << to_string(r) << " " << to_string(m);
-    }
-  }
-  f.result = SpfResult::kFail;
-  EXPECT_FALSE(spf_rejects(f, SpfMode::kLog));
-  EXPECT_TRUE(spf_rejects(f, SpfMode::kRejectFail));
-  EXPECT_TRUE(spf_rejects(f, SpfMode::kRejectFailSoftfail));
-  f.result = SpfResult::kSoftFail;
-  EXPECT_FALSE(spf_rejects(f, SpfMode::kRejectFail));
-  EXPECT_TRUE(spf_rejects(f, SpfMode::kRejectFailSoftfail));
-}
-
-TEST(ChecksSpfPolicy, ReplyTextsShowTheExplanationSafely) {
-  SpfFinding f;
-  f.result = SpfResult::kFail;
-  EXPECT_EQ(spf_reject_reply(f, "a@example.org"),
-            "550 5.7.23 <a@example.org>: Sender address rejected: Message rejected due to: SPF "
-            "fail - not authorized");
-  f.explanation = "see\r\nhttp://x";
-  EXPECT_EQ(spf_policy_action(f),
-            "550 5.7.23 Message rejected due to: SPF fail - not authorized. see??http://x");
-  f.explanation = std::string(500, 'x');
-  EXPECT_EQ(spf_policy_action(f).size(),
-            std::string("550 5.7.23 Message rejected due to: SPF fail - not authorized. ").size() +
-                kSpfExplanationShown);
-}
-
-TEST(ChecksSpfPolicy, LogFactsEscapeClientText) {
-  SpfFinding f;
-  f.result = SpfResult::kPass;
-  f.identity = "mailfrom";
-  f.domain = "example.org";
-  f.mechanism = "ip4:192.0.2.0/24";
-  SpfRequest r = request("192.0.2.7",
-                         "a\x01"
-                         "b@example.org",
-                         "evil\nhelo");
-  EXPECT_EQ(spf_log_facts(f, r),
-            "identity=mailfrom; client-ip=192.0.2.7; helo=evil\\x0ahelo; "
-            "envelope-from=<a\\x01b@example.org>; receiver=mx.example.net; domain=example.org; "
-            "mechanism=ip4:192.0.2.0/24");
 }
 
 }  // namespace
