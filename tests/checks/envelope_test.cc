@@ -67,5 +67,23 @@ TEST(ChecksEnvelope, ReplyShowsTheAddressEscapedAndBounded) {
                         "...>: Recipient address rejected: need fully-qualified address");
 }
 
+// The parser's own `why` texts, as the dialogue and ctl explain hand them over.
+std::string syntax_reply_of_mail(const std::string& argument) {
+  std::string why;
+  EXPECT_FALSE(protocol::parse_mail_from(argument, &why)) << argument;
+  return address_syntax_reply(why);
+}
+
+TEST(ChecksEnvelope, AddressSyntaxReplyIs501Or553ForUndeclaredUnicode) {
+  EXPECT_EQ(syntax_reply_of_mail("FROM:<a@b@example.org>"), "501 5.1.7 Bad sender address syntax");
+  EXPECT_EQ(syntax_reply_of_mail("FROM:<a@example.org> SIZE=x"),
+            "501 5.5.4 Invalid parameter: SIZE");
+  EXPECT_EQ(syntax_reply_of_mail("FROM:<j\xc3\xb6rg@example.org>"),
+            "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+  std::string why;
+  EXPECT_FALSE(protocol::parse_rcpt_to("TO:<b@example.net>extra", &why));
+  EXPECT_EQ(address_syntax_reply(why), "501 5.1.3 Bad recipient address syntax");
+}
+
 }  // namespace
 }  // namespace mxscreen::checks
