@@ -9,14 +9,18 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
+#include <vector>
 
 #include "checks/replies.h"
 #include "protocol/escape.h"
 #include "protocol/proxy_header.h"
+#include "protocol/reply.h"
 #include "protocol/xclient.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
+#include "proxy/uv_handle.h"
 
 namespace mxscreen::proxy {
 namespace {
@@ -66,15 +70,55 @@ Handoff::Handoff(HandoffClient& client, Server& server, const Runtime& runtime,
       helo_size_(static_cast<uint32_t>(replay.helo.size())),
       mail_size_(static_cast<uint32_t>(replay.mail_line.size())),
       rcpt_size_(static_cast<uint32_t>(replay.rcpt_line.size())) {
-  text_.reserve(replay.helo.size() + replay.mail_line.size() + replay.rcpt_line.size());
-  text_.append(replay.helo).append(replay.mail_line).append(replay.rcpt_line);
+  size_t size = replay.helo.size() + replay.mail_line.size() + replay.rcpt_line.size();
+  if (size == 0) return;
+  text_ = std::make_unique_for_overwrite<char[]>(size);
+  char* out = text_.get();
+  for (auto part : {replay.helo, replay.mail_line, replay.rcpt_line}) {
+    std::memcpy(out, part.data(), part.size());
+    out += part.size();
+  }
 }
 
+void Handoff::set_verified_name(std::string_view name) {
+  if (name.empty()) return;
+  size_t kept = helo_size_ + mail_size_ + rcpt_size_;
+  auto text = std::make_unique_for_overwrite<char[]>(kept + name.size());
+  if (kept != 0) std::memcpy(text.get(), text_.get(), kept);
+  std::memcpy(text.get() + kept, name.data(), name.size());
+  text_ = std::move(text);
+  name_size_ = static_cast<uint32_t>(name.size());
+}
+
+// What lives only while there is a backend connection (a queued handoff has none of it).
+struct Handoff::Link {
+  Link(uv_loop_t* loop, ConnHandler& handler) : conn(loop, handler) {}
+
+  Conn conn;
+  protocol::ReplyReader reader;
+  Timer timer;  // connect and reply timeouts while handing off, the idle timeout spliced
+  // handoff = "xclient" or mxscreen's TLS: the client's command stream after the handoff, and
+  // client bytes that wait for the backend's replies (bounded by server.buffer_size: reading
+  // pauses).
+  std::unique_ptr<protocol::CommandStream> commands;
+  std::string commands_held;
+  uint64_t last_activity = 0;  // uv_now() of the last spliced byte
+  uint64_t bytes_in = 0;       // client -> backend
+  uint64_t bytes_out = 0;      // backend -> client
+  // server.kernel_splice: the splice(2) path once both write queues are empty (declared after
+  // the connection: it goes first).
+  std::unique_ptr<KernelSplice> kernel_splice;
+};
+
 Handoff::~Handoff() {
-  if (backend_) server_.backend_slot_released();
-  kernel_splice_.reset();
+  if (!link_) return;
+  server_.backend_slot_released();
+  link_->kernel_splice.reset();
   if (kernel_splice_files_) server_.give_back_kernel_splice_files();
 }
+
+uint64_t Handoff::bytes_in() const { return link_ ? link_->bytes_in : 0; }
+uint64_t Handoff::bytes_out() const { return link_ ? link_->bytes_out : 0; }
 
 const Config& Handoff::config() const { return *runtime_.config; }
 
@@ -105,15 +149,14 @@ void Handoff::start() {
              {{"client", client_.client_labels()}});
   // The server's wake timer, not one of our own: a queued session costs what a held one does.
   queued_at_ = uv_now(server_.loop());
-  wake_deadline_ =
-      queued_at_ + static_cast<uint64_t>(std::max<int64_t>(1, backend.queue_timeout.count()));
-  server_.wake_at(this, alive_, wake_deadline_);
+  server_.wake_at(
+      this, alive_,
+      queued_at_ + static_cast<uint64_t>(std::max<int64_t>(1, backend.queue_timeout.count())));
 }
 
 bool Handoff::slot_granted(uint64_t ticket) {
   if (step_ != Step::kQueued || ticket != ticket_) return false;
   ticket_ = 0;
-  wake_deadline_ = 0;
   metrics().inc("mxscreen_backend_queue_total", "outcome=\"served\"");
   metrics().observe("mxscreen_backend_queue_wait_seconds", "",
                     static_cast<double>(uv_now(server_.loop()) - queued_at_) / 1000.0);
@@ -121,9 +164,8 @@ bool Handoff::slot_granted(uint64_t ticket) {
   return true;
 }
 
-void Handoff::wake(uint64_t deadline) {
-  if (wake_deadline_ != deadline) return;  // served or gone
-  wake_deadline_ = 0;
+void Handoff::wake(uint64_t) {
+  // The one deadline this handoff sets: the queue wait's (ignored once served).
   if (step_ == Step::kQueued) queue_timed_out();
 }
 
@@ -136,31 +178,34 @@ void Handoff::queue_timed_out() {
 
 void Handoff::end() {
   step_ = Step::kDone;
-  stop_timer();
-  kernel_splice_.reset();  // its descriptors go before the connections close
-  if (ticket_) {
-    // Gone while queued: its place is free at once. A slot already on its way is passed on
-    // when it arrives (slot_granted says no).
-    if (server_.backend_queue_leave(ticket_)) {
-      metrics().inc("mxscreen_backend_queue_total", "outcome=\"left\"");
+  if (!link_) {
+    if (ticket_) {
+      // Gone while queued: its place is free at once. A slot already on its way is passed on
+      // when it arrives (slot_granted says no).
+      if (server_.backend_queue_leave(ticket_)) {
+        metrics().inc("mxscreen_backend_queue_total", "outcome=\"left\"");
+      }
+      ticket_ = 0;
     }
-    ticket_ = 0;
+    return;
   }
-  if (backend_) backend_->close_after_flush();
+  link_->timer.stop();
+  link_->kernel_splice.reset();  // its descriptors go before the connections close
+  link_->conn.close_after_flush();
 }
 
 void Handoff::close_backend() {
-  if (backend_) backend_->close();
+  if (link_) link_->conn.close();
 }
 
 void Handoff::connect_backend() {
   step_ = Step::kConnecting;
   const auto& backend = config().backend;
-  reader_ = std::make_unique<protocol::ReplyReader>();
-  // From here the slot is released when this object dies (backend_ set).
-  backend_ = std::make_unique<Conn>(server_.loop(), *this);
-  int rc = backend_->init();
-  if (rc == 0) rc = backend_->connect(backend.address);
+  // From here the slot is released when this object dies (link_ set).
+  link_ = std::make_unique<Link>(server_.loop(), *this);
+  link_->timer.init<&Handoff::timer_fired>(server_.loop(), this);
+  int rc = link_->conn.init();
+  if (rc == 0) rc = link_->conn.connect(backend.address);
   if (rc != 0) {
     backend_failed(uv_error(rc));
     return;
@@ -174,23 +219,25 @@ void Handoff::on_connect(Conn&, int status) {
     backend_failed(uv_error(status));
     return;
   }
-  uv_tcp_nodelay(backend_->tcp(), 1);
+  uv_tcp_nodelay(link_->conn.tcp(), 1);
   const auto& backend = config().backend;
   if (backend.handoff == HandoffMode::kProxyV1) {
-    backend_->write(protocol::encode_proxy_v1(client_.client_endpoint(), client_.local_endpoint()));
+    link_->conn.write(
+        protocol::encode_proxy_v1(client_.client_endpoint(), client_.local_endpoint()));
   } else if (backend.handoff == HandoffMode::kProxyV2) {
-    backend_->write(protocol::encode_proxy_v2(client_.client_endpoint(), client_.local_endpoint()));
+    link_->conn.write(
+        protocol::encode_proxy_v2(client_.client_endpoint(), client_.local_endpoint()));
   }
   step_ = Step::kBanner;
-  reader_->reset();
-  backend_->start_reading();
+  link_->reader.reset();
+  link_->conn.start_reading();
   arm_timer(backend.banner_timeout);
 }
 
 void Handoff::backend_reply(std::string_view bytes) {
   while (handing_off() && !bytes.empty()) {
     size_t consumed = 0;
-    auto status = reader_->feed(bytes, &consumed);
+    auto status = link_->reader.feed(bytes, &consumed);
     if (status == protocol::ReplyReader::Status::kNeedMore) return;  // kept by the reader
     if (status == protocol::ReplyReader::Status::kInvalid) {
       backend_failed("malformed reply from backend");
@@ -205,14 +252,14 @@ void Handoff::backend_reply(std::string_view bytes) {
 
 void Handoff::send_backend_step(Step step, std::string_view line) {
   step_ = step;
-  reader_->reset();
-  backend_->write(std::string(line) + "\r\n");
+  link_->reader.reset();
+  link_->conn.write(std::string(line) + "\r\n");
 }
 
 void Handoff::backend_step_done() {
-  int code = reader_->code();
-  std::string raw = protocol::format_multiline_reply(code, "", reader_->lines());
-  std::string first = reader_->lines().empty() ? "" : reader_->lines()[0];
+  int code = link_->reader.code();
+  std::string raw = protocol::format_multiline_reply(code, "", link_->reader.lines());
+  std::string first = link_->reader.lines().empty() ? "" : link_->reader.lines()[0];
   const auto& backend = config().backend;
   bool dialogue = helo_size_ != 0;
   bool rcpt = rcpt_held();
@@ -234,8 +281,8 @@ void Handoff::backend_step_done() {
       }
       break;
     case Step::kXclientEhlo: {
-      backend_chunking_ = offers(reader_->lines(), "CHUNKING");
-      if (code != 250 || !offers(reader_->lines(), "XCLIENT")) {
+      backend_chunking_ = offers(link_->reader.lines(), "CHUNKING");
+      if (code != 250 || !offers(link_->reader.lines(), "XCLIENT")) {
         backend_failed("backend does not offer XCLIENT to us (smtpd_authorized_xclient_hosts)");
         return;
       }
@@ -249,8 +296,8 @@ void Handoff::backend_step_done() {
         attrs.proto = esmtp_ ? "ESMTP" : "SMTP";
       }
       step_ = Step::kXclient;
-      reader_->reset();
-      backend_->write(protocol::encode_xclient(attrs));
+      link_->reader.reset();
+      link_->conn.write(protocol::encode_xclient(attrs));
       return;
     }
     case Step::kXclient:
@@ -261,7 +308,7 @@ void Handoff::backend_step_done() {
       }
       break;
     case Step::kHelo:
-      if (esmtp_) backend_chunking_ = code == 250 && offers(reader_->lines(), "CHUNKING");
+      if (esmtp_) backend_chunking_ = code == 250 && offers(link_->reader.lines(), "CHUNKING");
       if (!positive(code) || mail_size_ == 0) {
         // After-EHLO handoff: the client has our EHLO reply. A refusal at RCPT time goes to
         // the client as the answer to its RCPT; nothing refused is reported as accepted.
@@ -291,14 +338,14 @@ void Handoff::backend_step_done() {
 }
 
 void Handoff::start_splice(const std::string& to_client) {
-  stop_timer();
+  link_->timer.stop();
   step_ = Step::kSplice;
   metrics().inc("mxscreen_handoffs_total", std::string("mode=\"") +
                                                (mode_ == Mode::kAllowlisted     ? "allowlisted"
                                                 : mode_ == Mode::kAfterDialogue ? "after_dialogue"
                                                                                 : "after_greet") +
                                                "\"");
-  bytes_out_ += to_client.size();
+  link_->bytes_out += to_client.size();
   client_.client_write(to_client);
   if (config().backend.handoff == HandoffMode::kXclient || client_.client_tls()) {
     // Postfix believes XCLIENT from mxscreen's address at any time outside a transaction
@@ -311,18 +358,18 @@ void Handoff::start_splice(const std::string& to_client) {
         std::max<size_t>(static_cast<size_t>(config().smtp.line_length_limit), 512);
     options.chunking = backend_chunking_;
     options.offer_starttls = runtime_.tls != nullptr && !client_.client_tls();
-    commands_ = std::make_unique<protocol::CommandStream>(options);
+    link_->commands = std::make_unique<protocol::CommandStream>(options);
   }
   // Client input not yet answered goes to the backend in the order it came: lines still in
   // the dialogue's reader first, then what arrived during the handoff.
   std::string pending = client_.take_client_input();
   if (!pending.empty()) {
-    bytes_in_ += pending.size();
+    link_->bytes_in += pending.size();
     commands_from_client(pending);
   }
-  last_activity_ = uv_now(server_.loop());
+  link_->last_activity = uv_now(server_.loop());
   client_.client_conn().start_reading();
-  backend_->start_reading();
+  link_->conn.start_reading();
   arm_timer(config().smtp.idle_timeout);
   try_kernel_splice();
 }
@@ -332,8 +379,8 @@ void Handoff::try_kernel_splice() {
   // both write queues empty (what libuv still holds must not be overtaken) and both sides open.
   Conn& client = client_.client_conn();
   if (kernel_splice_tried_ || step_ != Step::kSplice || !config().server.kernel_splice ||
-      client_.client_tls() || commands_ || client_eof_ || backend_eof_ || client.queued() != 0 ||
-      backend_->queued() != 0) {
+      client_.client_tls() || link_->commands || client_eof_ || backend_eof_ ||
+      client.queued() != 0 || link_->conn.queued() != 0) {
     return;
   }
   kernel_splice_tried_ = true;
@@ -344,11 +391,12 @@ void Handoff::try_kernel_splice() {
   }
   kernel_splice_files_ = true;
   client.stop_reading();
-  backend_->stop_reading();
+  link_->conn.stop_reading();
   int status = 0;
-  kernel_splice_ = KernelSplice::start(server_.loop(), client.tcp(), backend_->tcp(), *this,
-                                       {&bytes_in_, &bytes_out_, &last_activity_}, &status);
-  if (kernel_splice_) {
+  link_->kernel_splice =
+      KernelSplice::start(server_.loop(), client.tcp(), link_->conn.tcp(), *this,
+                          {&link_->bytes_in, &link_->bytes_out, &link_->last_activity}, &status);
+  if (link_->kernel_splice) {
     metrics().inc("mxscreen_kernel_splice_total", "result=\"spliced\"");
     return;
   }
@@ -362,11 +410,11 @@ void Handoff::kernel_splice_refused(int status) {
   Log::event(LogLevel::kInfo, "SPLICE",
              "splice(2) unavailable for " + client_.who() + ": " + uv_error(status) + "; copying",
              {{"client", client_.client_labels()}});
-  kernel_splice_.reset();
+  link_->kernel_splice.reset();
   if (kernel_splice_files_) server_.give_back_kernel_splice_files();
   kernel_splice_files_ = false;
   client_.client_conn().start_reading();
-  backend_->start_reading();
+  link_->conn.start_reading();
 }
 
 void Handoff::kernel_splice_eof(bool client_side) {
@@ -383,47 +431,48 @@ void Handoff::kernel_splice_error(bool client_side, int status) {
     client_.finish(backend_eof_ ? "spliced" : "client_reset");
     return;
   }
-  on_error(*backend_, status);
+  on_error(link_->conn, status);
 }
 
 void Handoff::client_bytes(std::string_view bytes) {
-  last_activity_ = uv_now(server_.loop());
-  bytes_in_ += bytes.size();
+  link_->last_activity = uv_now(server_.loop());
+  link_->bytes_in += bytes.size();
   commands_from_client(bytes);
   if (step_ != Step::kSplice) return;
   // Back-pressure: stop reading the client until the backend's queue has drained.
-  if (backend_->queued() > config().server.buffer_size) client_.client_conn().stop_reading();
+  if (link_->conn.queued() > config().server.buffer_size) client_.client_conn().stop_reading();
 }
 
 void Handoff::splice_to_client(std::string_view bytes) {
-  last_activity_ = uv_now(server_.loop());
-  bytes_out_ += bytes.size();
+  link_->last_activity = uv_now(server_.loop());
+  link_->bytes_out += bytes.size();
   replies_from_backend(bytes);
   if (step_ != Step::kSplice) return;
   // Back-pressure: stop reading the backend until the client's queue has drained.
-  if (client_.client_conn().queued() > config().server.buffer_size) backend_->stop_reading();
+  if (client_.client_conn().queued() > config().server.buffer_size) link_->conn.stop_reading();
 }
 
 void Handoff::commands_from_client(std::string_view bytes) {
-  if (!commands_) {
-    backend_->write(bytes);
+  if (!link_->commands) {
+    link_->conn.write(bytes);
     return;
   }
-  if (commands_held_.empty()) {
+  if (link_->commands_held.empty()) {
     size_t used = run_commands(bytes);
     bytes.remove_prefix(used);
   }
-  commands_held_.append(bytes);  // behind what already waits
-  if (commands_held_.size() >= config().server.buffer_size) client_.client_conn().stop_reading();
+  link_->commands_held.append(bytes);  // behind what already waits
+  if (link_->commands_held.size() >= config().server.buffer_size)
+    client_.client_conn().stop_reading();
 }
 
 void Handoff::replies_from_backend(std::string_view bytes) {
-  if (!commands_) {
+  if (!link_->commands) {
     client_.client_write(bytes);
     return;
   }
   std::string out;
-  if (commands_->backend_bytes(bytes, &out) != protocol::CommandStream::ReplyStatus::kOk) {
+  if (link_->commands->backend_bytes(bytes, &out) != protocol::CommandStream::ReplyStatus::kOk) {
     Log::event(LogLevel::kWarning, "BACKEND",
                "backend " + config().backend.address.to_string() + " sent a reply over " +
                    std::to_string(protocol::CommandStream::kMaxReplyBytes) + " bytes to " +
@@ -433,26 +482,26 @@ void Handoff::replies_from_backend(std::string_view bytes) {
     return;
   }
   client_.client_write(out);
-  if (!commands_held_.empty()) resume_commands();
+  if (!link_->commands_held.empty()) resume_commands();
 }
 
 size_t Handoff::run_commands(std::string_view input) {
   using Kind = protocol::CommandStream::Action::Kind;
   size_t used = 0;
   while (step_ == Step::kSplice) {
-    auto action = commands_->next(input.substr(used));
+    auto action = link_->commands->next(input.substr(used));
     used += action.consumed;
     switch (action.kind) {
       case Kind::kForward:
-        backend_->write(action.forward);
+        link_->conn.write(action.forward);
         break;
       case Kind::kAnswer:
         command_refused(action);
-        bytes_out_ += action.reply.size();
+        link_->bytes_out += action.reply.size();
         client_.client_write(action.reply);
         break;
       case Kind::kStartTls: {
-        bytes_out_ += action.reply.size();
+        link_->bytes_out += action.reply.size();
         client_.client_write(action.reply);
         // RFC 3207 4.2: plain text pipelined behind STARTTLS is discarded, never answered
         // inside TLS (as the session does before the handoff).
@@ -478,15 +527,15 @@ size_t Handoff::run_commands(std::string_view input) {
 
 // The backend answered: client commands that waited for it may go now.
 void Handoff::resume_commands() {
-  size_t used = run_commands(commands_held_);
-  commands_held_.erase(0, used);
+  size_t used = run_commands(link_->commands_held);
+  link_->commands_held.erase(0, used);
   if (step_ != Step::kSplice) return;
-  if (commands_held_.empty() && client_eof_) {
-    backend_->shutdown_write();  // the client's FIN, deferred until its commands went out
+  if (link_->commands_held.empty() && client_eof_) {
+    link_->conn.shutdown_write();  // the client's FIN, deferred until its commands went out
     return;
   }
   const auto limit = config().server.buffer_size;
-  if (!client_eof_ && commands_held_.size() < limit && backend_->queued() <= limit) {
+  if (!client_eof_ && link_->commands_held.size() < limit && link_->conn.queued() <= limit) {
     client_.client_conn().start_reading();
   }
 }
@@ -510,17 +559,17 @@ void Handoff::command_refused(const protocol::CommandStream::Action& action) {
 void Handoff::client_eof() {
   client_eof_ = true;
   // Commands still waiting for the backend's replies go first (resume_commands()).
-  if (!commands_held_.empty() && !backend_eof_) return;
-  backend_->shutdown_write();
+  if (!link_->commands_held.empty() && !backend_eof_) return;
+  link_->conn.shutdown_write();
   if (backend_eof_) client_.finish("spliced");
 }
 
 void Handoff::client_drained() {
-  if (kernel_splice_) return;
+  if (link_->kernel_splice) return;
   try_kernel_splice();
-  if (kernel_splice_) return;
+  if (link_->kernel_splice) return;
   // The backend, which fed this queue, may be read again.
-  if (!backend_eof_) backend_->start_reading();
+  if (!backend_eof_) link_->conn.start_reading();
 }
 
 void Handoff::on_read(Conn&, std::string_view bytes) {
@@ -555,11 +604,11 @@ void Handoff::on_error(Conn&, int status) {
 }
 
 void Handoff::on_drained(Conn&) {
-  if (step_ != Step::kSplice || kernel_splice_) return;
+  if (step_ != Step::kSplice || link_->kernel_splice) return;
   try_kernel_splice();
-  if (kernel_splice_) return;
+  if (link_->kernel_splice) return;
   // The client, which fed this queue, may be read again.
-  if (!client_eof_ && commands_held_.size() < config().server.buffer_size) {
+  if (!client_eof_ && link_->commands_held.size() < config().server.buffer_size) {
     client_.client_conn().start_reading();
   }
 }
@@ -575,23 +624,12 @@ void Handoff::backend_failed(const std::string& reason) {
                      : step_ == Step::kXclient || step_ == Step::kXclientEhlo ? "xclient"
                                                                               : "replay";
   metrics().inc("mxscreen_backend_failures_total", std::string("step=\"") + kind + "\"");
-  if (backend_) backend_->close();
+  if (link_) link_->conn.close();
   client_.reply_and_close(std::string(checks::replies::kServiceUnavailable) + "\r\n",
                           "backend_failure");
 }
 
-void Handoff::arm_timer(std::chrono::milliseconds after) {
-  if (!timer_) {  // made at connect: a queued handoff waits on the server's wake heap
-    timer_ = std::make_unique<Timer>();
-    timer_->init<&Handoff::timer_fired>(server_.loop(), this);
-  }
-  timer_->start(after);
-}
-
-void Handoff::stop_timer() {
-  if (timer_) timer_->stop();
-  wake_deadline_ = 0;
-}
+void Handoff::arm_timer(std::chrono::milliseconds after) { link_->timer.start(after); }
 
 void Handoff::timer_fired() {
   if (handing_off()) {
@@ -600,7 +638,7 @@ void Handoff::timer_fired() {
   }
   if (step_ != Step::kSplice) return;
   uint64_t idle = static_cast<uint64_t>(config().smtp.idle_timeout.count());
-  uint64_t quiet = uv_now(server_.loop()) - last_activity_;
+  uint64_t quiet = uv_now(server_.loop()) - link_->last_activity;
   if (quiet >= idle) {
     Log::event(LogLevel::kInfo, "IDLE", "idle timeout after handoff for " + client_.who(),
                {{"client", client_.client_labels()}});

@@ -21,10 +21,8 @@
 
 #include "protocol/address.h"
 #include "protocol/command_stream.h"
-#include "protocol/reply.h"
 #include "proxy/conn.h"
 #include "proxy/kernel_splice.h"
-#include "proxy/uv_handle.h"
 
 namespace mxscreen::proxy {
 
@@ -105,15 +103,15 @@ class Handoff : public ConnHandler, public KernelSpliceHandler {
   bool rcpt_held() const { return rcpt_size_ != 0; }
   // The client's lookups finished after the handoff started: the verified name (may be empty)
   // is kept here for XCLIENT, in the replay's one allocation.
-  void set_verified_name(std::string_view name) { text_ += name; }
+  void set_verified_name(std::string_view name);
   std::string_view kept_verified_name() const {
-    return std::string_view(text_).substr(helo_size_ + mail_size_ + rcpt_size_);
+    return part(helo_size_ + mail_size_ + rcpt_size_, name_size_);
   }
 
   // The backend slot this handoff queued for (ticket) is its own now: connect. False when it
   // no longer waits (gone, timed out): the caller passes the slot on.
   bool slot_granted(uint64_t ticket);
-  // The server's wake heap: the queue wait that ends at `deadline` is over.
+  // The server's wake heap: the queue wait (the one deadline a handoff sets) is over.
   void wake(uint64_t deadline);
   // The session ends (finish): leave the queue, stop splice(2), close the backend once its
   // queue is out. Called once; nothing here runs after it.
@@ -126,8 +124,8 @@ class Handoff : public ConnHandler, public KernelSpliceHandler {
   void client_eof();
   void client_drained();
 
-  uint64_t bytes_in() const { return bytes_in_; }    // client -> backend
-  uint64_t bytes_out() const { return bytes_out_; }  // backend -> client
+  uint64_t bytes_in() const;   // client -> backend
+  uint64_t bytes_out() const;  // backend -> client
 
   // The backend connection.
   void on_read(Conn& conn, std::string_view bytes) override;
@@ -158,13 +156,12 @@ class Handoff : public ConnHandler, public KernelSpliceHandler {
 
   const Config& config() const;
   bool handing_off() const { return step_ < Step::kSplice; }
-  std::string_view helo() const { return std::string_view(text_).substr(0, helo_size_); }
-  std::string_view mail_line() const {
-    return std::string_view(text_).substr(helo_size_, mail_size_);
+  std::string_view part(uint32_t at, uint32_t size) const {
+    return size != 0 ? std::string_view(text_.get() + at, size) : std::string_view();
   }
-  std::string_view rcpt_line() const {
-    return std::string_view(text_).substr(helo_size_ + mail_size_, rcpt_size_);
-  }
+  std::string_view helo() const { return part(0, helo_size_); }
+  std::string_view mail_line() const { return part(helo_size_, mail_size_); }
+  std::string_view rcpt_line() const { return part(helo_size_ + mail_size_, rcpt_size_); }
 
   // 421 4.3.2 when the backend has no slot and the queue no place (or the wait was too long).
   void refuse_busy(const std::string& why);
@@ -186,9 +183,10 @@ class Handoff : public ConnHandler, public KernelSpliceHandler {
   void command_refused(const protocol::CommandStream::Action& action);
   void backend_failed(const std::string& reason);
   void arm_timer(std::chrono::milliseconds after);
-  void stop_timer();
   void timer_fired();  // connect/reply timeouts while handing off, the idle timeout spliced
 
+  // A queued client costs what a held one does (issue 15): while it waits, this object is the
+  // replay text and a ticket; everything that needs a backend connection is in link_.
   HandoffClient& client_;
   Server& server_;
   const Runtime& runtime_;
@@ -201,31 +199,19 @@ class Handoff : public ConnHandler, public KernelSpliceHandler {
   bool backend_eof_ = false;
   bool kernel_splice_tried_ = false;  // tried once per session
   bool kernel_splice_files_ = false;  // took Server::kKernelSpliceFiles descriptors
+  // The replay in one allocation: the EHLO/HELO argument, the MAIL line, the RCPT line and
+  // (set_verified_name) the forward-confirmed PTR name for XCLIENT NAME=.
   uint32_t helo_size_;
   uint32_t mail_size_;
   uint32_t rcpt_size_;
-  // One allocation for the replay: the EHLO/HELO argument, the MAIL line, the RCPT line and
-  // (set_verified_name) the forward-confirmed PTR name for XCLIENT NAME=.
-  std::string text_;
-  uint64_t ticket_ = 0;         // our place in the backend queue; 0 = not queued
-  uint64_t queued_at_ = 0;      // uv_now() ms when it was taken
-  uint64_t wake_deadline_ = 0;  // uv_now() ms when the queue wait ends; 0 = none pending
-  uint64_t last_activity_ = 0;  // uv_now() of the last spliced byte
-  uint64_t bytes_in_ = 0;
-  uint64_t bytes_out_ = 0;
-  // From connect_backend on (a queued handoff has none of them): the slot is released when
-  // this object dies with backend_ set.
-  std::unique_ptr<Conn> backend_;
-  std::unique_ptr<protocol::ReplyReader> reader_;
-  std::unique_ptr<Timer> timer_;
-  // handoff = "xclient" or mxscreen's TLS: the client's command stream after the handoff, and
-  // client bytes that wait for the backend's replies (bounded by server.buffer_size: reading
-  // pauses).
-  std::unique_ptr<protocol::CommandStream> commands_;
-  std::string commands_held_;
-  // server.kernel_splice: the splice(2) path once both write queues are empty (declared after
-  // the connection: it goes first).
-  std::unique_ptr<KernelSplice> kernel_splice_;
+  uint32_t name_size_ = 0;
+  std::unique_ptr<char[]> text_;
+  uint64_t ticket_ = 0;     // our place in the backend queue; 0 = not queued
+  uint64_t queued_at_ = 0;  // uv_now() ms when it was taken
+  // The backend connection, its reply reader and timer, the splice state and byte counters:
+  // made by connect_backend; the backend slot is released when this object dies with it set.
+  struct Link;
+  std::unique_ptr<Link> link_;
 };
 
 }  // namespace mxscreen::proxy
