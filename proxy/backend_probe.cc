@@ -33,14 +33,14 @@ BackendProbe::BackendProbe(uv_loop_t* loop, const BackendConfig& backend, std::s
       backend_(backend),
       hostname_(std::move(hostname)),
       done_(std::move(done)),
-      conn_(loop, *this) {}
+      conn_(*this) {}
 
 BackendProbe::~BackendProbe() = default;
 
 void BackendProbe::start() {
   timer_.init<&BackendProbe::timed_out>(loop_, this);
   timer_.start(backend_.connect_timeout + backend_.banner_timeout);
-  int rc = conn_.init();
+  int rc = conn_.init(loop_);
   if (rc == 0) rc = conn_.connect(backend_.address);
   if (rc != 0) finish(std::nullopt, uv_error(rc));
 }

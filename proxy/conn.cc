@@ -29,12 +29,12 @@ struct Conn::ShutdownReq {
   bool close_after = false;
 };
 
-Conn::Conn(uv_loop_t* loop, ConnHandler& handler) : handler_(handler), loop_(loop) {}
+Conn::Conn(ConnHandler& handler) : handler_(handler) {}
 
 Conn::~Conn() { close(); }
 
-int Conn::init() {
-  int rc = uv_tcp_init(loop_, tcp_.get());
+int Conn::init(uv_loop_t* loop) {
+  int rc = uv_tcp_init(loop, tcp_.get());
   if (rc == 0) {
     tcp_.initialized();
     tcp_->data = this;

@@ -29,12 +29,12 @@ class ConnHandler {
 
 class Conn {
  public:
-  Conn(uv_loop_t* loop, ConnHandler& handler);
+  explicit Conn(ConnHandler& handler);
   ~Conn();
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
 
-  int init();  // before accept() or connect()
+  int init(uv_loop_t* loop);  // before accept() or connect()
   uv_tcp_t* tcp() const { return tcp_.get(); }
   uv_stream_t* stream() const { return tcp_.stream(); }
   int connect(const protocol::Endpoint& to);
@@ -68,7 +68,6 @@ class Conn {
   static void on_shutdown_cb(uv_shutdown_t* req, int status);
 
   ConnHandler& handler_;
-  uv_loop_t* loop_;
   UvHandle<uv_tcp_t> tcp_;
   struct ShutdownReq;
   ShutdownReq* shutdown_req_ = nullptr;  // pending half-close, owned by libuv until its callback

@@ -92,7 +92,7 @@ void Handoff::set_verified_name(std::string_view name) {
 
 // What lives only while there is a backend connection (a queued handoff has none of it).
 struct Handoff::Link {
-  Link(uv_loop_t* loop, ConnHandler& handler) : conn(loop, handler) {}
+  explicit Link(ConnHandler& handler) : conn(handler) {}
 
   Conn conn;
   protocol::ReplyReader reader;
@@ -202,9 +202,9 @@ void Handoff::connect_backend() {
   step_ = Step::kConnecting;
   const auto& backend = config().backend;
   // From here the slot is released when this object dies (link_ set).
-  link_ = std::make_unique<Link>(server_.loop(), *this);
+  link_ = std::make_unique<Link>(*this);
   link_->timer.init<&Handoff::timer_fired>(server_.loop(), this);
-  int rc = link_->conn.init();
+  int rc = link_->conn.init(server_.loop());
   if (rc == 0) rc = link_->conn.connect(backend.address);
   if (rc != 0) {
     backend_failed(uv_error(rc));

@@ -149,7 +149,7 @@ void count_admin_close(std::string_view socket, std::string_view reason) {
 // cut off at metrics.timeout.
 class MetricsServer::Exchange : public ConnHandler {
  public:
-  explicit Exchange(MetricsServer& server) : server_(server), conn_(server.loop_, *this) {}
+  explicit Exchange(MetricsServer& server) : server_(server), conn_(*this) {}
   Conn& conn() { return conn_; }
 
   // Counted: read the request within the timeout.
@@ -252,7 +252,7 @@ void MetricsServer::on_connection(uv_stream_t* server, int status) {
   auto* self = static_cast<MetricsServer*>(server->data);
   if (!self || status < 0) return;
   auto ex = std::make_unique<Exchange>(*self);
-  if (ex->conn().init() != 0 || uv_accept(server, ex->conn().stream()) != 0) return;
+  if (ex->conn().init(self->loop_) != 0 || uv_accept(server, ex->conn().stream()) != 0) return;
   if (self->exchanges_.size() >= self->limits_.max_connections) {
     // Refused at once: the descriptor is back before the next accept.
     count_admin_close("metrics", "max_connections");

@@ -40,7 +40,7 @@ std::string labels(std::string_view name, std::string_view value) {
 class PolicyServer::Connection : public ConnHandler {
  public:
   Connection(uv_loop_t* loop, PolicyServer& owner, Server& server)
-      : owner_(owner), server_(server), conn_(loop, *this), parser_(limits(server)), loop_(loop) {}
+      : owner_(owner), server_(server), conn_(*this), parser_(limits(server)), loop_(loop) {}
   ~Connection() override { *alive_ = false; }
 
   Conn& conn() { return conn_; }
@@ -472,7 +472,7 @@ void PolicyServer::on_connection(uv_stream_t* listener, int status) {
 
 void PolicyServer::accept_one() {
   auto connection = std::make_unique<Connection>(loop_, *this, server_);
-  if (connection->conn().init() != 0 ||
+  if (connection->conn().init(loop_) != 0 ||
       uv_accept(listener_.stream(), connection->conn().stream()) != 0) {
     return;
   }

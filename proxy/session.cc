@@ -42,7 +42,7 @@ Session::Session(Server& server, const Listener& listener)
     : server_(server),
       listener_(listener),
       runtime_(server.runtime()),
-      client_conn_(server.loop(), *this),
+      client_conn_(*this),
       started_(std::chrono::steady_clock::now()) {}
 
 Session::~Session() {
@@ -69,7 +69,7 @@ bool Session::within_client_limits() {
 std::string Session::client_labels() const { return client_.address.to_string(); }
 
 bool Session::accept(uv_stream_t* listener_stream) {
-  if (client_conn_.init() != 0) return false;
+  if (client_conn_.init(server_.loop()) != 0) return false;
   if (uv_accept(listener_stream, client_conn_.stream()) != 0) return false;
   uv_tcp_nodelay(client_conn_.tcp(), 1);
   int peer_error = 0;
@@ -193,19 +193,19 @@ void Session::on_client_dns(ClientDnsEvent event) {
     if (event == ClientDnsEvent::kDone) release_client_dns();
     return;
   }
-  if (greylist_waits_dns_) {
+  if (pre_->greylist_waits_dns) {
     if (!greylist_facts_ready()) return;
-    greylist_waits_dns_ = false;
+    pre_->greylist_waits_dns = false;
     greylist_rcpt();
     return;
   }
-  if (cached_pass_) {
+  if (pre_->cached_pass) {
     if (dns_->snapshot().dnsbl_done()) dnsbl_rechecked();
     return;
   }
   // postscreen's allowlist threshold: a DNSWL-listed client that has not talked early skips
   // the rest of the wait and every further test.
-  if (state_ != State::kGreet || runtime_->dnsbl_sites->empty() || pregreet_->hit()) return;
+  if (state_ != State::kGreet || runtime_->dnsbl_sites->empty() || pre_->pregreet->hit()) return;
   const auto& snap = dns_->snapshot();
   if (snap.dnsbl_done() && snap.dnsbl_rank <= config().dnsbl.allowlist_threshold) {
     stop_timer();
@@ -231,7 +231,7 @@ void Session::start_greet() {
   state_ = State::kGreet;
   const auto& greet = config().greet;
   client_write(checks::replies::greeting(runtime_->banner, true) + "\r\n");
-  pregreet_.emplace(greet.action, std::chrono::steady_clock::now());
+  pre_->pregreet.emplace(greet.action, std::chrono::steady_clock::now());
   // Bytes that came during the connect decision (behind a PROXY header) talked early.
   if (!held_.empty()) {
     std::string early = std::move(held_);
@@ -243,14 +243,14 @@ void Session::start_greet() {
   // Postfix's stress mode: postscreen_greet_wait = ${stress?{2}:{6}}s. The server keeps one
   // timer for every greet wait (held sessions carry no timer of their own).
   auto wait = server_.under_stress() ? std::min(greet.wait, kStressGreetWait) : greet.wait;
-  wake_deadline_ =
+  pre_->wake_deadline =
       uv_now(server_.loop()) + static_cast<uint64_t>(std::max<int64_t>(1, wait.count()));
-  server_.wake_at(this, alive_, wake_deadline_);
+  server_.wake_at(this, alive_, pre_->wake_deadline);
 }
 
 void Session::greet_done() {
-  auto verdict = pregreet_->verdict();
-  apply(checks::pregreet_verdict(*pregreet_));
+  auto verdict = pre_->pregreet->verdict();
+  apply(checks::pregreet_verdict(*pre_->pregreet));
   bool dnswl = false;
   if (!apply_dnsbl(&dnswl)) return;
   if (dnswl && verdict.outcome != checks::Outcome::kEnforce &&
@@ -260,7 +260,8 @@ void Session::greet_done() {
     return;
   }
   bool fake_mx = listener_.config.role == ListenRole::kFakeMx;
-  bool enforced = verdict.outcome == checks::Outcome::kEnforce || !dnsbl_enforce_reply_.empty();
+  bool enforced =
+      verdict.outcome == checks::Outcome::kEnforce || !pre_->dnsbl_enforce_reply.empty();
   if (!runtime_->plan.dialogue_needed() && !fake_mx && !enforced) {
     // Only connection tests are on: hand off now; our final 220 goes out with the splice.
     pass_new("");
@@ -278,8 +279,9 @@ checks::DialoguePolicy Session::dialogue_policy() const {
   facts.fake_mx = listener_.config.role == ListenRole::kFakeMx;
   facts.under_stress = server_.under_stress();
   facts.backend_ehlo = &server_.backend_ehlo();
-  facts.pregreet_enforced = pregreet_ && pregreet_->verdict().outcome == checks::Outcome::kEnforce;
-  facts.dnsbl_enforce_reply = dnsbl_enforce_reply_;
+  facts.pregreet_enforced =
+      pre_->pregreet && pre_->pregreet->verdict().outcome == checks::Outcome::kEnforce;
+  facts.dnsbl_enforce_reply = pre_->dnsbl_enforce_reply;
   facts.dns = dns_ ? &dns_->snapshot() : nullptr;
   facts.local = local_.address;
   return make_dialogue_policy(*runtime_, facts);
@@ -289,15 +291,15 @@ void Session::start_dialogue() {
   state_ = State::kDialogue;
   // Queued complete lines are bounded by server.buffer_size too (a pipelining flood).
   size_t limit = static_cast<size_t>(config().smtp.line_length_limit);
-  lines_ = std::make_unique<protocol::LineReader>(
+  pre_->lines = std::make_unique<protocol::LineReader>(
       limit, std::max<size_t>(1, config().server.buffer_size / limit));
-  dialogue_ = std::make_unique<checks::Dialogue>(dialogue_policy());
-  command_timer_ = std::make_unique<Timer>();
-  command_timer_->init<&Session::command_time_limit_reached>(server_.loop(), this);
+  pre_->dialogue = std::make_unique<checks::Dialogue>(dialogue_policy());
+  pre_->command_timer = std::make_unique<Timer>();
+  pre_->command_timer->init<&Session::command_time_limit_reached>(server_.loop(), this);
   // postscreen_command_time_limit = ${stress?{10}:{300}}s.
-  command_timer_->start(server_.under_stress()
-                            ? std::min(config().smtp.command_time_limit, kStressCommandTime)
-                            : config().smtp.command_time_limit);
+  pre_->command_timer->start(server_.under_stress()
+                                 ? std::min(config().smtp.command_time_limit, kStressCommandTime)
+                                 : config().smtp.command_time_limit);
   client_conn_.start_reading();
   // What an ignored early talker already sent is the start of its dialogue.
   std::string early = std::move(held_);
@@ -306,7 +308,7 @@ void Session::start_dialogue() {
 }
 
 void Session::dialogue_input(std::string_view bytes) {
-  size_t taken = lines_->feed(bytes);
+  size_t taken = pre_->lines->feed(bytes);
   if (taken < bytes.size()) {
     // The reader's queue is full: keep the rest and stop reading until it drains.
     held_.append(bytes.substr(taken));
@@ -316,25 +318,25 @@ void Session::dialogue_input(std::string_view bytes) {
 }
 
 void Session::run_dialogue() {
-  while (state_ == State::kDialogue && !sleeping_ && !store_wait_) {
+  while (state_ == State::kDialogue && !pre_->sleeping && !pre_->store_wait) {
     // A client that sends commands but does not read its replies: stop taking commands
     // until the replies already queued have gone out (on_drained resumes).
     if (client_conn_.queued() > config().server.buffer_size) {
       client_conn_.stop_reading();
       return;
     }
-    auto line = lines_->next();
+    auto line = pre_->lines->next();
     if (!line) break;
-    std::string early = lines_->peek(checks::PregreetTest::kSampleBytes);
+    std::string early = pre_->lines->peek(checks::PregreetTest::kSampleBytes);
     if (early.empty()) early = held_.substr(0, checks::PregreetTest::kSampleBytes);
-    apply_step(dialogue_->on_line(*line, early));
+    apply_step(pre_->dialogue->on_line(*line, early));
     if (state_ == State::kDialogue) maybe_start_spf();
     if (!held_.empty() && state_ == State::kDialogue) {
       std::string rest = std::move(held_);
       held_.clear();
-      size_t taken = lines_->feed(rest);
+      size_t taken = pre_->lines->feed(rest);
       held_ = rest.substr(taken);
-      if (held_.empty() && !sleeping_) client_conn_.start_reading();
+      if (held_.empty() && !pre_->sleeping) client_conn_.start_reading();
     }
   }
 }
@@ -348,13 +350,13 @@ void Session::apply(const checks::Finding& f) {
     case Then::kAllowlist:  // the caller skips what is left
       return;
     case Then::kEnforce:
-      if (dnsbl_enforce_reply_.empty()) dnsbl_enforce_reply_ = f.reply;
+      if (pre_->dnsbl_enforce_reply.empty()) pre_->dnsbl_enforce_reply = f.reply;
       return;
     case Then::kRejectRcpt:
-      apply_step(dialogue_->reject_held_rcpt(f.reply, f.test));
+      apply_step(pre_->dialogue->reject_held_rcpt(f.reply, f.test));
       return;
     case Then::kDeferRcpt:
-      apply_step(dialogue_->refuse_handoff(f.reply));
+      apply_step(pre_->dialogue->refuse_handoff(f.reply));
       return;
     case Then::kReplyAndClose:
       reply_and_close(f.reply + "\r\n", f.test);
@@ -370,7 +372,7 @@ void Session::apply(const checks::Finding& f) {
     case Then::kBanAndClose: {
       // The reply waits for the ban to be stored: the client's next connection, to any
       // listener or any host on the same Redis, finds it.
-      store_wait_ = true;
+      pre_->store_wait = true;
       client_conn_.stop_reading();
       stop_command_timer();
       server_.bans().ban(client_.address, f.test, f.ban, std::chrono::seconds(0),
@@ -394,7 +396,7 @@ void Session::apply_step(checks::Step step) {
     step.findings.clear();
     auto delay = step.delay;
     step.delay = Ms{0};
-    sleeping_ = std::make_unique<checks::Step>(std::move(step));
+    pre_->sleeping = std::make_unique<checks::Step>(std::move(step));
     client_conn_.stop_reading();
     arm_timer(delay);
     return;
@@ -413,13 +415,13 @@ void Session::apply_step(checks::Step step) {
 }
 
 void Session::rcpt_passed() {
-  if (!dialogue_->rcpt_line().empty() &&
-      runtime_->trap_recipients.is_trap(dialogue_->recipient().address)) {
-    apply(checks::trap_finding(client_.address, who(), dialogue_->sender().address,
-                               dialogue_->recipient().address, false));
+  if (!pre_->dialogue->rcpt_line().empty() &&
+      runtime_->trap_recipients.is_trap(pre_->dialogue->recipient().address)) {
+    apply(checks::trap_finding(client_.address, who(), pre_->dialogue->sender().address,
+                               pre_->dialogue->recipient().address, false));
     return;
   }
-  if (config().greylist.enabled && !dialogue_->rcpt_line().empty()) {
+  if (config().greylist.enabled && !pre_->dialogue->rcpt_line().empty()) {
     greylist_rcpt();
     return;
   }
@@ -434,19 +436,19 @@ bool Session::check_domains() {
   // Postfix's reject_rhsbl_reverse_client: the PTR name, verified or not.
   std::string reverse;
   if (dns_ && dns_->snapshot().ptr == PtrState::kFound) reverse = dns_->snapshot().ptr_name;
-  DomainLookupPlan plan =
-      domain_lookup_plan(*runtime_, dialogue_->helo(), dialogue_->sender().address, reverse);
+  DomainLookupPlan plan = domain_lookup_plan(*runtime_, pre_->dialogue->helo(),
+                                             pre_->dialogue->sender().address, reverse);
   if (plan.empty()) return false;
-  store_wait_ = true;  // commands behind the RCPT wait for its answer
+  pre_->store_wait = true;  // commands behind the RCPT wait for its answer
   client_conn_.stop_reading();
-  checks::DomainNames names{client_.address.to_string(), reverse, dialogue_->helo(),
-                            dialogue_->sender().address};
+  checks::DomainNames names{client_.address.to_string(), reverse, pre_->dialogue->helo(),
+                            pre_->dialogue->sender().address};
   auto alive = alive_;
-  domain_dns_ = std::make_unique<DomainLookups>(
+  pre_->domain_dns = std::make_unique<DomainLookups>(
       *resolver, std::move(plan), [this, alive, names](const checks::DomainFacts& facts) {
         if (!*alive || state_ != State::kDialogue) return;
-        store_wait_ = false;
-        helo_exists_ = facts.helo;
+        pre_->store_wait = false;
+        pre_->helo_exists = facts.helo;
         auto findings = checks::domain_findings(facts, config().helo.reject_unknown, names,
                                                 config().dnsbl.reply_map, who());
         for (const auto& finding : findings) apply(finding);
@@ -506,15 +508,15 @@ void Session::on_client_bytes(std::string_view bytes) {
       hold(bytes);
       return;
     case State::kGreet: {
-      bool first = !pregreet_->hit();
-      pregreet_->on_client_bytes(std::chrono::steady_clock::now(), bytes);
+      bool first = !pre_->pregreet->hit();
+      pre_->pregreet->on_client_bytes(std::chrono::steady_clock::now(), bytes);
       // The first early bytes are the finding (greet.action = drop ends the session at once).
-      if (first) apply(checks::pregreet_hit(*pregreet_, who()));
+      if (first) apply(checks::pregreet_hit(*pre_->pregreet, who()));
       if (state_ == State::kGreet) hold(bytes);
       return;
     }
     case State::kDialogue:
-      if (sleeping_ || store_wait_) {
+      if (pre_->sleeping || pre_->store_wait) {
         hold(bytes);
         return;
       }
@@ -557,7 +559,7 @@ void Session::on_error(Conn&, int) {
 }
 
 void Session::on_drained(Conn&) {
-  if (state_ == State::kDialogue && !sleeping_ && !tls_pending()) {
+  if (state_ == State::kDialogue && !pre_->sleeping && !tls_pending()) {
     client_conn_.start_reading();
     run_dialogue();
     return;
@@ -610,28 +612,29 @@ void Session::finish(const std::string& outcome) {
 }
 
 void Session::arm_timer(std::chrono::milliseconds after) {
-  if (!timer_) {  // made on first use: a session in its greet wait needs none (wake_at)
-    timer_ = std::make_unique<Timer>();
-    timer_->init<&Session::timer_fired>(server_.loop(), this);
+  if (!pre_->timer) {  // made on first use: a session in its greet wait needs none (wake_at)
+    pre_->timer = std::make_unique<Timer>();
+    pre_->timer->init<&Session::timer_fired>(server_.loop(), this);
   }
-  timer_->start(after);
+  pre_->timer->start(after);
 }
 
 void Session::stop_timer() {
-  if (timer_) timer_->stop();
-  wake_deadline_ = 0;
+  if (!pre_) return;  // handed off: the Handoff keeps its own timers
+  if (pre_->timer) pre_->timer->stop();
+  pre_->wake_deadline = 0;
 }
 
 void Session::wake(uint64_t deadline) {
-  if (wake_deadline_ != deadline) return;  // stopped or moved on
-  wake_deadline_ = 0;
+  if (!pre_ || pre_->wake_deadline != deadline) return;  // stopped or moved on
+  pre_->wake_deadline = 0;
   if (state_ == State::kGreet) timer_fired();
 }
 
 void Session::command_time_limit_reached() {
   if (state_ != State::kDialogue) return;
-  sleeping_.reset();
-  apply_step(dialogue_->on_time_limit());
+  pre_->sleeping.reset();
+  apply_step(pre_->dialogue->on_time_limit());
 }
 
 void Session::timer_fired() {
@@ -654,9 +657,9 @@ void Session::timer_fired() {
         tls_failed("handshake timeout");
         return;
       }
-      if (!sleeping_) return;
-      auto step = std::move(*sleeping_);
-      sleeping_.reset();
+      if (!pre_->sleeping) return;
+      auto step = std::move(*pre_->sleeping);
+      pre_->sleeping.reset();
       apply_step(std::move(step));
       resume_dialogue();
       return;
@@ -735,7 +738,7 @@ void Session::client_ciphertext(std::string_view bytes) {
 void Session::start_tls() {
   // RFC 3207 4.2 / the STARTTLS command injection attack: whatever the client pipelined in
   // the clear behind STARTTLS is discarded, never answered inside TLS.
-  std::string injected = lines_->take_unprocessed() + held_;
+  std::string injected = pre_->lines->take_unprocessed() + held_;
   held_.clear();
   if (!injected.empty()) {
     Log::event(LogLevel::kWarning, "TLS",
@@ -746,7 +749,7 @@ void Session::start_tls() {
     metrics().inc("mxscreen_tls_injection_discarded_total");
   }
   tls_ = std::make_unique<TlsSession>(runtime_->tls);
-  dialogue_->reset_after_starttls();
+  pre_->dialogue->reset_after_starttls();
   arm_timer(config().tls.handshake_timeout);
 }
 
@@ -779,32 +782,24 @@ void Session::start_handoff() {
   // the handoff replays three lines and names the client, nothing more. Freed here, whether the
   // session waits in the queue or not; callbacks that lead here may destroy their own objects.
   Handoff::Replay replay;
-  if (dialogue_) {
-    replay.esmtp = dialogue_->esmtp();
-    replay.helo = dialogue_->helo();
-    replay.mail_line = dialogue_->mail_line();
-    replay.rcpt_line = dialogue_->rcpt_line();
+  if (pre_->dialogue) {
+    replay.esmtp = pre_->dialogue->esmtp();
+    replay.helo = pre_->dialogue->helo();
+    replay.mail_line = pre_->dialogue->mail_line();
+    replay.rcpt_line = pre_->dialogue->rcpt_line();
   }
   auto mode = client_gets_backend_banner_ ? Handoff::Mode::kAllowlisted
-              : dialogue_                 ? Handoff::Mode::kAfterDialogue
+              : pre_->dialogue            ? Handoff::Mode::kAfterDialogue
                                           : Handoff::Mode::kAfterGreet;
   HandoffClient& client = *this;
   handoff_ = std::make_unique<Handoff>(client, server_, *runtime_, alive_, mode, replay);
-  dialogue_.reset();
   if (dns_ && dns_->done()) release_client_dns();  // else when its last answer is in
-  domain_dns_.reset();
-  spf_.reset();
-  std::string().swap(dnsbl_enforce_reply_);
-  pregreet_.reset();
-  // A client handing off costs what a held one does: the dialogue's line reader (its queue
-  // alone is half a KiB) and timers are done with (the Handoff has its own); lines it had not
-  // answered yet go first in what is replayed after the handoff.
-  if (lines_) {
-    held_.insert(0, lines_->take_unprocessed());
-    lines_.reset();
-  }
-  command_timer_.reset();
-  timer_.reset();
+  // Lines the dialogue had not answered yet go first in what is replayed after the handoff.
+  if (pre_->lines) held_.insert(0, pre_->lines->take_unprocessed());
+  // A client handing off costs little more than a held one: the dialogue, its line reader
+  // (its queue alone is half a KiB), lookups, SPF run and timers are done with (the Handoff
+  // has its own).
+  pre_.reset();
   handoff_->start();
   // Watch the client while it waits for a slot: one that leaves gives its place up at once
   // (what it sends meanwhile is held, bounded by server.buffer_size, and replayed after the
@@ -833,11 +828,9 @@ std::string Session::verified_name() const {
 }
 
 std::string Session::take_client_input() {
-  std::string pending = lines_ ? lines_->take_unprocessed() : std::string();
-  pending += held_;
+  std::string pending = std::move(held_);  // the dialogue's unread lines came first (start_handoff)
   held_.clear();
   held_.shrink_to_fit();
-  lines_.reset();
   return pending;
 }
 

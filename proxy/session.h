@@ -56,7 +56,7 @@ class Session final : public ConnHandler, private HandoffClient {
   // kProxyHeader: reading an upstream's PROXY header; kConnect: the connect decision (access,
   // bans, limits, pass cache) is being made, client bytes are only held. kHandoff: handoff_
   // has the backend side (queued, connecting, replaying, then spliced: handoff_->spliced()).
-  enum class State { kProxyHeader, kConnect, kGreet, kDialogue, kHandoff, kDone };
+  enum class State : uint8_t { kProxyHeader, kConnect, kGreet, kDialogue, kHandoff, kDone };
 
   const Config& config() const { return *runtime_->config; }
   // A proxy_protocol listener believes only its proxy_trusted upstreams; false: closed.
@@ -138,7 +138,7 @@ class Session final : public ConnHandler, private HandoffClient {
   void maybe_start_spf();
   // The finding of the current MAIL's SPF evaluation; null while it runs or when none ran.
   const checks::SpfFinding* spf_finding() const {
-    return spf_ && spf_->finding ? &*spf_->finding : nullptr;
+    return pre_->spf && pre_->spf->finding ? &*pre_->spf->finding : nullptr;
   }
   void spf_found(const checks::SpfFinding& finding);
   void rcpt_ready(bool resumed = false);  // resumed: after waiting for SPF
@@ -158,7 +158,7 @@ class Session final : public ConnHandler, private HandoffClient {
   void arm_timer(std::chrono::milliseconds after);
   void stop_timer();  // the phase deadline, including a pending greet wait
   void stop_command_timer() {
-    if (command_timer_) command_timer_->stop();
+    if (pre_ && pre_->command_timer) pre_->command_timer->stop();
   }
   void timer_fired();
   void command_time_limit_reached();
@@ -170,9 +170,10 @@ class Session final : public ConnHandler, private HandoffClient {
   const Listener& listener_;
   std::shared_ptr<const Runtime> runtime_;
   Conn client_conn_;
-  std::unique_ptr<TlsSession> tls_;            // after STARTTLS
-  std::unique_ptr<ClientLookups> dns_;         // DNSBL, PTR and FCrDNS, from connect on
-  std::unique_ptr<DomainLookups> domain_dns_;  // names the client gave, at RCPT
+  std::unique_ptr<TlsSession> tls_;  // after STARTTLS
+  // DNSBL, PTR and FCrDNS, from connect on: kept past the handoff until the last answer (the
+  // verified name for XCLIENT).
+  std::unique_ptr<ClientLookups> dns_;
   // SPF of the current MAIL (sender.spf), made at the first MAIL it is on for: a held session
   // does not carry it (about 350 bytes).
   struct SpfState {
@@ -182,42 +183,49 @@ class Session final : public ConnHandler, private HandoffClient {
     std::optional<checks::SpfFinding> finding;  // ... and once it is in
     bool waiting = false;                       // the held RCPT waits for the finding
   };
-  std::unique_ptr<SpfState> spf_;
-  // A test said enforce with a reply of its own (the DNSBL, Finding::Then::kEnforce): every
-  // RCPT gets it.
-  std::string dnsbl_enforce_reply_;
-  // The current phase's deadline or an error sleep; made on first use.
-  std::unique_ptr<Timer> timer_;
-  // smtp.command_time_limit for the whole dialogue; made when the dialogue starts.
-  std::unique_ptr<Timer> command_timer_;
-  // uv_now() ms when the greet wait ends; 0 = none pending.
-  uint64_t wake_deadline_ = 0;
+  // What only the pre-dialogue needs (from accept to the handoff), in one allocation freed when
+  // the handoff starts: a client waiting in the backend queue costs no more than its
+  // connection, its Session and its Handoff (issue 15). Null from start_handoff on.
+  struct PreDialogue {
+    std::optional<checks::PregreetTest> pregreet;
+    // On the heap, made when the dialogue starts: a held or early-handed-off session does not
+    // carry them (memory per held connection, issue 8).
+    std::unique_ptr<protocol::LineReader> lines;
+    std::unique_ptr<checks::Dialogue> dialogue;
+    std::unique_ptr<checks::Step> sleeping;     // an error reply waiting out its delay
+    std::unique_ptr<DomainLookups> domain_dns;  // names the client gave, at RCPT
+    std::unique_ptr<SpfState> spf;
+    // A test said enforce with a reply of its own (the DNSBL, Finding::Then::kEnforce): every
+    // RCPT gets it.
+    std::string dnsbl_enforce_reply;
+    // The current phase's deadline or an error sleep; made on first use.
+    std::unique_ptr<Timer> timer;
+    // smtp.command_time_limit for the whole dialogue; made when the dialogue starts.
+    std::unique_ptr<Timer> command_timer;
+    // A cached pass whose DNSBL verdict is being looked up again (dnsbl_rechecked).
+    std::unique_ptr<checks::PassRecord> cached_pass;
+    // uv_now() ms when the greet wait ends; 0 = none pending.
+    uint64_t wake_deadline = 0;
+    // The HELO name's A/AAAA/MX at RCPT, for greylist.only_if's "helo" fact (unset: not asked).
+    std::optional<checks::NameFact> helo_exists;
+    bool store_wait = false;
+    bool greylist_waits_dns = false;  // greylist_rcpt waits for greylist_facts_ready()
+  };
+  std::unique_ptr<PreDialogue> pre_ = std::make_unique<PreDialogue>();
   State state_ = State::kConnect;
-
+  bool client_gets_backend_banner_ = false;  // allowlisted: no banner of ours was sent
+  bool permitted_ = false;  // access list permit (exempt from limits, bans and strikes)
+  // Came to the fake MX first, within fake_mx.pair_window (a store answer that may come late).
+  bool nolisting_pass_ = false;
+  std::optional<protocol::IpAddress> counted_as_;  // in the server's per-client limits table
   protocol::Endpoint client_;
   protocol::Endpoint local_;
   std::chrono::steady_clock::time_point started_;
-  std::optional<checks::PregreetTest> pregreet_;
-  // On the heap, made when the dialogue starts: a held or early-handed-off session does not
-  // carry them (memory per held connection, issue 8).
-  std::unique_ptr<protocol::LineReader> lines_;
-  std::unique_ptr<checks::Dialogue> dialogue_;
-  std::unique_ptr<checks::Step> sleeping_;  // an error reply waiting out its delay
-  // A cached pass whose DNSBL verdict is being looked up again (dnsbl_rechecked).
-  std::unique_ptr<checks::PassRecord> cached_pass_;
-  bool store_wait_ = false;
-  bool permitted_ = false;       // access list permit (exempt from limits and bans)
-  bool nolisting_pass_ = false;  // came to the fake MX first, within fake_mx.pair_window
-  // The HELO name's A/AAAA/MX at RCPT, for greylist.only_if's "helo" fact (unset: not asked).
-  std::optional<checks::NameFact> helo_exists_;
-  bool greylist_waits_dns_ = false;  // greylist_rcpt waits for greylist_facts_ready()
   // Store callbacks (Redis answers later) check this before touching the session.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Client bytes held before the splice (PROXY header, ignored pregreet, input that arrived
   // during the handoff); bounded by server.buffer_size, past which reading the client pauses.
   std::string held_;
-  bool client_gets_backend_banner_ = false;        // allowlisted: no banner of ours was sent
-  std::optional<protocol::IpAddress> counted_as_;  // in the server's per-client limits table
   // The backend side, from start_handoff on (declared after the client's connection: it goes
   // first, and its splice(2) holds dups of that connection's descriptor).
   std::unique_ptr<Handoff> handoff_;

@@ -13,20 +13,20 @@ namespace mxscreen::proxy {
 
 void Session::maybe_start_spf() {
   const auto& c = config();
-  if (c.sender.spf == checks::SpfMode::kOff || !dialogue_) return;
-  const std::string& mail = dialogue_->mail_line();
-  if (spf_ ? mail == spf_->mail_line : mail.empty()) return;
+  if (c.sender.spf == checks::SpfMode::kOff || !pre_->dialogue) return;
+  const std::string& mail = pre_->dialogue->mail_line();
+  if (pre_->spf ? mail == pre_->spf->mail_line : mail.empty()) return;
   // A new transaction (or none after RSET/EHLO): the old evaluation is of no use.
-  if (!spf_) spf_ = std::make_unique<SpfState>();
-  spf_->mail_line = mail;
-  spf_->run.reset();
-  spf_->finding.reset();
+  if (!pre_->spf) pre_->spf = std::make_unique<SpfState>();
+  pre_->spf->mail_line = mail;
+  pre_->spf->run.reset();
+  pre_->spf->finding.reset();
   if (mail.empty()) return;
-  spf_->request = checks::SpfRequest{client_.address, dialogue_->helo(),
-                                     dialogue_->sender().address, c.server.hostname,
-                                     std::chrono::duration_cast<std::chrono::seconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count()};
+  pre_->spf->request = checks::SpfRequest{client_.address, pre_->dialogue->helo(),
+                                          pre_->dialogue->sender().address, c.server.hostname,
+                                          std::chrono::duration_cast<std::chrono::seconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count()};
   Resolver* resolver = server_.resolver();
   if (!resolver) {
     checks::SpfFinding f;
@@ -34,34 +34,35 @@ void Session::maybe_start_spf() {
     f.problem = "no DNS resolver";
     return spf_found(f);
   }
-  spf_->run = std::make_unique<SpfEvaluation>(
-      server_.loop(), *resolver, c.sender, spf_->request,
+  pre_->spf->run = std::make_unique<SpfEvaluation>(
+      server_.loop(), *resolver, c.sender, pre_->spf->request,
       [this](const checks::SpfFinding& finding) { spf_found(finding); });
-  if (spf_->run->immediate()) spf_found(*spf_->run->immediate());
+  if (pre_->spf->run->immediate()) spf_found(*pre_->spf->run->immediate());
 }
 
 void Session::spf_found(const checks::SpfFinding& finding) {
-  spf_->finding = finding;
-  apply(checks::spf_report(finding, spf_->request, who(), "session",
+  pre_->spf->finding = finding;
+  apply(checks::spf_report(finding, pre_->spf->request, who(), "session",
                            checks::spf_rejects(finding, config().sender.spf)));
-  if (!spf_->waiting || state_ != State::kDialogue) return;
-  spf_->waiting = false;
-  store_wait_ = false;
+  if (!pre_->spf->waiting || state_ != State::kDialogue) return;
+  pre_->spf->waiting = false;
+  pre_->store_wait = false;
   rcpt_ready(true);
 }
 
 void Session::rcpt_ready(bool resumed) {
-  if (!dialogue_->rcpt_line().empty()) {
-    if (config().sender.spf != checks::SpfMode::kOff && spf_ && !spf_->finding && spf_->run) {
+  if (!pre_->dialogue->rcpt_line().empty()) {
+    if (config().sender.spf != checks::SpfMode::kOff && pre_->spf && !pre_->spf->finding &&
+        pre_->spf->run) {
       // The evaluation is still out: the RCPT (and what follows it) waits for it.
-      spf_->waiting = true;
-      store_wait_ = true;
+      pre_->spf->waiting = true;
+      pre_->store_wait = true;
       client_conn_.stop_reading();
       return;
     }
     if (const auto* spf = spf_finding()) {
       auto finding =
-          checks::spf_rcpt_finding(*spf, config().sender.spf, dialogue_->sender().address);
+          checks::spf_rcpt_finding(*spf, config().sender.spf, pre_->dialogue->sender().address);
       if (finding.then != checks::Finding::Then::kContinue) {
         apply(finding);
         // Called from run_dialogue's loop, the loop goes on by itself; after a wait, resume it.

@@ -54,7 +54,7 @@ void Session::lookup_pass_cache() {
             if (server_.resolver()) {
               // postscreen looks an expired DNSBL verdict up again; the DNS cache makes it cheap.
               metrics().inc("mxscreen_cache_total", "result=\"dnsbl_expired\"");
-              cached_pass_ = std::make_unique<checks::PassRecord>(*record);
+              pre_->cached_pass = std::make_unique<checks::PassRecord>(*record);
               start_client_dns();  // on_client_dns decides when the DNSBL answers are in
               return;
             }
@@ -71,7 +71,7 @@ void Session::lookup_pass_cache() {
 }
 
 void Session::dnsbl_rechecked() {
-  auto record = std::move(cached_pass_);
+  auto record = std::move(pre_->cached_pass);
   const auto& snap = dns_->snapshot();
   if (snap.dnsbl_rank >= config().dnsbl.threshold) {
     metrics().inc("mxscreen_cache_dnsbl_recheck_total", "outcome=\"listed\"");
@@ -115,12 +115,12 @@ void Session::pass_new(const std::string& how) {
   using checks::CachedTest;
   checks::CachedTestSet passed{};
   auto at = [&passed](CachedTest t) -> bool& { return passed[static_cast<std::size_t>(t)]; };
-  at(CachedTest::kPregreet) = pregreet_ && !pregreet_->hit();
+  at(CachedTest::kPregreet) = pre_->pregreet && !pre_->pregreet->hit();
   at(CachedTest::kDnsbl) = dns_ && rank < config().dnsbl.threshold;
   for (auto [test, name] : {std::pair{CachedTest::kPipelining, "pipelining"},
                             std::pair{CachedTest::kNonSmtp, "non_smtp"},
                             std::pair{CachedTest::kBareNewline, "bare_newline"}}) {
-    at(test) = dialogue_ && !dialogue_->failed(name);
+    at(test) = pre_->dialogue && !pre_->dialogue->failed(name);
   }
   for (std::size_t i = 0; i < passed.size(); ++i) passed[i] = passed[i] && enabled[i];
   if (dnswl) passed = enabled;  // postscreen: a DNSWL pass stands in for every other test
@@ -144,8 +144,8 @@ void Session::greylist_rcpt() {
   if (!greylist_facts_ready()) {
     // on_client_dns calls again when the answers are in: a key chosen on half the facts
     // would differ between a first try and its retry.
-    greylist_waits_dns_ = true;
-    store_wait_ = true;
+    pre_->greylist_waits_dns = true;
+    pre_->store_wait = true;
     client_conn_.stop_reading();
     return;
   }
@@ -155,14 +155,14 @@ void Session::greylist_rcpt() {
   if (dns_ && dns_->snapshot().fcrdns == FcrdnsState::kConfirmed) {
     query.verified_name = dns_->snapshot().ptr_name;
   }
-  query.sender = dialogue_->sender().address;
-  query.recipient = dialogue_->recipient().address;
+  query.sender = pre_->dialogue->sender().address;
+  query.recipient = pre_->dialogue->recipient().address;
   if (const auto* spf = spf_finding()) {
     query.spf_result = spf->result;
     if (spf->result == checks::SpfResult::kPass) query.spf_domain = spf->domain;
   }
   if (runtime_->greylist_only_if != 0) query.facts = client_facts();
-  store_wait_ = true;
+  pre_->store_wait = true;
   client_conn_.stop_reading();
   auto alive = alive_;
   greylist_triplet(server_.store(), *runtime_, query, [this, alive](GreylistAnswer answer) {
@@ -191,17 +191,17 @@ checks::ClientFacts Session::client_facts() const {
     if (snap.ptr == PtrState::kFound) f.ptr_name = snap.ptr_name;
     f.dnsbl_rank = snap.dnsbl_rank;
   }
-  f.helo = dialogue_->helo();
-  f.helo_exists = helo_exists_;
+  f.helo = pre_->dialogue->helo();
+  f.helo_exists = pre_->helo_exists;
   if (const auto* spf = spf_finding()) f.spf = std::string(checks::to_string(spf->result));
   return f;
 }
 
 void Session::greylist_decided(const GreylistAnswer& answer) {
-  store_wait_ = false;
+  pre_->store_wait = false;
   auto finding =
-      checks::greylist_finding(answer, who(), dialogue_->sender().address,
-                               dialogue_->recipient().address, config().greylist.reply_text);
+      checks::greylist_finding(answer, who(), pre_->dialogue->sender().address,
+                               pre_->dialogue->recipient().address, config().greylist.reply_text);
   apply(finding);
   if (finding.then == checks::Finding::Then::kDeferRcpt) {
     resume_dialogue();
@@ -215,7 +215,7 @@ void Session::greylist_decided(const GreylistAnswer& answer) {
 }
 
 void Session::resume_dialogue() {
-  if (state_ != State::kDialogue || sleeping_ || store_wait_) return;
+  if (state_ != State::kDialogue || pre_->sleeping || pre_->store_wait) return;
   client_conn_.start_reading();
   std::string rest = std::move(held_);
   held_.clear();
