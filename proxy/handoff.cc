@@ -59,12 +59,8 @@ void report_backend_busy(const Config& config, const std::string& why, bool rcpt
   metrics().inc("mxscreen_backend_queue_total", "outcome=\"" + why + "\"");
 }
 
-Handoff::Handoff(HandoffClient& client, Server& server, const Runtime& runtime,
-                 const std::shared_ptr<bool>& alive, Mode mode, const Replay& replay)
+Handoff::Handoff(HandoffClient& client, Mode mode, const Replay& replay)
     : client_(client),
-      server_(server),
-      runtime_(runtime),
-      alive_(alive),
       mode_(mode),
       esmtp_(replay.esmtp),
       helo_size_(static_cast<uint32_t>(replay.helo.size())),
@@ -102,9 +98,13 @@ struct Handoff::Link {
   // pauses).
   std::unique_ptr<protocol::CommandStream> commands;
   std::string commands_held;
-  uint64_t last_activity = 0;  // uv_now() of the last spliced byte
-  uint64_t bytes_in = 0;       // client -> backend
-  uint64_t bytes_out = 0;      // backend -> client
+  bool client_eof = false;
+  bool backend_eof = false;
+  bool kernel_splice_tried = false;  // tried once per session
+  bool kernel_splice_files = false;  // took Server::kKernelSpliceFiles descriptors
+  uint64_t last_activity = 0;        // uv_now() of the last spliced byte
+  uint64_t bytes_in = 0;             // client -> backend
+  uint64_t bytes_out = 0;            // backend -> client
   // server.kernel_splice: the splice(2) path once both write queues are empty (declared after
   // the connection: it goes first).
   std::unique_ptr<KernelSplice> kernel_splice;
@@ -112,25 +112,26 @@ struct Handoff::Link {
 
 Handoff::~Handoff() {
   if (!link_) return;
-  server_.backend_slot_released();
+  server().backend_slot_released();
   link_->kernel_splice.reset();
-  if (kernel_splice_files_) server_.give_back_kernel_splice_files();
+  if (link_->kernel_splice_files) server().give_back_kernel_splice_files();
 }
 
+bool Handoff::backend_eof() const { return link_ && link_->backend_eof; }
 uint64_t Handoff::bytes_in() const { return link_ ? link_->bytes_in : 0; }
 uint64_t Handoff::bytes_out() const { return link_ ? link_->bytes_out : 0; }
 
-const Config& Handoff::config() const { return *runtime_.config; }
+const Config& Handoff::config() const { return *client_.runtime().config; }
 
 void Handoff::refuse_busy(const std::string& why) {
   report_backend_busy(config(), why, rcpt_held(), client_.who(), client_.client_labels());
   client_.reply_and_close(std::string(checks::replies::kAllPortsBusy) + "\r\n", "backend_busy");
 }
 
-void Handoff::start() {
+void Handoff::start(const std::shared_ptr<bool>& alive) {
   // Slots may have filled while this client was screened: wait for one, first come first
   // served, across every worker.
-  switch (server_.backend_slot(this, alive_, &ticket_)) {
+  switch (server().backend_slot(this, alive, &ticket_)) {
     case BackendSlots::Result::kGranted:
       connect_backend();
       return;
@@ -145,21 +146,23 @@ void Handoff::start() {
   Log::event(LogLevel::kInfo, "QUEUE",
              "QUEUE " + client_.who() + " waits for a backend slot: backend.max_sessions (" +
                  std::to_string(backend.max_sessions) + ") busy, " +
-                 std::to_string(server_.backend_queued()) + " waiting",
+                 std::to_string(server().backend_queued()) + " waiting",
              {{"client", client_.client_labels()}});
   // The server's wake timer, not one of our own: a queued session costs what a held one does.
-  queued_at_ = uv_now(server_.loop());
-  server_.wake_at(
-      this, alive_,
-      queued_at_ + static_cast<uint64_t>(std::max<int64_t>(1, backend.queue_timeout.count())));
+  uint64_t now = uv_now(server().loop());
+  queued_at_ = static_cast<uint32_t>(now);
+  server().wake_at(
+      this, alive,
+      now + static_cast<uint64_t>(std::max<int64_t>(1, backend.queue_timeout.count())));
 }
 
 bool Handoff::slot_granted(uint64_t ticket) {
   if (step_ != Step::kQueued || ticket != ticket_) return false;
   ticket_ = 0;
   metrics().inc("mxscreen_backend_queue_total", "outcome=\"served\"");
-  metrics().observe("mxscreen_backend_queue_wait_seconds", "",
-                    static_cast<double>(uv_now(server_.loop()) - queued_at_) / 1000.0);
+  metrics().observe(
+      "mxscreen_backend_queue_wait_seconds", "",
+      static_cast<double>(static_cast<uint32_t>(uv_now(server().loop())) - queued_at_) / 1000.0);
   connect_backend();
   return true;
 }
@@ -171,7 +174,7 @@ void Handoff::wake(uint64_t) {
 
 void Handoff::queue_timed_out() {
   // False: the slot is already on its way (another worker freed it): take it when it comes.
-  if (!server_.backend_queue_leave(ticket_)) return;
+  if (!server().backend_queue_leave(ticket_)) return;
   ticket_ = 0;
   refuse_busy("timeout");
 }
@@ -182,7 +185,7 @@ void Handoff::end() {
     if (ticket_) {
       // Gone while queued: its place is free at once. A slot already on its way is passed on
       // when it arrives (slot_granted says no).
-      if (server_.backend_queue_leave(ticket_)) {
+      if (server().backend_queue_leave(ticket_)) {
         metrics().inc("mxscreen_backend_queue_total", "outcome=\"left\"");
       }
       ticket_ = 0;
@@ -203,8 +206,8 @@ void Handoff::connect_backend() {
   const auto& backend = config().backend;
   // From here the slot is released when this object dies (link_ set).
   link_ = std::make_unique<Link>(*this);
-  link_->timer.init<&Handoff::timer_fired>(server_.loop(), this);
-  int rc = link_->conn.init(server_.loop());
+  link_->timer.init<&Handoff::timer_fired>(server().loop(), this);
+  int rc = link_->conn.init(server().loop());
   if (rc == 0) rc = link_->conn.connect(backend.address);
   if (rc != 0) {
     backend_failed(uv_error(rc));
@@ -333,8 +336,9 @@ void Handoff::backend_step_done() {
     send_backend_step(Step::kHelo, (esmtp_ ? "EHLO " : "HELO ") + std::string(helo()));
     return;
   }
-  start_splice(mode_ == Mode::kAllowlisted ? raw
-                                           : checks::replies::greeting(runtime_.banner) + "\r\n");
+  start_splice(mode_ == Mode::kAllowlisted
+                   ? raw
+                   : checks::replies::greeting(client_.runtime().banner) + "\r\n");
 }
 
 void Handoff::start_splice(const std::string& to_client) {
@@ -357,7 +361,7 @@ void Handoff::start_splice(const std::string& to_client) {
     options.line_limit =
         std::max<size_t>(static_cast<size_t>(config().smtp.line_length_limit), 512);
     options.chunking = backend_chunking_;
-    options.offer_starttls = runtime_.tls != nullptr && !client_.client_tls();
+    options.offer_starttls = client_.runtime().tls != nullptr && !client_.client_tls();
     link_->commands = std::make_unique<protocol::CommandStream>(options);
   }
   // Client input not yet answered goes to the backend in the order it came: lines still in
@@ -367,7 +371,7 @@ void Handoff::start_splice(const std::string& to_client) {
     link_->bytes_in += pending.size();
     commands_from_client(pending);
   }
-  link_->last_activity = uv_now(server_.loop());
+  link_->last_activity = uv_now(server().loop());
   client_.client_conn().start_reading();
   link_->conn.start_reading();
   arm_timer(config().smtp.idle_timeout);
@@ -378,23 +382,23 @@ void Handoff::try_kernel_splice() {
   // Only bytes nobody reads (no TLS, no XCLIENT command reading), only from a clean start:
   // both write queues empty (what libuv still holds must not be overtaken) and both sides open.
   Conn& client = client_.client_conn();
-  if (kernel_splice_tried_ || step_ != Step::kSplice || !config().server.kernel_splice ||
-      client_.client_tls() || link_->commands || client_eof_ || backend_eof_ ||
+  if (link_->kernel_splice_tried || step_ != Step::kSplice || !config().server.kernel_splice ||
+      client_.client_tls() || link_->commands || link_->client_eof || link_->backend_eof ||
       client.queued() != 0 || link_->conn.queued() != 0) {
     return;
   }
-  kernel_splice_tried_ = true;
-  if (!server_.take_kernel_splice_files()) {
+  link_->kernel_splice_tried = true;
+  if (!server().take_kernel_splice_files()) {
     // The descriptors are there for new clients first: copy this one.
     metrics().inc("mxscreen_kernel_splice_total", "result=\"no_files\"");
     return;
   }
-  kernel_splice_files_ = true;
+  link_->kernel_splice_files = true;
   client.stop_reading();
   link_->conn.stop_reading();
   int status = 0;
   link_->kernel_splice =
-      KernelSplice::start(server_.loop(), client.tcp(), link_->conn.tcp(), *this,
+      KernelSplice::start(server().loop(), client.tcp(), link_->conn.tcp(), *this,
                           {&link_->bytes_in, &link_->bytes_out, &link_->last_activity}, &status);
   if (link_->kernel_splice) {
     metrics().inc("mxscreen_kernel_splice_total", "result=\"spliced\"");
@@ -411,16 +415,16 @@ void Handoff::kernel_splice_refused(int status) {
              "splice(2) unavailable for " + client_.who() + ": " + uv_error(status) + "; copying",
              {{"client", client_.client_labels()}});
   link_->kernel_splice.reset();
-  if (kernel_splice_files_) server_.give_back_kernel_splice_files();
-  kernel_splice_files_ = false;
+  if (link_->kernel_splice_files) server().give_back_kernel_splice_files();
+  link_->kernel_splice_files = false;
   client_.client_conn().start_reading();
   link_->conn.start_reading();
 }
 
 void Handoff::kernel_splice_eof(bool client_side) {
   // As on the copy path: the FIN went on; the session ends when both sides are done.
-  (client_side ? client_eof_ : backend_eof_) = true;
-  if (client_eof_ && backend_eof_) client_.finish("spliced");
+  (client_side ? link_->client_eof : link_->backend_eof) = true;
+  if (link_->client_eof && link_->backend_eof) client_.finish("spliced");
 }
 
 void Handoff::kernel_splice_error(bool client_side, int status) {
@@ -428,14 +432,14 @@ void Handoff::kernel_splice_error(bool client_side, int status) {
     // As the session's own client error: a reset after the backend closed ends a complete
     // session.
     client_.client_conn().close();
-    client_.finish(backend_eof_ ? "spliced" : "client_reset");
+    client_.finish(link_->backend_eof ? "spliced" : "client_reset");
     return;
   }
   on_error(link_->conn, status);
 }
 
 void Handoff::client_bytes(std::string_view bytes) {
-  link_->last_activity = uv_now(server_.loop());
+  link_->last_activity = uv_now(server().loop());
   link_->bytes_in += bytes.size();
   commands_from_client(bytes);
   if (step_ != Step::kSplice) return;
@@ -444,7 +448,7 @@ void Handoff::client_bytes(std::string_view bytes) {
 }
 
 void Handoff::splice_to_client(std::string_view bytes) {
-  link_->last_activity = uv_now(server_.loop());
+  link_->last_activity = uv_now(server().loop());
   link_->bytes_out += bytes.size();
   replies_from_backend(bytes);
   if (step_ != Step::kSplice) return;
@@ -530,12 +534,12 @@ void Handoff::resume_commands() {
   size_t used = run_commands(link_->commands_held);
   link_->commands_held.erase(0, used);
   if (step_ != Step::kSplice) return;
-  if (link_->commands_held.empty() && client_eof_) {
+  if (link_->commands_held.empty() && link_->client_eof) {
     link_->conn.shutdown_write();  // the client's FIN, deferred until its commands went out
     return;
   }
   const auto limit = config().server.buffer_size;
-  if (!client_eof_ && link_->commands_held.size() < limit && link_->conn.queued() <= limit) {
+  if (!link_->client_eof && link_->commands_held.size() < limit && link_->conn.queued() <= limit) {
     client_.client_conn().start_reading();
   }
 }
@@ -557,11 +561,11 @@ void Handoff::command_refused(const protocol::CommandStream::Action& action) {
 }
 
 void Handoff::client_eof() {
-  client_eof_ = true;
+  link_->client_eof = true;
   // Commands still waiting for the backend's replies go first (resume_commands()).
-  if (!link_->commands_held.empty() && !backend_eof_) return;
+  if (!link_->commands_held.empty() && !link_->backend_eof) return;
   link_->conn.shutdown_write();
-  if (backend_eof_) client_.finish("spliced");
+  if (link_->backend_eof) client_.finish("spliced");
 }
 
 void Handoff::client_drained() {
@@ -569,7 +573,7 @@ void Handoff::client_drained() {
   try_kernel_splice();
   if (link_->kernel_splice) return;
   // The backend, which fed this queue, may be read again.
-  if (!backend_eof_) link_->conn.start_reading();
+  if (!link_->backend_eof) link_->conn.start_reading();
 }
 
 void Handoff::on_read(Conn&, std::string_view bytes) {
@@ -581,11 +585,11 @@ void Handoff::on_read(Conn&, std::string_view bytes) {
 }
 
 void Handoff::on_eof(Conn&) {
-  backend_eof_ = true;
+  link_->backend_eof = true;
   if (step_ == Step::kSplice) {
     client_.client_close_notify();
     client_.client_conn().shutdown_write();
-    if (client_eof_) client_.finish("spliced");
+    if (link_->client_eof) client_.finish("spliced");
     return;
   }
   backend_failed("connection closed by backend during handoff");
@@ -608,7 +612,7 @@ void Handoff::on_drained(Conn&) {
   try_kernel_splice();
   if (link_->kernel_splice) return;
   // The client, which fed this queue, may be read again.
-  if (!client_eof_ && link_->commands_held.size() < config().server.buffer_size) {
+  if (!link_->client_eof && link_->commands_held.size() < config().server.buffer_size) {
     client_.client_conn().start_reading();
   }
 }
@@ -638,7 +642,7 @@ void Handoff::timer_fired() {
   }
   if (step_ != Step::kSplice) return;
   uint64_t idle = static_cast<uint64_t>(config().smtp.idle_timeout.count());
-  uint64_t quiet = uv_now(server_.loop()) - link_->last_activity;
+  uint64_t quiet = uv_now(server().loop()) - link_->last_activity;
   if (quiet >= idle) {
     Log::event(LogLevel::kInfo, "IDLE", "idle timeout after handoff for " + client_.who(),
                {{"client", client_.client_labels()}});

@@ -30,14 +30,18 @@ class Server;
 struct Runtime;
 struct Config;
 
-// What a Handoff needs of its session: the client side, nothing of the pre-dialogue.
-class HandoffClient {
+// What a Handoff needs of its session: the client side, nothing of the pre-dialogue. The
+// session is also the client connection's handler (one base, one vtable pointer per session).
+class HandoffClient : public ConnHandler {
  public:
   // The client's connection, for reading (start/stop: back-pressure), its write queue's size
   // and half-close. Bytes to the client go through client_write(), never straight to it.
   virtual Conn& client_conn() = 0;
   virtual const protocol::Endpoint& client_endpoint() const = 0;
   virtual const protocol::Endpoint& local_endpoint() const = 0;
+  // The runtime (config, banner, TLS context) the session started with, and its worker.
+  virtual const Runtime& runtime() const = 0;
+  virtual Server& server() const = 0;
   // Plaintext to the client (encrypted first inside mxscreen's TLS).
   virtual void client_write(std::string_view plaintext) = 0;
   // TLS close_notify before the FIN; nothing without TLS.
@@ -61,7 +65,7 @@ class HandoffClient {
   virtual void reply_and_close(const std::string& reply, const std::string& outcome) = 0;
 
  protected:
-  ~HandoffClient() = default;
+  ~HandoffClient() override = default;
 };
 
 // Logs and counts a "421 4.3.2" for a full backend (why "full") or a queue wait that timed out
@@ -84,21 +88,20 @@ class Handoff : public ConnHandler, public KernelSpliceHandler {
     std::string_view rcpt_line;  // the held RCPT line; empty: none
   };
 
-  // `alive` is the session's liveness token (it outlives this object, which dies with the
-  // session): it guards the queue's and the wake heap's callbacks.
-  Handoff(HandoffClient& client, Server& server, const Runtime& runtime,
-          const std::shared_ptr<bool>& alive, Mode mode, const Replay& replay);
+  Handoff(HandoffClient& client, Mode mode, const Replay& replay);
   ~Handoff() override;
   Handoff(const Handoff&) = delete;
   Handoff& operator=(const Handoff&) = delete;
 
   // Takes a backend slot and connects, or queues for one, or refuses (421, session finished).
-  void start();
+  // `alive` is the session's liveness token (this object dies with the session): it guards
+  // the queue's and the wake heap's callbacks.
+  void start(const std::shared_ptr<bool>& alive);
   // Waiting in the backend queue (no backend connection yet).
   bool queued() const { return step_ == Step::kQueued; }
   // Bytes flow both ways (the handoff completed).
   bool spliced() const { return step_ == Step::kSplice; }
-  bool backend_eof() const { return backend_eof_; }
+  bool backend_eof() const;
   // The client's held RCPT is what a refusal answers (else the connection).
   bool rcpt_held() const { return rcpt_size_ != 0; }
   // The client's lookups finished after the handoff started: the verified name (may be empty)
@@ -155,6 +158,7 @@ class Handoff : public ConnHandler, public KernelSpliceHandler {
   };
 
   const Config& config() const;
+  Server& server() const { return client_.server(); }
   bool handing_off() const { return step_ < Step::kSplice; }
   std::string_view part(uint32_t at, uint32_t size) const {
     return size != 0 ? std::string_view(text_.get() + at, size) : std::string_view();
@@ -188,17 +192,11 @@ class Handoff : public ConnHandler, public KernelSpliceHandler {
   // A queued client costs what a held one does (issue 15): while it waits, this object is the
   // replay text and a ticket; everything that needs a backend connection is in link_.
   HandoffClient& client_;
-  Server& server_;
-  const Runtime& runtime_;
-  const std::shared_ptr<bool>& alive_;
   Step step_ = Step::kQueued;
   Mode mode_;
   bool esmtp_;
   bool backend_chunking_ = false;  // the backend's EHLO to us offered CHUNKING
-  bool client_eof_ = false;
-  bool backend_eof_ = false;
-  bool kernel_splice_tried_ = false;  // tried once per session
-  bool kernel_splice_files_ = false;  // took Server::kKernelSpliceFiles descriptors
+  uint32_t queued_at_ = 0;         // uv_now() ms when it queued (mod 2^32: a wait is shorter)
   // The replay in one allocation: the EHLO/HELO argument, the MAIL line, the RCPT line and
   // (set_verified_name) the forward-confirmed PTR name for XCLIENT NAME=.
   uint32_t helo_size_;
@@ -206,8 +204,7 @@ class Handoff : public ConnHandler, public KernelSpliceHandler {
   uint32_t rcpt_size_;
   uint32_t name_size_ = 0;
   std::unique_ptr<char[]> text_;
-  uint64_t ticket_ = 0;     // our place in the backend queue; 0 = not queued
-  uint64_t queued_at_ = 0;  // uv_now() ms when it was taken
+  uint64_t ticket_ = 0;  // our place in the backend queue; 0 = not queued
   // The backend connection, its reply reader and timer, the splice state and byte counters:
   // made by connect_backend; the backend slot is released when this object dies with it set.
   struct Link;

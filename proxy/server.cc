@@ -377,20 +377,43 @@ void Server::wake_at(Handoff* handoff, const std::shared_ptr<bool>& alive, uint6
 }
 
 void Server::push_wake(Wake wake) {
-  wakes_.push(std::move(wake));
+  if (fifo_wakes_.empty() || wake.deadline >= fifo_wakes_.back().deadline) {
+    fifo_wakes_.push_back(std::move(wake));
+  } else {
+    wakes_.push(std::move(wake));
+  }
   arm_wake_timer();
+}
+
+const Server::Wake* Server::next_wake() const {
+  if (wakes_.empty()) return fifo_wakes_.empty() ? nullptr : &fifo_wakes_.front();
+  if (fifo_wakes_.empty() || wakes_.top().deadline <= fifo_wakes_.front().deadline) {
+    return &wakes_.top();
+  }
+  return &fifo_wakes_.front();
+}
+
+void Server::pop_wake() {
+  if (!wakes_.empty() &&
+      (fifo_wakes_.empty() || wakes_.top().deadline <= fifo_wakes_.front().deadline)) {
+    wakes_.pop();
+  } else {
+    fifo_wakes_.pop_front();
+  }
 }
 
 void Server::arm_wake_timer() {
   // Stale entries on top (sessions that ended) are dropped here, so that an idle server's
   // loop is not kept alive by a timer that has nobody to wake.
   while (!wakes_.empty() && !wakes_.top().session_alive()) wakes_.pop();
-  if (wakes_.empty()) {
+  while (!fifo_wakes_.empty() && !fifo_wakes_.front().session_alive()) fifo_wakes_.pop_front();
+  const Wake* next = next_wake();
+  if (!next) {
     wake_timer_.stop();
     wake_timer_due_ = 0;
     return;
   }
-  uint64_t due = wakes_.top().deadline;
+  uint64_t due = next->deadline;
   if (wake_timer_due_ == due) return;
   uint64_t now = uv_now(loop_);
   wake_timer_.start(std::chrono::milliseconds(due > now ? due - now : 0));
@@ -400,9 +423,9 @@ void Server::arm_wake_timer() {
 void Server::wake_timer_fired() {
   wake_timer_due_ = 0;
   uint64_t now = uv_now(loop_);
-  while (!wakes_.empty() && wakes_.top().deadline <= now) {
-    Wake due = wakes_.top();
-    wakes_.pop();
+  for (const Wake* next = next_wake(); next && next->deadline <= now; next = next_wake()) {
+    Wake due = *next;
+    pop_wake();
     if (due.session_alive()) due.fire(due.target, due.deadline);
   }
   arm_wake_timer();
@@ -440,8 +463,9 @@ void Server::accept_one(Listener& listener) {
   }
   auto session = std::make_unique<Session>(*this, listener);
   Session* raw = session.get();
-  // In the map (and counted) before accept(): the connect decision may end the session at once.
-  sessions_.emplace(raw, std::move(session));
+  // Listed (and counted) before accept(): the connect decision may end the session at once.
+  raw->set_server_index(static_cast<uint32_t>(sessions_.size()));
+  sessions_.push_back(std::move(session));
   group_.sessions.fetch_add(1, std::memory_order_relaxed);
   metrics().inc("mxscreen_worker_sessions_total", worker_label_);
   if (!raw->accept(listener.tcp.stream())) {
@@ -453,10 +477,15 @@ void Server::accept_one(Listener& listener) {
 }
 
 void Server::session_ended(Session* session) {
-  auto it = sessions_.find(session);
-  if (it == sessions_.end()) return;
-  dead_.push_back(std::move(it->second));
-  sessions_.erase(it);
+  uint32_t index = session->server_index();
+  if (index >= sessions_.size() || sessions_[index].get() != session) return;  // ended before
+  dead_.push_back(std::move(sessions_[index]));
+  if (index + 1 != sessions_.size()) {
+    sessions_[index] = std::move(sessions_.back());
+    sessions_[index]->set_server_index(index);
+  }
+  sessions_.pop_back();
+  session->set_server_index(UINT32_MAX);
   group_.sessions.fetch_sub(1, std::memory_order_relaxed);
   update_gauges();
   // Free it after the callback that ended it has unwound.
@@ -559,7 +588,7 @@ void Server::drain() {
   probe_timer_.close();
   ticket_timer_.close();
   std::vector<Session*> live;
-  for (auto& [raw, s] : sessions_) live.push_back(raw);
+  for (auto& s : sessions_) live.push_back(s.get());
   for (Session* s : live) s->shutdown_if_unspliced();
   drain_timer_.init<&Server::drain_timed_out>(loop_, this, false);
   drain_timer_.start(runtime_->config->server.drain_timeout);
@@ -569,7 +598,7 @@ void Server::drain() {
 void Server::drain_timed_out() {
   Log::warning("drain timeout: closing " + std::to_string(sessions_.size()) + " sessions");
   std::vector<Session*> left;
-  for (auto& [raw, s] : sessions_) left.push_back(raw);
+  for (auto& s : sessions_) left.push_back(s.get());
   for (Session* s : left) s->abort();
 }
 

@@ -48,16 +48,19 @@ Session::Session(Server& server, const Listener& listener)
 Session::~Session() {
   *alive_ = false;
   handoff_.reset();  // gives its backend slot and splice(2) descriptors back
-  if (counted_as_) server_.client_disconnect(*counted_as_);
+  if (counted_) server_.client_disconnect(limits_network());
+}
+
+protocol::IpAddress Session::limits_network() const {
+  // An IPv6 client counts per limits.ipv6_prefix network, as Postfix 3.8's anvil does
+  // (smtpd_client_ipv6_prefix_length): rotating through a /64 does not reset the limits.
+  return protocol::client_network(client_.address, config().limits.ipv6_prefix).network;
 }
 
 bool Session::within_client_limits() {
-  // An IPv6 client counts per limits.ipv6_prefix network, as Postfix 3.8's anvil does
-  // (smtpd_client_ipv6_prefix_length): rotating through a /64 does not reset the limits.
-  auto network = protocol::client_network(client_.address, config().limits.ipv6_prefix).network;
-  auto result = server_.client_connect(network);
+  auto result = server_.client_connect(limits_network());
   if (result == checks::ClientLimits::Result::kOk) {
-    counted_as_ = network;  // a reload may change the prefix: disconnect uncounts this one
+    counted_ = true;
     return true;
   }
   const auto& limits = config().limits;
@@ -792,7 +795,7 @@ void Session::start_handoff() {
               : pre_->dialogue            ? Handoff::Mode::kAfterDialogue
                                           : Handoff::Mode::kAfterGreet;
   HandoffClient& client = *this;
-  handoff_ = std::make_unique<Handoff>(client, server_, *runtime_, alive_, mode, replay);
+  handoff_ = std::make_unique<Handoff>(client, mode, replay);
   if (dns_ && dns_->done()) release_client_dns();  // else when its last answer is in
   // Lines the dialogue had not answered yet go first in what is replayed after the handoff.
   if (pre_->lines) held_.insert(0, pre_->lines->take_unprocessed());
@@ -800,7 +803,7 @@ void Session::start_handoff() {
   // (its queue alone is half a KiB), lookups, SPF run and timers are done with (the Handoff
   // has its own).
   pre_.reset();
-  handoff_->start();
+  handoff_->start(alive_);
   // Watch the client while it waits for a slot: one that leaves gives its place up at once
   // (what it sends meanwhile is held, bounded by server.buffer_size, and replayed after the
   // handoff).

@@ -31,7 +31,7 @@
 
 namespace mxscreen::proxy {
 
-class Session final : public ConnHandler, private HandoffClient {
+class Session final : private HandoffClient {
  public:
   Session(Server& server, const Listener& listener);
   ~Session() override;
@@ -42,17 +42,20 @@ class Session final : public ConnHandler, private HandoffClient {
   void shutdown_if_unspliced();
   // The drain timeout ran out.
   void abort();
+  // Where the server keeps it in its list of live sessions (Server only).
+  uint32_t server_index() const { return server_index_; }
+  void set_server_index(uint32_t index) { server_index_ = index; }
   // The server's wake timer (Server::wake_at): the greet wait that ends at `deadline` is over
   // (ignored when the session has moved on).
   void wake(uint64_t deadline);
 
-  // The client's connection (the backend's is the Handoff's).
+  // HandoffClient is also the client connection's handler (the backend's is the Handoff).
+ private:
   void on_read(Conn& conn, std::string_view bytes) override;
   void on_eof(Conn& conn) override;
   void on_error(Conn& conn, int status) override;
   void on_drained(Conn& conn) override;
 
- private:
   // kProxyHeader: reading an upstream's PROXY header; kConnect: the connect decision (access,
   // bans, limits, pass cache) is being made, client bytes are only held. kHandoff: handoff_
   // has the backend side (queued, connecting, replaying, then spliced: handoff_->spliced()).
@@ -63,6 +66,7 @@ class Session final : public ConnHandler, private HandoffClient {
   bool proxy_upstream_trusted();
   void connect_decision();
   bool within_client_limits();
+  protocol::IpAddress limits_network() const;  // what the per-client limits count
   // session_store.cc: the verdict cache and greylisting.
   void lookup_pass_cache();
   void continue_after_cache();
@@ -119,6 +123,8 @@ class Session final : public ConnHandler, private HandoffClient {
   Conn& client_conn() override { return client_conn_; }
   const protocol::Endpoint& client_endpoint() const override { return client_; }
   const protocol::Endpoint& local_endpoint() const override { return local_; }
+  const Runtime& runtime() const override { return *runtime_; }
+  Server& server() const override { return server_; }
   bool client_tls() const override { return tls_ != nullptr; }
   void start_client_tls() override;
   std::string take_client_input() override;
@@ -217,7 +223,10 @@ class Session final : public ConnHandler, private HandoffClient {
   bool permitted_ = false;  // access list permit (exempt from limits, bans and strikes)
   // Came to the fake MX first, within fake_mx.pair_window (a store answer that may come late).
   bool nolisting_pass_ = false;
-  std::optional<protocol::IpAddress> counted_as_;  // in the server's per-client limits table
+  // Counted in the server's per-client limits table, as client_'s network by this session's
+  // limits.ipv6_prefix (~Session uncounts the same one: a reload does not change runtime_).
+  bool counted_ = false;
+  uint32_t server_index_ = UINT32_MAX;
   protocol::Endpoint client_;
   protocol::Endpoint local_;
   std::chrono::steady_clock::time_point started_;
