@@ -514,7 +514,10 @@ class LimitsTest(_Base):
                 for sock in held:
                     sock.close()
             self.assertGreaterEqual(len(samples), 2)
-            self.assertEqual(max(samples), 3, f"backend connections sampled: {samples}")
+            # Never more than 3 (that 3 were reached, the wait above showed): a sample takes
+            # tens of ms under load and the 3-connection stretch may last less, so the sampler
+            # catching it was luck (a few runs in ten on a loaded machine saw only 2s).
+            self.assertLessEqual(max(samples), 3, f"backend connections sampled: {samples}")
 
 
 # ---------------------------------------------------------------------------------------------
