@@ -29,7 +29,8 @@ struct ServerConfig {
   std::chrono::milliseconds drain_timeout = std::chrono::seconds(30);
   int workers = 1;
   std::size_t buffer_size = 65536;  // bytes buffered per direction per spliced session
-  // Plain spliced sessions move bytes with splice(2) (kernel_splice.h) instead of copying.
+  // Plain spliced sessions move bytes with splice(2) (kernel_splice.h) instead of copying, once
+  // 64 KiB have gone one way (handoff.cc, kKernelSpliceAfter).
   bool kernel_splice = true;
   // The admin socket (state_dir/mxscreen.ctl): connections at once (more are answered "ERR
   // busy" and closed) and how long a connection may take to send its request.

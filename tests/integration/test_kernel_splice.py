@@ -4,6 +4,8 @@ moved by the kernel with splice(2), with what the copy path gives.
 - A 10 MB message through the splice(2) path arrives intact at smtp-sink, and the byte counts
   in the DISCONNECT line are those of the copy path (kernel_splice = false) for the same
   session.
+- A short session (a 1 KB message) stays on the copy path: splice(2) starts only once 64 KiB
+  have gone one way (two pipes per session cost more than copying a few replies).
 - Half-close: a client that sends its commands and shuts its sending side still reads every
   reply from the real Postfix, and the session ends as spliced.
 - The idle timeout (smtp.idle_timeout) still closes a silent spliced session.
@@ -40,6 +42,23 @@ def big_message(size=10 * 1024 * 1024):
 
 def spliced(mx, result="spliced"):
     return harness.metric_sum(mx, "mxscreen_kernel_splice_total", {"result": result})
+
+
+def bulk_then_splice(mx, sock):
+    """After the greeting: one 200 KB message to the real Postfix over `sock`, then the
+    session is on the splice(2) path (it moves there once 64 KiB have gone one way)."""
+    sock.sendall(b"EHLO mail.example.org\r\n")
+    assert harness.read_reply(sock).code == 250
+    for line, code in ((b"MAIL FROM:<bulk@example.org>", 250),
+                       (f"RCPT TO:<{harness.MAILBOX}>".encode(), 250), (b"DATA", 354)):
+        sock.sendall(line + b"\r\n")
+        reply = harness.read_reply(sock)
+        assert reply.code == code, (line, reply)
+    lines = b"".join(b"%08d " % i + b"z" * 70 + b"\r\n" for i in range(2600))
+    sock.sendall(b"Subject: bulk\r\n\r\n" + lines + b".\r\n")
+    reply = harness.read_reply(sock, timeout=30)
+    assert reply.code == 250, reply
+    harness.wait_until(lambda: spliced(mx) == 1, what="the splice(2) path")
 
 
 class KernelSpliceTest(unittest.TestCase):
@@ -83,9 +102,9 @@ class KernelSpliceTest(unittest.TestCase):
             with harness.raw_connect(mx.port, source="127.0.9.72") as sock:
                 greeting = harness.read_reply(sock)
                 self.assertEqual(greeting.code, 220)
-                harness.wait_until(lambda: spliced(mx) == 1, what="the splice(2) path")
+                bulk_then_splice(mx, sock)
                 # Pipelined commands, then our FIN: Postfix must still see and answer them all.
-                sock.sendall(b"EHLO mail.example.org\r\nNOOP\r\nQUIT\r\n")
+                sock.sendall(b"RSET\r\nNOOP\r\nQUIT\r\n")
                 sock.shutdown(socket.SHUT_WR)
                 data, how = harness.read_until_closed(sock, timeout=10)
             self.assertEqual(how, "eof", data)
@@ -97,11 +116,20 @@ class KernelSpliceTest(unittest.TestCase):
         with harness.Mxscreen(spine({"smtp": {"idle_timeout": "1s"}})) as mx:
             with harness.raw_connect(mx.port, source="127.0.9.73") as sock:
                 self.assertEqual(harness.read_reply(sock).code, 220)
-                harness.wait_until(lambda: spliced(mx) == 1, what="the splice(2) path")
+                bulk_then_splice(mx, sock)
                 start = time.monotonic()
                 self.assertTrue(harness.wait_closed(sock, 10))
                 self.assertLess(time.monotonic() - start, 5)
             mx.wait_log(r"DISCONNECT \[127\.0\.9\.73\]:\d+ outcome=idle_timeout ")
+
+    def test_a_short_session_stays_on_the_copy_path(self):
+        marker = harness.unique_marker("splice-short")
+        with harness.Mxscreen(spine({})) as mx:
+            self.assertEqual(harness.rcpt_attempt(mx.port, "127.0.9.75", "x@example.org",
+                                                  marker), (250, "2.1.5 Ok"))
+            harness.wait_delivered(marker)
+            mx.wait_log(r"DISCONNECT \[127\.0\.9\.75\]:\d+ outcome=spliced ")
+            self.assertEqual(spliced(mx) + spliced(mx, "fallback") + spliced(mx, "no_files"), 0)
 
     def test_xclient_handoff_stays_on_the_copy_path(self):
         marker = harness.unique_marker("splice-xclient")
