@@ -109,6 +109,7 @@ struct Handoff::Link {
   bool backend_eof = false;
   bool kernel_splice_tried = false;  // tried once per session
   bool kernel_splice_files = false;  // took Server::kKernelSpliceFiles descriptors
+  bool slot_released = false;        // Postfix closed first: its slot went to the next waiter
   uint64_t last_activity = 0;        // uv_now() of the last spliced byte
   uint64_t bytes_in = 0;             // client -> backend
   uint64_t bytes_out = 0;            // backend -> client
@@ -119,7 +120,7 @@ struct Handoff::Link {
 
 Handoff::~Handoff() {
   if (!link_) return;
-  server().backend_slot_released();
+  if (!link_->slot_released) server().backend_slot_released();
   link_->kernel_splice.reset();
   if (link_->kernel_splice_files) server().give_back_kernel_splice_files();
 }
@@ -433,7 +434,17 @@ void Handoff::kernel_splice_refused(int status) {
 void Handoff::kernel_splice_eof(bool client_side) {
   // As on the copy path: the FIN went on; the session ends when both sides are done.
   (client_side ? link_->client_eof : link_->backend_eof) = true;
+  if (!client_side) release_slot();
   if (link_->client_eof && link_->backend_eof) client_.finish("spliced");
+}
+
+void Handoff::release_slot() {
+  // Postfix closed the connection (after its 221, or its own timeout): that smtpd process is
+  // free, so its slot goes to the next waiter now, not once this client has read the 221 and
+  // closed too. Under a burst the client's own close can come long after.
+  if (link_->slot_released) return;
+  link_->slot_released = true;
+  server().backend_slot_released();
 }
 
 void Handoff::kernel_splice_error(bool client_side, int status) {
@@ -598,6 +609,7 @@ void Handoff::on_read(Conn&, std::string_view bytes) {
 void Handoff::on_eof(Conn&) {
   link_->backend_eof = true;
   if (step_ == Step::kSplice) {
+    release_slot();
     client_.client_close_notify();
     client_.client_conn().shutdown_write();
     if (link_->client_eof) client_.finish("spliced");

@@ -186,6 +186,8 @@ class Handoff : public ConnHandler, public KernelSpliceHandler {
   void resume_commands();
   void command_refused(const protocol::CommandStream::Action& action);
   void backend_failed(const std::string& reason);
+  // Gives the backend slot back before the session ends (Postfix closed first).
+  void release_slot();
   void arm_timer(std::chrono::milliseconds after);
   void timer_fired();  // connect/reply timeouts while handing off, the idle timeout spliced
 

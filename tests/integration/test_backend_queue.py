@@ -11,6 +11,8 @@ reply held, an allowlisted one before Postfix's banner.
   timeout") and never reaches Postfix.
 - Clients that leave while queued free their places at once and are never handed off: Postfix
   never sees them, the next client is served.
+- A slot is free once Postfix closes (after its 221): the next client is served though the
+  one before still holds its socket open.
 - A screened client that waits seconds at RCPT (PROXY v2 and XCLIENT) is delivered with its own
   EHLO name, sender and recipient: the handoff replays them after the dialogue was freed.
 - 2,000 screened clients waiting at RCPT cost under 1 KiB each (VmRSS; a held client costs
@@ -301,6 +303,25 @@ class BackendQueueTest(unittest.TestCase):
             self.assertEqual(queue_events(mx, "served"), 0)
             mx.wait_log(rf"DISCONNECT \[{esc(screened)}\]:\d+ outcome=client_gone ")
             mx.wait_log(rf"DISCONNECT \[{esc(allowlisted)}\]:\d+ outcome=client_gone ")
+
+    def test_the_slot_is_free_once_postfix_closes_though_its_client_lingers(self):
+        waiter = "127.0.9.37"  # allowlisted: waits before Postfix's banner
+        with harness.Mxscreen(queue_config(1)) as mx:
+            probe_done(mx)
+            holder = hold_slot(mx)
+            sock = harness.raw_connect(mx.port, source=waiter)
+            wait_depth(mx, 1)
+            # The holder reads Postfix's 221 but keeps its socket open: Postfix has closed, so
+            # the slot is the waiter's now, not when (or if) the holder closes.
+            self.assertEqual(harness.command(holder, "QUIT").code, 221)
+            banner = harness.read_reply(sock, timeout=10)
+            self.assertTrue(re.match(rb"^220 \S+ ESMTP Postfix", banner.raw), banner.raw)
+            self.assertEqual(queue_events(mx, "served"), 1)
+            self.assertEqual(harness.command(sock, "QUIT").code, 221)
+            sock.close()
+            holder.close()
+            mx.wait_log(rf"DISCONNECT \[{esc(HOLDER)}\]:\d+ outcome=spliced ")
+            mx.wait_log(rf"DISCONNECT \[{esc(waiter)}\]:\d+ outcome=spliced ")
 
     def test_a_client_queued_at_rcpt_for_seconds_delivers_with_its_own_envelope(self):
         # While it waits, the session holds only what the handoff replays (EHLO name, MAIL and
