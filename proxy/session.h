@@ -108,7 +108,6 @@ class Session final : private HandoffClient {
   // strikes, replies and closes for it.
   void apply(const checks::Finding& finding);
   void apply_step(checks::Step step);
-  void send_reply(const std::string& reply);
 
   // The pre-dialogue is over: make the Handoff with what it replays (the EHLO name, the MAIL
   // and RCPT lines), free the dialogue, its lookups and its SPF run, and let it take a backend
