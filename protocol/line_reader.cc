@@ -48,6 +48,11 @@ void LineReader::finish_line() {
   if (!discarding_ && last_was_cr_) partial_.pop_back();
   line.text = std::move(partial_);
   queued_bytes_ += line.text.size();
+  if (head_ > 0 && queue_.size() == queue_.capacity()) {
+    // Reuse the room of the lines already returned before growing.
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
   queue_.push_back(std::move(line));
   partial_.clear();
   discarding_ = false;
@@ -56,9 +61,12 @@ void LineReader::finish_line() {
 }
 
 std::optional<Line> LineReader::next() {
-  if (queue_.empty()) return std::nullopt;
-  Line line = std::move(queue_.front());
-  queue_.pop_front();
+  if (head_ == queue_.size()) return std::nullopt;
+  Line line = std::move(queue_[head_++]);
+  if (head_ == queue_.size()) {
+    queue_.clear();
+    head_ = 0;
+  }
   queued_bytes_ -= line.text.size();
   return line;
 }
@@ -70,13 +78,15 @@ void LineReader::clear() {
   last_was_cr_ = false;
   has_nul_ = false;
   queue_.clear();
+  head_ = 0;
   queued_bytes_ = 0;
 }
 
 std::string LineReader::take_unprocessed() {
   std::string out;
-  out.reserve(buffered() + 2 * queue_.size());
-  for (const auto& line : queue_) {
+  out.reserve(buffered() + 2 * (queue_.size() - head_));
+  for (size_t i = head_; i < queue_.size(); ++i) {
+    const Line& line = queue_[i];
     out += line.text;
     out += line.bare_lf ? "\n" : "\r\n";
   }
@@ -87,7 +97,8 @@ std::string LineReader::take_unprocessed() {
 
 std::string LineReader::peek(size_t max) const {
   std::string out;
-  for (const auto& line : queue_) {
+  for (size_t i = head_; i < queue_.size(); ++i) {
+    const Line& line = queue_[i];
     if (out.size() >= max) break;
     out += line.text;
     out += line.bare_lf ? "\n" : "\r\n";

@@ -4,10 +4,10 @@
 #pragma once
 
 #include <cstddef>
-#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace mxscreen::protocol {
 
@@ -36,9 +36,9 @@ class LineReader {
   // The oldest complete line, or nullopt when none is complete yet.
   std::optional<Line> next();
   // A complete line is waiting: input arrived behind the current command (pipelining test).
-  bool has_pending_line() const { return !queue_.empty(); }
+  bool has_pending_line() const { return head_ < queue_.size(); }
   // No more bytes are taken until next() is called.
-  bool full() const { return queue_.size() >= max_queued_; }
+  bool full() const { return queue_.size() - head_ >= max_queued_; }
   // Bytes held: the partial line plus the text of queued complete lines.
   size_t buffered() const { return partial_.size() + queued_bytes_; }
   // Drops everything held, complete and partial (after STARTTLS, RFC 3207 section 4.2: any
@@ -65,7 +65,11 @@ class LineReader {
   bool discarding_ = false;   // partial_ overflowed; dropping bytes up to the next LF
   bool last_was_cr_ = false;  // the last byte seen of the current line was CR
   bool has_nul_ = false;
-  std::deque<Line> queue_;
+  // Complete lines not yet returned are queue_[head_..]. A vector, not a std::deque: libstdc++'s
+  // deque allocates over half a KiB when it is made, empty, and every client in the dialogue
+  // has a reader (issue 15: 10,000 clients ending their greet wait at once).
+  std::vector<Line> queue_;
+  size_t head_ = 0;
   size_t queued_bytes_ = 0;
 };
 
