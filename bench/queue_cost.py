@@ -6,10 +6,12 @@ Starts mxscreen (MXSCREEN_BIN, default build/mxscreen) in front of the test Post
 client, then opens N clients from 127.0.18.1-250, 200 at a time:
   queued: each says EHLO, MAIL, RCPT after the greet wait (300 ms) and waits in the queue
           with its RCPT reply held (backend.queue_max default);
-  held:   each sits in a 600 s greet wait (the bench's `hold` case, a held session).
+  held:   each sits in a 600 s greet wait (the bench's `hold` case, a held session);
+  dialogue: each says EHLO and MAIL after the greet wait and waits in the dialogue (where the
+          bench's burst has its clients between the greet wait and the queue).
 Reports mxscreen's VmRSS growth per client once all N are in that state. Nothing is delivered.
 
-    MXSCREEN_BIN=build/mxscreen python3 bench/queue_cost.py queued|held [N=2000]
+    MXSCREEN_BIN=build/mxscreen python3 bench/queue_cost.py queued|held|dialogue [N=2000]
 """
 
 import asyncio
@@ -47,12 +49,13 @@ async def reply(reader):
 async def client(port, mode, i):
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", port, local_addr=(f"127.0.18.{1 + i % 250}", 0), limit=4096)
-    if mode == "queued":
+    if mode in ("queued", "dialogue"):
         await reply(reader)
         writer.write(b"EHLO mail%d.example.org\r\n" % i)
         await reply(reader)
         writer.write(b"MAIL FROM:<s%d@example.org> SIZE=100\r\n" % i)
         await reply(reader)
+    if mode == "queued":
         writer.write(f"RCPT TO:<{harness.MAILBOX}>\r\n".encode())
         await writer.drain()
     return writer
@@ -97,8 +100,8 @@ async def run(mode, n):
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "queued"
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-    if mode not in ("queued", "held"):
-        sys.exit("usage: bench/queue_cost.py queued|held [N]")
+    if mode not in ("queued", "held", "dialogue"):
+        sys.exit("usage: bench/queue_cost.py queued|held|dialogue [N]")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, n + 200)), hard))
     harness.ensure_postfix()
