@@ -2,6 +2,8 @@
 // one, postscreen's for the deep tests.
 #include "checks/dialogue.h"
 
+#include <array>
+
 #include "checks/bare_newline.h"
 #include "checks/envelope.h"
 #include "checks/non_smtp.h"
@@ -35,6 +37,20 @@ std::string verb_name(const protocol::Command& cmd) {
   return protocol::printable(name, 16);
 }
 
+// The HELO checks, with the session's local address among this host's own (copied only for a
+// local address the listeners do not name, a wildcard listener's).
+std::optional<std::string> helo_reject(const std::string& helo, const DialoguePolicy& policy,
+                                       const std::optional<protocol::IpAddress>& local) {
+  const auto& own = policy.helo_facts.own_addresses;
+  if (!local || local->bytes == std::array<uint8_t, 16>{} ||  // 0.0.0.0 or ::
+      std::find(own.begin(), own.end(), *local) != own.end()) {
+    return helo_reject_reply(helo, policy.helo, policy.helo_facts);
+  }
+  HeloFacts facts = policy.helo_facts;
+  facts.own_addresses.push_back(*local);
+  return helo_reject_reply(helo, policy.helo, facts);
+}
+
 }  // namespace
 
 bool Step::closes() const {
@@ -50,7 +66,10 @@ std::string Step::sent() const {
   return out;
 }
 
-Dialogue::Dialogue(DialoguePolicy policy) : policy_(std::move(policy)), errors_(policy_.errors) {}
+Dialogue::Dialogue(std::shared_ptr<const DialoguePolicy> policy, DialogueClient client)
+    : policy_(std::move(policy)),
+      client_(std::move(client)),
+      errors_(client_.under_stress ? policy_->errors.under_stress() : policy_->errors) {}
 
 Step Dialogue::error(std::string reply, Step step) {
   auto d = errors_.on_error_reply();
@@ -63,13 +82,13 @@ Step Dialogue::error(std::string reply, Step step) {
 Step Dialogue::too_many_errors(Step step) {
   step.reply.clear();
   step.delay = std::chrono::milliseconds{0};
-  step.findings.push_back(dialogue_finding("HARD-LIMIT",
-                                           "too many errors (" + std::to_string(errors_.errors()) +
-                                               ") from " + policy_.client + " after " + last_verb_ +
-                                               "; 421 and disconnect",
-                                           "errors", "drop")
-                              .closes(Finding::Then::kReplyAndClose,
-                                      "421 4.7.0 " + policy_.hostname + " Error: too many errors"));
+  step.findings.push_back(
+      dialogue_finding("HARD-LIMIT",
+                       "too many errors (" + std::to_string(errors_.errors()) + ") from " +
+                           client_.client + " after " + last_verb_ + "; 421 and disconnect",
+                       "errors", "drop")
+          .closes(Finding::Then::kReplyAndClose,
+                  "421 4.7.0 " + policy_->hostname + " Error: too many errors"));
   return step;
 }
 
@@ -97,21 +116,21 @@ bool Dialogue::apply(const Verdict& verdict, const std::string& test, const std:
     step->delay = std::chrono::milliseconds{0};
     return true;
   }
-  if (verdict.outcome == Outcome::kEnforce && policy_.enforced_by.empty()) {
-    policy_.enforced_by = verdict.reason;
+  if (verdict.outcome == Outcome::kEnforce && client_.enforced_by.empty()) {
+    client_.enforced_by = verdict.reason;
   }
   return false;
 }
 
 Step Dialogue::on_line(const protocol::Line& line, std::string_view early_input) {
   Step step;
-  if (++commands_ > policy_.command_count_limit) {
+  if (++commands_ > policy_->command_count_limit) {
     step.findings.push_back(
         dialogue_finding("COMMAND COUNT LIMIT",
-                         "COMMAND COUNT LIMIT from " + policy_.client + " after " + last_verb_,
+                         "COMMAND COUNT LIMIT from " + client_.client + " after " + last_verb_,
                          "command_count", "drop")
             .closes(Finding::Then::kReplyAndClose,
-                    "421 4.7.0 " + policy_.hostname + " Error: too many commands"));
+                    "421 4.7.0 " + policy_->hostname + " Error: too many commands"));
     return step;
   }
   if (line.too_long) return error("500 5.5.2 Error: line too long");
@@ -119,29 +138,30 @@ Step Dialogue::on_line(const protocol::Line& line, std::string_view early_input)
 
   if (line.bare_lf && !bare_newline_seen_) {
     bare_newline_seen_ = true;
-    auto v = bare_newline_verdict(policy_.bare_newline, true);
-    if (apply(v, "bare_newline", "BARE NEWLINE from " + policy_.client + " after " + last_verb_,
+    auto v = bare_newline_verdict(policy_->bare_newline, true);
+    if (apply(v, "bare_newline", "BARE NEWLINE from " + client_.client + " after " + last_verb_,
               &step)) {
       return step;
     }
   }
-  auto non_smtp = non_smtp_verdict(policy_.non_smtp_command, line.text, policy_.forbidden_commands);
+  auto non_smtp =
+      non_smtp_verdict(policy_->non_smtp_command, line.text, policy_->forbidden_commands);
   if (!non_smtp.passed()) {
     if (apply(non_smtp, "non_smtp",
-              "NON-SMTP COMMAND from " + policy_.client + " after " + last_verb_ + ": " +
+              "NON-SMTP COMMAND from " + client_.client + " after " + last_verb_ + ": " +
                   protocol::printable(line.text),
               &step)) {
       return step;
     }
   }
   if (!early_input.empty() && !pipelining_seen_) {
-    auto v = pipelining_verdict(policy_.pipelining, true, false);
+    auto v = pipelining_verdict(policy_->pipelining, true, false);
     if (!v.passed()) {
       pipelining_seen_ = true;
       // postscreen's line: the command just read, then what arrived before its reply.
       std::string verb = verb_name(protocol::parse_command(line.text));
       if (apply(v, "pipelining",
-                "COMMAND PIPELINING from " + policy_.client + " after " + verb + ": " +
+                "COMMAND PIPELINING from " + client_.client + " after " + verb + ": " +
                     protocol::printable(early_input),
                 &step)) {
         return step;
@@ -181,7 +201,7 @@ Step Dialogue::on_command(const protocol::Command& cmd, const std::string& raw) 
     case Verb::kEtrn:
       return junk("458 4.3.0 Unable to queue messages");
     case Verb::kVrfy:
-      if (policy_.disable_vrfy) {
+      if (policy_->disable_vrfy) {
         errors_.on_junk_command();
         return error("502 5.5.1 VRFY command is disabled");
       }
@@ -201,14 +221,14 @@ Step Dialogue::on_command(const protocol::Command& cmd, const std::string& raw) 
       Step step = error("503 5.5.1 Error: authentication not enabled");
       // Before a hard-limit finding that closes the session: the AUTH line and its strike come
       // first.
-      auto auth = dialogue_finding("AUTH", "AUTH attempt on an MX port from " + policy_.client,
+      auto auth = dialogue_finding("AUTH", "AUTH attempt on an MX port from " + client_.client,
                                    "auth", "reject");
       auth.strike = "AUTH on an MX port";
       step.findings.insert(step.findings.begin(), std::move(auth));
       return step;
     }
     case Verb::kStarttls: {
-      if (!policy_.offer_starttls || tls_active_) {
+      if (!policy_->offer_starttls || tls_active_) {
         return error("502 5.5.1 Error: command not implemented");
       }
       if (!cmd.argument.empty()) return error("501 5.5.4 Syntax: STARTTLS");
@@ -229,28 +249,29 @@ Step Dialogue::on_helo(const protocol::Command& cmd, bool esmtp) {
   }
   esmtp_ = esmtp;
   helo_ = std::string(cmd.argument);
-  helo_reject_ = helo_reject_reply(helo_, policy_.helo, policy_.helo_facts);
+  helo_reject_ = helo_reject(helo_, *policy_, client_.local);
   in_mail_ = false;  // RFC 5321 4.1.4: EHLO resets the transaction
   mail_line_.clear();
   Step step;
   if (esmtp) {
-    std::vector<std::string> lines = {policy_.hostname};
-    for (const auto& cap : policy_.capabilities) lines.push_back(cap);
-    if (policy_.offer_starttls && !tls_active_) lines.push_back("STARTTLS");
+    std::vector<std::string> lines = {policy_->hostname};
+    for (const auto& cap : policy_->capabilities) lines.push_back(cap);
+    if (policy_->offer_starttls && !tls_active_) lines.push_back("STARTTLS");
     for (size_t i = 0; i < lines.size(); ++i) {
       step.reply += "250" + std::string(i + 1 < lines.size() ? "-" : " ") + lines[i] + "\r\n";
     }
   } else {
-    step.reply = crlf("250 " + policy_.hostname);
+    step.reply = crlf("250 " + policy_->hostname);
   }
-  if (policy_.handoff_after_helo && !helo_reject_ && policy_.enforced_by.empty()) {
+  if (policy_->handoff_after_helo && !helo_reject_ && client_.enforced_by.empty()) {
     step.then = Step::Then::kHandoff;
   }
   return step;
 }
 
 Step Dialogue::on_mail(const protocol::Command& cmd, const std::string& raw) {
-  if (policy_.helo_required && helo_.empty()) return error("503 5.5.1 Error: send HELO/EHLO first");
+  if (policy_->helo_required && helo_.empty())
+    return error("503 5.5.1 Error: send HELO/EHLO first");
   if (in_mail_) return error("503 5.5.1 Error: nested MAIL command");
   std::string why;
   auto args = protocol::parse_mail_from(cmd.argument, &why);
@@ -274,25 +295,25 @@ Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
   // Postfix's order with smtpd_delay_reject: client, HELO, sender, recipient restrictions.
   std::optional<std::string> reject;
   std::string test;
-  if (policy_.tempfail_rcpt) {
+  if (client_.tempfail_rcpt) {
     reject = "450 4.7.1 <" + protocol::printable(args->path.address, 255) +
              ">: Recipient address rejected: Service temporarily unavailable, try again later";
     test = "fake_mx";
-  } else if (!policy_.enforced_by.empty()) {
-    reject = !policy_.enforce_reply.empty()
-                 ? policy_.enforce_reply
-                 : "550 5.7.1 Service unavailable; client [" + policy_.client_address +
-                       "] blocked by the " + policy_.enforced_by + " test";
+  } else if (!client_.enforced_by.empty()) {
+    reject = !client_.enforce_reply.empty()
+                 ? client_.enforce_reply
+                 : "550 5.7.1 Service unavailable; client [" + client_.client_address +
+                       "] blocked by the " + client_.enforced_by + " test";
     test = "enforce";
-  } else if (policy_.client_reject) {
-    reject = policy_.client_reject;
+  } else if (client_.client_reject) {
+    reject = client_.client_reject;
     test = "client";
   } else if (helo_reject_) {
     reject = helo_reject_;
     test = "helo";
-  } else if ((reject = sender_reject_reply(sender_, policy_.sender_reject_non_fqdn))) {
+  } else if ((reject = sender_reject_reply(sender_, policy_->sender_reject_non_fqdn))) {
     test = "sender";
-  } else if ((reject = recipient_reject_reply(args->path, policy_.recipient_reject_non_fqdn))) {
+  } else if ((reject = recipient_reject_reply(args->path, policy_->recipient_reject_non_fqdn))) {
     test = "recipient";
   }
   if (reject) return rcpt_rejected(*reject, args->path.address, test);
@@ -306,7 +327,7 @@ Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
 Step Dialogue::rcpt_rejected(const std::string& reply, const std::string& rcpt,
                              const std::string& test) {
   Step step = error(reply);
-  std::string log = "NOQUEUE: reject: RCPT from " + policy_.client + ": " + reply + "; from=<" +
+  std::string log = "NOQUEUE: reject: RCPT from " + client_.client + ": " + reply + "; from=<" +
                     protocol::printable(sender_.address, 255) + "> to=<" +
                     protocol::printable(rcpt, 255) + "> proto=" + (esmtp_ ? "ESMTP" : "SMTP") +
                     " helo=<" + protocol::printable(helo_, 255) + ">";
@@ -331,10 +352,10 @@ Step Dialogue::on_time_limit() {
   Step step;
   step.findings.push_back(
       dialogue_finding("COMMAND TIME LIMIT",
-                       "COMMAND TIME LIMIT from " + policy_.client + " after " + last_verb_,
+                       "COMMAND TIME LIMIT from " + client_.client + " after " + last_verb_,
                        "command_time", "drop")
           .closes(Finding::Then::kReplyAndClose,
-                  "421 4.4.2 " + policy_.hostname + " Error: timeout exceeded"));
+                  "421 4.4.2 " + policy_->hostname + " Error: timeout exceeded"));
   return step;
 }
 

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,15 +16,17 @@
 #include "checks/helo.h"
 #include "checks/non_smtp.h"
 #include "checks/verdict.h"
+#include "protocol/address.h"
 #include "protocol/line_reader.h"
 #include "protocol/smtp_command.h"
 
 namespace mxscreen::checks {
 
+// What the dialogue is configured with: the same for every session of one config and one probe
+// of the backend's EHLO, so it is made once and shared (proxy/screening.h); a copy per session
+// was over half a KiB of every client in the dialogue (issue 15).
 struct DialoguePolicy {
-  std::string hostname;        // in the 421 replies and the EHLO reply
-  std::string client;          // "[ip]:port", for log lines
-  std::string client_address;  // "ip", for reject texts
+  std::string hostname;  // in the 421 replies and the EHLO reply
   bool helo_required = true;
   bool disable_vrfy = true;
   int command_count_limit = 20;
@@ -31,10 +35,12 @@ struct DialoguePolicy {
   Action bare_newline = Action::kOff;
   std::vector<std::string> forbidden_commands = default_forbidden_commands();
   HeloPolicy helo;
+  // This host's name and the addresses it listens on; the session's own local address is
+  // DialogueClient::local.
   HeloFacts helo_facts;
   bool sender_reject_non_fqdn = true;
   bool recipient_reject_non_fqdn = true;
-  ErrorPolicy errors;
+  ErrorPolicy errors;  // DialogueClient::under_stress tightens them
   // EHLO keywords after the greeting line, as the backend offers them, already without
   // what mxscreen cannot honour before handoff (AUTH, XCLIENT, PIPELINING while tested).
   std::vector<std::string> capabilities;
@@ -42,6 +48,16 @@ struct DialoguePolicy {
   // Hand off after a passing EHLO/HELO (only HELO checks are on) instead of at the first
   // RCPT that passes.
   bool handoff_after_helo = false;
+};
+
+// What the dialogue knows of its one client, decided before the dialogue starts.
+struct DialogueClient {
+  std::string client;          // "[ip]:port", for log lines
+  std::string client_address;  // "ip", for reject texts
+  // The address the client connected to: one of this host's own for the HELO check (unset: the
+  // policy's helo_facts alone).
+  std::optional<protocol::IpAddress> local;
+  bool under_stress = false;  // server.stress_threshold passed: Postfix's stress error limits
   // The fake MX with action tempfail_rcpt: talk, then 450 at every RCPT, never hand off
   // (the classic Postfix nolisting recipe).
   bool tempfail_rcpt = false;
@@ -72,7 +88,8 @@ struct Step {
 
 class Dialogue {
  public:
-  explicit Dialogue(DialoguePolicy policy);
+  // `policy` is never null.
+  Dialogue(std::shared_ptr<const DialoguePolicy> policy, DialogueClient client);
 
   // One command line. `early_input`: what the client had already sent behind it when this
   // line was taken (the pipelining test), empty when nothing.
@@ -96,7 +113,7 @@ class Dialogue {
   // The session's own test of the held RCPT failed (the DNS tests of names, domain.h): the
   // reply, an error, and a NOQUEUE line naming `test`, as for the dialogue's own rejects.
   Step reject_held_rcpt(const std::string& reply, const std::string& test);
-  const std::string& enforced_by() const { return policy_.enforced_by; }
+  const std::string& enforced_by() const { return client_.enforced_by; }
   int errors() const { return errors_.errors(); }
   // Whether a deep test ("pipelining", "non_smtp", "bare_newline") failed in this session,
   // whatever its action: a failed test is not a pass for the verdict cache (pass_cache.h).
@@ -118,7 +135,8 @@ class Dialogue {
   bool apply(const Verdict& verdict, const std::string& test, const std::string& detail,
              Step* step);
 
-  DialoguePolicy policy_;
+  std::shared_ptr<const DialoguePolicy> policy_;
+  DialogueClient client_;
   ErrorCounter errors_;
   int commands_ = 0;
   bool esmtp_ = false;

@@ -292,24 +292,24 @@ void Walk::dialogue_tests() {
   facts.client_log = "[" + client_.to_string() + "]";
   facts.client = client_;
   facts.under_stress = f_.under_stress;
-  facts.backend_ehlo = &f_.backend_ehlo;
   facts.dnsbl_enforce_reply = dnsbl_enforce_reply_;
   facts.dns = f_.dns ? &*f_.dns : nullptr;
-  auto policy = make_dialogue_policy(rt_, facts);
+  auto policy = make_dialogue_policy(rt_, f_.backend_ehlo);
+  auto client = make_dialogue_client(rt_, facts);
   // The per-test lines, from the same checks the dialogue runs.
-  if (policy.client_reject) {
+  if (client.client_reject) {
     line(rt_.plan.on("fcrdns") ? "fcrdns" : "reverse", "reject",
-         protocol::printable(*policy.client_reject, 300));
+         protocol::printable(*client.client_reject, 300));
   } else if (rt_.plan.on("reverse") || rt_.plan.on("fcrdns")) {
     line(rt_.plan.on("fcrdns") ? "fcrdns" : "reverse", "pass", "");
   }
-  auto helo_reject = checks::helo_reject_reply(report_.helo, policy.helo, policy.helo_facts);
+  auto helo_reject = checks::helo_reject_reply(report_.helo, policy->helo, policy->helo_facts);
   if (std::any_of(rt_.plan.enabled().begin(), rt_.plan.enabled().end(),
                   [](const checks::TestRow* row) { return row->phase == checks::Phase::kHelo; })) {
     line("helo", helo_reject ? "reject" : "pass",
          helo_reject ? protocol::printable(*helo_reject, 300) : "", "helo");
   }
-  checks::Dialogue dialogue(policy);
+  checks::Dialogue dialogue(policy, client);
   auto say = [&](const std::string& text) {
     protocol::Line l;
     l.text = text;

@@ -32,50 +32,54 @@ checks::CachedTestSet cached_tests_enabled(const Runtime& runtime) {
   return set;
 }
 
-checks::DialoguePolicy make_dialogue_policy(const Runtime& runtime, const DialogueFacts& facts) {
+std::shared_ptr<const checks::DialoguePolicy> make_dialogue_policy(
+    const Runtime& runtime, const std::vector<std::string>& backend_ehlo) {
   const Config& c = *runtime.config;
-  checks::DialoguePolicy p;
-  p.hostname = c.server.hostname;
-  p.client = facts.client_log;
-  p.client_address = facts.client.to_string();
-  p.helo_required = c.smtp.helo_required;
-  p.disable_vrfy = c.smtp.disable_vrfy;
-  p.command_count_limit = c.smtp.command_count_limit;
-  p.pipelining = c.smtp.pipelining;
-  p.non_smtp_command = c.smtp.non_smtp_command;
-  p.bare_newline = c.smtp.bare_newline;
-  p.helo = c.helo;
-  p.helo_facts.hostname = c.server.hostname;
-  auto own = [&p](const protocol::IpAddress& a) {
+  auto p = std::make_shared<checks::DialoguePolicy>();
+  p->hostname = c.server.hostname;
+  p->helo_required = c.smtp.helo_required;
+  p->disable_vrfy = c.smtp.disable_vrfy;
+  p->command_count_limit = c.smtp.command_count_limit;
+  p->pipelining = c.smtp.pipelining;
+  p->non_smtp_command = c.smtp.non_smtp_command;
+  p->bare_newline = c.smtp.bare_newline;
+  p->helo = c.helo;
+  p->helo_facts.hostname = c.server.hostname;
+  auto& own = p->helo_facts.own_addresses;
+  for (const auto& listen : c.listen) {
+    const auto& a = listen.address.address;
     bool wildcard = a.bytes == std::array<uint8_t, 16>{};  // 0.0.0.0 or ::
-    if (!wildcard && std::find(p.helo_facts.own_addresses.begin(), p.helo_facts.own_addresses.end(),
-                               a) == p.helo_facts.own_addresses.end()) {
-      p.helo_facts.own_addresses.push_back(a);
-    }
-  };
-  if (facts.local) own(*facts.local);
-  for (const auto& listen : c.listen) own(listen.address.address);
-  p.sender_reject_non_fqdn = c.sender.reject_non_fqdn;
-  p.recipient_reject_non_fqdn = c.recipient.reject_non_fqdn;
-  p.errors = {c.errors.sleep_time, c.errors.soft_limit, c.errors.hard_limit,
-              c.errors.junk_command_limit};
-  if (facts.under_stress) p.errors = p.errors.under_stress();
+    if (!wildcard && std::find(own.begin(), own.end(), a) == own.end()) own.push_back(a);
+  }
+  p->sender_reject_non_fqdn = c.sender.reject_non_fqdn;
+  p->recipient_reject_non_fqdn = c.recipient.reject_non_fqdn;
+  p->errors = {c.errors.sleep_time, c.errors.soft_limit, c.errors.hard_limit,
+               c.errors.junk_command_limit};
   bool withhold = c.smtp.pipelining != checks::Action::kOff;
-  p.capabilities = !facts.backend_ehlo || facts.backend_ehlo->empty()
-                       ? protocol::default_capabilities(withhold)
-                       : protocol::mirror_capabilities(*facts.backend_ehlo, withhold);
+  p->capabilities = backend_ehlo.empty() ? protocol::default_capabilities(withhold)
+                                         : protocol::mirror_capabilities(backend_ehlo, withhold);
   if (c.smtp.disable_vrfy) {
     // As Postfix with disable_vrfy_command: do not offer what is refused.
-    std::erase_if(p.capabilities, [](const std::string& cap) { return cap == "VRFY"; });
+    std::erase_if(p->capabilities, [](const std::string& cap) { return cap == "VRFY"; });
   }
-  p.handoff_after_helo = runtime.plan.handoff_after_helo();
-  p.tempfail_rcpt = facts.fake_mx;
-  p.offer_starttls = runtime.tls != nullptr;
+  p->handoff_after_helo = runtime.plan.handoff_after_helo();
+  p->offer_starttls = runtime.tls != nullptr;
+  return p;
+}
+
+checks::DialogueClient make_dialogue_client(const Runtime& runtime, const DialogueFacts& facts) {
+  const Config& c = *runtime.config;
+  checks::DialogueClient d;
+  d.client = facts.client_log;
+  d.client_address = facts.client.to_string();
+  d.local = facts.local;
+  d.under_stress = facts.under_stress;
+  d.tempfail_rcpt = facts.fake_mx;
   if (facts.pregreet_enforced) {
-    p.enforced_by = "pregreet";
+    d.enforced_by = "pregreet";
   } else if (!facts.dnsbl_enforce_reply.empty()) {
-    p.enforced_by = "DNSBL";
-    p.enforce_reply = facts.dnsbl_enforce_reply;
+    d.enforced_by = "DNSBL";
+    d.enforce_reply = facts.dnsbl_enforce_reply;
   }
   checks::RdnsPolicy rdns{c.client.reject_unknown_reverse, c.client.reject_unknown};
   if (rdns.reject_unknown_reverse || rdns.reject_unknown) {
@@ -85,9 +89,9 @@ checks::DialoguePolicy make_dialogue_policy(const Runtime& runtime, const Dialog
       ptr = static_cast<checks::PtrFact>(facts.dns->ptr);
       fcrdns = static_cast<checks::FcrdnsFact>(facts.dns->fcrdns);
     }
-    p.client_reject = checks::rdns_reject_reply(ptr, fcrdns, facts.client.to_string(), rdns);
+    d.client_reject = checks::rdns_reject_reply(ptr, fcrdns, facts.client.to_string(), rdns);
   }
-  return p;
+  return d;
 }
 
 DomainLookupPlan domain_lookup_plan(const Runtime& runtime, const std::string& helo_given,

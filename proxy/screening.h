@@ -1,9 +1,10 @@
 // proxy/screening.h: what a session and `mxscreen ctl explain` (explain.h) both derive from the
 // runtime and the facts about one client, so that a dry run decides exactly as a session does:
-// the dialogue's policy (checks::DialoguePolicy), the verdict cache's TTLs, tests and key, and
-// the plan of DNS lookups for the names the client gives.
+// the dialogue's policy and client (checks/dialogue.h), the verdict cache's TTLs, tests and key,
+// and the plan of DNS lookups for the names the client gives.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,13 +23,17 @@ checks::PassTtls pass_ttls(const CacheConfig& cache);
 // need not be fresh).
 checks::CachedTestSet cached_tests_enabled(const Runtime& runtime);
 
-// What the dialogue policy depends on besides the runtime.
+// The dialogue's policy, shared by the sessions of one runtime until the backend's EHLO
+// (`backend_ehlo`, as last probed; empty = unknown) changes (Server::dialogue_policy).
+std::shared_ptr<const checks::DialoguePolicy> make_dialogue_policy(
+    const Runtime& runtime, const std::vector<std::string>& backend_ehlo);
+
+// What the dialogue knows of one client besides the runtime.
 struct DialogueFacts {
   std::string client_log;  // "[ip]:port"
   protocol::IpAddress client;
   bool fake_mx = false;       // the fake MX listener (tempfail_rcpt)
   bool under_stress = false;  // server.stress_threshold passed: Postfix's stress limits
-  const std::vector<std::string>* backend_ehlo = nullptr;  // as last probed; empty = unknown
   bool pregreet_enforced = false;
   std::string dnsbl_enforce_reply;         // "550 5.7.1 ..." when the DNSBL test said enforce
   const ClientDnsSnapshot* dns = nullptr;  // null: no client DNS (no resolver)
@@ -36,7 +41,7 @@ struct DialogueFacts {
   // dry run.
   std::optional<protocol::IpAddress> local;
 };
-checks::DialoguePolicy make_dialogue_policy(const Runtime& runtime, const DialogueFacts& facts);
+checks::DialogueClient make_dialogue_client(const Runtime& runtime, const DialogueFacts& facts);
 
 // The lookups for the HELO name, the sender domain and the client's reverse name at the RCPT
 // that would hand off (plan.empty(): nothing to look up). `reverse` is the PTR name, "" if none.

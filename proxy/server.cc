@@ -6,6 +6,7 @@
 #include <csignal>
 
 #include "proxy/log.h"
+#include "proxy/screening.h"
 #include "proxy/session.h"
 #include "proxy/spf_check.h"
 
@@ -564,8 +565,16 @@ void Server::reload() {
   metrics().inc("mxscreen_reloads_total", "result=\"ok\"");
 }
 
+std::shared_ptr<const checks::DialoguePolicy> Server::dialogue_policy(
+    const std::shared_ptr<const Runtime>& runtime) {
+  if (runtime != runtime_) return make_dialogue_policy(*runtime, backend_ehlo_);
+  if (!dialogue_policy_) dialogue_policy_ = make_dialogue_policy(*runtime_, backend_ehlo_);
+  return dialogue_policy_;
+}
+
 void Server::use_runtime(std::shared_ptr<const Runtime> runtime) {
   runtime_ = std::move(runtime);
+  dialogue_policy_.reset();
   probe_backend();
 }
 
@@ -647,6 +656,7 @@ void Server::probe_backend() {
         });
         if (lines) {
           backend_ehlo_ = std::move(*lines);
+          dialogue_policy_.reset();
           if (!first_worker()) return;  // every worker probes; one says so
           Log::info("backend " + runtime_->config->backend.address.to_string() + " offers " +
                     std::to_string(backend_ehlo_.size() > 0 ? backend_ehlo_.size() - 1 : 0) +

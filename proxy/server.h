@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "checks/dialogue.h"
 #include "checks/limits.h"
 #include "proxy/abuse.h"
 #include "proxy/backend_probe.h"
@@ -165,6 +166,11 @@ class Server {
 
   // The backend's EHLO reply lines as last probed (greeting line first); empty until known.
   const std::vector<std::string>& backend_ehlo() const { return backend_ehlo_; }
+  // The dialogue's policy for a session screened with `runtime`: one object shared by every
+  // session of the current runtime, made again after a reload or a new probe of the backend's
+  // EHLO (a session of an older runtime gets one of its own).
+  std::shared_ptr<const checks::DialoguePolicy> dialogue_policy(
+      const std::shared_ptr<const Runtime>& runtime);
 
  private:
   static void on_connection(uv_stream_t* server, int status);
@@ -229,6 +235,7 @@ class Server {
   Timer drain_timer_;
   UvHandle<uv_signal_t> sighup_, sigterm_, sigint_;
   std::vector<std::string> backend_ehlo_;
+  std::shared_ptr<const checks::DialoguePolicy> dialogue_policy_;  // for runtime_; null: to make
   std::unique_ptr<BackendProbe> probe_;
   std::unique_ptr<BackendProbe> dead_probe_;
   Timer probe_timer_;

@@ -275,19 +275,18 @@ void Session::greet_done() {
   start_dialogue();
 }
 
-checks::DialoguePolicy Session::dialogue_policy() const {
+checks::DialogueClient Session::dialogue_client() const {
   DialogueFacts facts;
   facts.client_log = who();
   facts.client = client_.address;
   facts.fake_mx = listener_.config.role == ListenRole::kFakeMx;
   facts.under_stress = server_.under_stress();
-  facts.backend_ehlo = &server_.backend_ehlo();
   facts.pregreet_enforced =
       pre_->pregreet && pre_->pregreet->verdict().outcome == checks::Outcome::kEnforce;
   facts.dnsbl_enforce_reply = pre_->dnsbl_enforce_reply;
   facts.dns = dns_ ? &dns_->snapshot() : nullptr;
   facts.local = local_.address;
-  return make_dialogue_policy(*runtime_, facts);
+  return make_dialogue_client(*runtime_, facts);
 }
 
 void Session::start_dialogue() {
@@ -296,7 +295,8 @@ void Session::start_dialogue() {
   size_t limit = static_cast<size_t>(config().smtp.line_length_limit);
   pre_->lines = std::make_unique<protocol::LineReader>(
       limit, std::max<size_t>(1, config().server.buffer_size / limit));
-  pre_->dialogue = std::make_unique<checks::Dialogue>(dialogue_policy());
+  pre_->dialogue =
+      std::make_unique<checks::Dialogue>(server_.dialogue_policy(runtime_), dialogue_client());
   pre_->command_timer = std::make_unique<Timer>();
   pre_->command_timer->init<&Session::command_time_limit_reached>(server_.loop(), this);
   // postscreen_command_time_limit = ${stress?{10}:{300}}s.

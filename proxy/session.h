@@ -101,7 +101,7 @@ class Session final : private HandoffClient {
   void start_greet();
   void greet_done();
   void start_dialogue();
-  checks::DialoguePolicy dialogue_policy() const;
+  checks::DialogueClient dialogue_client() const;
   void dialogue_input(std::string_view bytes);
   void run_dialogue();
   // A check's finding (checks/finding.h), the one place where the session logs, counts,

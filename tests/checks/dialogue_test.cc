@@ -11,10 +11,19 @@ using Then = Step::Then;
 DialoguePolicy policy() {
   DialoguePolicy p;
   p.hostname = "mx.test";
-  p.client = "[192.0.2.7]:4711";
-  p.client_address = "192.0.2.7";
   p.capabilities = {"SIZE 10240000", "8BITMIME"};
   return p;
+}
+
+DialogueClient client() {
+  DialogueClient c;
+  c.client = "[192.0.2.7]:4711";
+  c.client_address = "192.0.2.7";
+  return c;
+}
+
+Dialogue dialogue(const DialoguePolicy& p = policy(), DialogueClient c = client()) {
+  return Dialogue(std::make_shared<const DialoguePolicy>(p), std::move(c));
 }
 
 protocol::Line line(std::string text, bool bare_lf = false) {
@@ -27,7 +36,7 @@ protocol::Line line(std::string text, bool bare_lf = false) {
 Step say(Dialogue& d, const std::string& text) { return d.on_line(line(text)); }
 
 TEST(ChecksDialogue, CleanTransactionHandsOffAtFirstRcpt) {
-  Dialogue d(policy());
+  Dialogue d = dialogue();
   auto ehlo = say(d, "EHLO mail.example.org");
   EXPECT_EQ(ehlo.reply, "250-mx.test\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n");
   EXPECT_EQ(say(d, "MAIL FROM:<a@example.org> SIZE=100").reply, "250 2.1.0 Ok\r\n");
@@ -41,7 +50,7 @@ TEST(ChecksDialogue, CleanTransactionHandsOffAtFirstRcpt) {
 }
 
 TEST(ChecksDialogue, NonFqdnHeloIsRejectedAtRcptWithPostfixText) {
-  Dialogue d(policy());
+  Dialogue d = dialogue();
   EXPECT_EQ(say(d, "EHLO localhost").then, Then::kContinue);
   say(d, "MAIL FROM:<a@example.org>");
   auto rcpt = say(d, "RCPT TO:<user@example.test>");
@@ -56,7 +65,7 @@ TEST(ChecksDialogue, NonFqdnHeloIsRejectedAtRcptWithPostfixText) {
 }
 
 TEST(ChecksDialogue, PipeliningWithoutOfferIsEnforcedAtRcpt) {
-  Dialogue d(policy());
+  Dialogue d = dialogue();
   say(d, "EHLO mail.example.org");
   auto mail = d.on_line(line("MAIL FROM:<a@example.org>"), "RCPT TO:<user@example.test>\r\n");
   EXPECT_EQ(mail.reply, "250 2.1.0 Ok\r\n");
@@ -72,7 +81,7 @@ TEST(ChecksDialogue, PipeliningWithoutOfferIsEnforcedAtRcpt) {
 }
 
 TEST(ChecksDialogue, HttpRequestIsDropped) {
-  Dialogue d(policy());
+  Dialogue d = dialogue();
   auto step = say(d, "GET / HTTP/1.1");
   EXPECT_TRUE(step.closes());
   EXPECT_EQ(step.sent(), "521 5.5.1 Protocol error\r\n");
@@ -83,11 +92,11 @@ TEST(ChecksDialogue, HttpRequestIsDropped) {
 TEST(ChecksDialogue, BareNewlineFollowsItsAction) {
   auto p = policy();
   p.bare_newline = Action::kDrop;
-  Dialogue d(p);
+  Dialogue d = dialogue(p);
   auto step = d.on_line(line("EHLO mail.example.org", true));
   EXPECT_TRUE(step.closes());
   p.bare_newline = Action::kIgnore;
-  Dialogue ignoring(p);
+  Dialogue ignoring = dialogue(p);
   step = ignoring.on_line(line("EHLO mail.example.org", true));
   EXPECT_EQ(step.then, Then::kContinue);
   EXPECT_EQ(step.findings.at(0).outcome, "ignore");
@@ -96,7 +105,7 @@ TEST(ChecksDialogue, BareNewlineFollowsItsAction) {
 TEST(ChecksDialogue, ErrorSleepsThenHardLimit) {
   auto p = policy();
   p.errors = {1000ms, 1, 3, 100};
-  Dialogue d(p);
+  Dialogue d = dialogue(p);
   auto first = say(d, "BOGUS");
   EXPECT_EQ(first.reply, "500 5.5.2 Error: command not recognized\r\n");
   EXPECT_EQ(first.delay, 0ms);
@@ -108,7 +117,7 @@ TEST(ChecksDialogue, ErrorSleepsThenHardLimit) {
 }
 
 TEST(ChecksDialogue, VerbReplies) {
-  Dialogue d(policy());
+  Dialogue d = dialogue();
   EXPECT_EQ(say(d, "MAIL FROM:<a@example.org>").reply, "503 5.5.1 Error: send HELO/EHLO first\r\n");
   say(d, "HELO mail.example.org");
   EXPECT_EQ(say(d, "VRFY root").reply, "502 5.5.1 VRFY command is disabled\r\n");
@@ -125,7 +134,7 @@ TEST(ChecksDialogue, VerbReplies) {
 }
 
 TEST(ChecksDialogue, LongLineAndNulAreErrors) {
-  Dialogue d(policy());
+  Dialogue d = dialogue();
   protocol::Line l = line(std::string(2048, 'A'));
   l.too_long = true;
   EXPECT_EQ(d.on_line(l).reply, "500 5.5.2 Error: line too long\r\n");
@@ -138,7 +147,7 @@ TEST(ChecksDialogue, LongLineAndNulAreErrors) {
 TEST(ChecksDialogue, CommandCountLimit) {
   auto p = policy();
   p.command_count_limit = 3;
-  Dialogue d(p);
+  Dialogue d = dialogue(p);
   say(d, "NOOP");
   say(d, "NOOP");
   say(d, "NOOP");
@@ -150,18 +159,18 @@ TEST(ChecksDialogue, CommandCountLimit) {
 TEST(ChecksDialogue, HandoffAfterHeloWhenOnlyHeloChecksAreOn) {
   auto p = policy();
   p.handoff_after_helo = true;
-  Dialogue d(p);
+  Dialogue d = dialogue(p);
   EXPECT_EQ(say(d, "EHLO localhost").then, Then::kContinue);  // fails: dialogue goes on
-  Dialogue good(p);
+  Dialogue good = dialogue(p);
   auto step = say(good, "EHLO mail.example.org");
   EXPECT_EQ(step.then, Then::kHandoff);
   EXPECT_EQ(step.reply.substr(0, 4), "250-");
 }
 
 TEST(ChecksDialogue, PregreetEnforceRejectsEveryRcpt) {
-  auto p = policy();
-  p.enforced_by = "pregreet";
-  Dialogue d(p);
+  auto c = client();
+  c.enforced_by = "pregreet";
+  Dialogue d = dialogue(policy(), c);
   say(d, "EHLO mail.example.org");
   say(d, "MAIL FROM:<a@example.org>");
   auto rcpt = say(d, "RCPT TO:<user@example.test>");
@@ -170,7 +179,7 @@ TEST(ChecksDialogue, PregreetEnforceRejectsEveryRcpt) {
 }
 
 TEST(ChecksDialogue, TimeLimit) {
-  Dialogue d(policy());
+  Dialogue d = dialogue();
   auto step = d.on_time_limit();
   EXPECT_TRUE(step.closes());
   EXPECT_EQ(step.sent(), "421 4.4.2 mx.test Error: timeout exceeded\r\n");
@@ -183,9 +192,9 @@ namespace mxscreen::checks {
 namespace {
 
 TEST(ChecksDialogue, FakeMxTempfailsEveryRcpt) {
-  auto p = policy();
-  p.tempfail_rcpt = true;
-  Dialogue d(p);
+  auto c = client();
+  c.tempfail_rcpt = true;
+  Dialogue d = dialogue(policy(), c);
   say(d, "EHLO mail.example.org");
   say(d, "MAIL FROM:<a@example.org>");
   auto rcpt = say(d, "RCPT TO:<user@example.test>");

@@ -245,12 +245,13 @@ TEST(ChecksFinding, GreylistOnThePolicyService) {
 }
 
 TEST(ChecksFinding, DialogueFindingsAreTheDeepTestsLinesAndCloses) {
-  DialoguePolicy p;
-  p.hostname = "mx.test";
-  p.client = kWho;
-  p.client_address = "192.0.2.7";
-  p.errors = {0ms, 10, 1, 100};  // the first error is the last
-  Dialogue d(p);
+  auto p = std::make_shared<DialoguePolicy>();
+  p->hostname = "mx.test";
+  p->errors = {0ms, 10, 1, 100};  // the first error is the last
+  DialogueClient c;
+  c.client = kWho;
+  c.client_address = "192.0.2.7";
+  Dialogue d(p, c);
   protocol::Line auth;
   auth.text = "AUTH LOGIN";
   auto step = d.on_line(auth);
@@ -266,7 +267,7 @@ TEST(ChecksFinding, DialogueFindingsAreTheDeepTestsLinesAndCloses) {
   EXPECT_TRUE(step.closes());
   EXPECT_EQ(step.sent(), "421 4.7.0 mx.test Error: too many errors\r\n");
 
-  Dialogue polite(DialoguePolicy{});
+  Dialogue polite(std::make_shared<const DialoguePolicy>(), DialogueClient{});
   protocol::Line quit;
   quit.text = "QUIT";
   auto bye = polite.on_line(quit);

@@ -52,9 +52,10 @@ void check_step(const Step& step) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   DialoguePolicy p;
+  DialogueClient c;
   p.hostname = "mx.test";
-  p.client = "[192.0.2.7]:4711";
-  p.client_address = "192.0.2.7";
+  c.client = "[192.0.2.7]:4711";
+  c.client_address = "192.0.2.7";
   p.capabilities = {"SIZE 10240000", "8BITMIME", "SMTPUTF8"};
   p.helo_required = in.ConsumeBool();
   p.disable_vrfy = in.ConsumeBool();
@@ -71,15 +72,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   p.errors.junk_command_limit = in.ConsumeIntegralInRange(0, 5);
   p.offer_starttls = in.ConsumeBool();
   p.handoff_after_helo = in.ConsumeBool();
-  p.tempfail_rcpt = in.ConsumeBool();
-  if (in.ConsumeBool()) p.enforced_by = "pregreet";
+  c.tempfail_rcpt = in.ConsumeBool();
+  if (in.ConsumeBool()) c.enforced_by = "pregreet";
   if (in.ConsumeBool())
-    p.client_reject = "450 4.7.1 Client host rejected: cannot find your reverse hostname";
+    c.client_reject = "450 4.7.1 Client host rejected: cannot find your reverse hostname";
   const size_t line_limit = in.ConsumeIntegralInRange<size_t>(16, 512);
   const uint8_t handoff_choice = in.ConsumeIntegral<uint8_t>();
   std::string bytes = in.ConsumeRemainingBytesAsString();
 
-  Dialogue dialogue(p);
+  Dialogue dialogue(std::make_shared<const DialoguePolicy>(std::move(p)), std::move(c));
   mxscreen::protocol::LineReader reader(line_limit, 100);
   std::string_view rest(bytes);
   int handoffs = 0;
