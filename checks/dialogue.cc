@@ -2,6 +2,7 @@
 // one, postscreen's for the deep tests.
 #include "checks/dialogue.h"
 
+#include <algorithm>
 #include <array>
 
 #include "checks/bare_newline.h"
@@ -49,6 +50,16 @@ std::optional<std::string> helo_reject(const std::string& helo, const DialoguePo
   HeloFacts facts = policy.helo_facts;
   facts.own_addresses.push_back(*local);
   return helo_reject_reply(helo, policy.helo, facts);
+}
+
+// The path of a MAIL or RCPT line the dialogue accepted, parsed again as it was then.
+protocol::Path path_of(const std::string& line, bool rcpt, bool smtputf8) {
+  if (line.empty()) return {};
+  auto cmd = protocol::parse_command(line);
+  std::string why;
+  auto args = rcpt ? protocol::parse_rcpt_to(cmd.argument, &why, smtputf8)
+                   : protocol::parse_mail_from(cmd.argument, &why);
+  return args ? std::move(args->path) : protocol::Path{};
 }
 
 }  // namespace
@@ -104,7 +115,7 @@ Step Dialogue::junk(std::string reply) {
 bool Dialogue::apply(const Verdict& verdict, const std::string& test, const std::string& detail,
                      Step* step) {
   if (verdict.passed()) return false;
-  if (!failed(test)) failed_.push_back(test);
+  failed_ |= deep_test_bit(test);
   std::string outcome = verdict.outcome == Outcome::kDrop      ? "drop"
                         : verdict.outcome == Outcome::kEnforce ? "enforce"
                                                                : "ignore";
@@ -191,7 +202,6 @@ Step Dialogue::on_command(const protocol::Command& cmd, const std::string& raw) 
       return error("554 5.5.1 Error: no valid recipients");
     case Verb::kRset:
       in_mail_ = false;
-      sender_ = {};
       mail_line_.clear();
       return junk("250 2.0.0 Ok");
     case Verb::kNoop:
@@ -276,7 +286,6 @@ Step Dialogue::on_mail(const protocol::Command& cmd, const std::string& raw) {
   std::string why;
   auto args = protocol::parse_mail_from(cmd.argument, &why);
   if (!args) return error(address_syntax_reply(why));
-  sender_ = args->path;
   smtputf8_ = false;
   for (const auto& param : args->params) smtputf8_ = smtputf8_ || param.keyword == "SMTPUTF8";
   mail_line_ = raw;
@@ -311,14 +320,13 @@ Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
   } else if (helo_reject_) {
     reject = helo_reject_;
     test = "helo";
-  } else if ((reject = sender_reject_reply(sender_, policy_->sender_reject_non_fqdn))) {
+  } else if ((reject = sender_reject_reply(sender(), policy_->sender_reject_non_fqdn))) {
     test = "sender";
   } else if ((reject = recipient_reject_reply(args->path, policy_->recipient_reject_non_fqdn))) {
     test = "recipient";
   }
   if (reject) return rcpt_rejected(*reject, args->path.address, test);
   rcpt_line_ = raw;
-  recipient_ = args->path;
   Step step;
   step.then = Step::Then::kHandoff;
   return step;
@@ -328,23 +336,25 @@ Step Dialogue::rcpt_rejected(const std::string& reply, const std::string& rcpt,
                              const std::string& test) {
   Step step = error(reply);
   std::string log = "NOQUEUE: reject: RCPT from " + client_.client + ": " + reply + "; from=<" +
-                    protocol::printable(sender_.address, 255) + "> to=<" +
+                    protocol::printable(sender().address, 255) + "> to=<" +
                     protocol::printable(rcpt, 255) + "> proto=" + (esmtp_ ? "ESMTP" : "SMTP") +
                     " helo=<" + protocol::printable(helo_, 255) + ">";
   step.findings.insert(step.findings.begin(), dialogue_finding("NOQUEUE", log, test, "reject"));
   return step;
 }
 
+protocol::Path Dialogue::sender() const { return path_of(mail_line_, false, false); }
+
+protocol::Path Dialogue::recipient() const { return path_of(rcpt_line_, true, smtputf8_); }
+
 Step Dialogue::refuse_handoff(std::string reply) {
   rcpt_line_.clear();
-  recipient_ = {};
   return error(std::move(reply));
 }
 
 Step Dialogue::reject_held_rcpt(const std::string& reply, const std::string& test) {
-  std::string rcpt = recipient_.address;
+  std::string rcpt = recipient().address;
   rcpt_line_.clear();
-  recipient_ = {};
   return rcpt_rejected(reply, rcpt, test);
 }
 
@@ -365,7 +375,6 @@ void Dialogue::reset_after_starttls() {
   helo_.clear();
   helo_reject_.reset();
   in_mail_ = false;
-  sender_ = {};
   mail_line_.clear();
   rcpt_line_.clear();
 }
