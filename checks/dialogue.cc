@@ -79,8 +79,27 @@ std::string Step::sent() const {
 
 Dialogue::Dialogue(std::shared_ptr<const DialoguePolicy> policy, DialogueClient client)
     : policy_(std::move(policy)),
-      client_(std::move(client)),
-      errors_(client_.under_stress ? policy_->errors.under_stress() : policy_->errors) {}
+      client_address_(client.address),
+      client_port_(client.port),
+      local_(client.local),
+      tempfail_rcpt_(client.tempfail_rcpt),
+      errors_(client.under_stress ? policy_->errors.under_stress() : policy_->errors) {
+  if (!client.enforced_by.empty() || !client.enforce_reply.empty() || client.client_reject) {
+    refusal_ = std::make_unique<Refusal>(Refusal{std::move(client.enforced_by),
+                                                 std::move(client.enforce_reply),
+                                                 std::move(client.client_reject)});
+  }
+}
+
+std::string Dialogue::who() const {
+  if (client_port_ == 0) return std::string("[") + client_address_.to_string() + "]";
+  return protocol::Endpoint{client_address_, client_port_}.log_string();
+}
+
+const std::string& Dialogue::enforced_by() const {
+  static const std::string kNone;
+  return refusal_ ? refusal_->enforced_by : kNone;
+}
 
 Step Dialogue::error(std::string reply, Step step) {
   auto d = errors_.on_error_reply();
@@ -95,8 +114,8 @@ Step Dialogue::too_many_errors(Step step) {
   step.delay = std::chrono::milliseconds{0};
   step.findings.push_back(
       dialogue_finding("HARD-LIMIT",
-                       "too many errors (" + std::to_string(errors_.errors()) + ") from " +
-                           client_.client + " after " + last_verb_ + "; 421 and disconnect",
+                       "too many errors (" + std::to_string(errors_.errors()) + ") from " + who() +
+                           " after " + last_verb_ + "; 421 and disconnect",
                        "errors", "drop")
           .closes(Finding::Then::kReplyAndClose,
                   "421 4.7.0 " + policy_->hostname + " Error: too many errors"));
@@ -127,8 +146,9 @@ bool Dialogue::apply(const Verdict& verdict, const std::string& test, const std:
     step->delay = std::chrono::milliseconds{0};
     return true;
   }
-  if (verdict.outcome == Outcome::kEnforce && client_.enforced_by.empty()) {
-    client_.enforced_by = verdict.reason;
+  if (verdict.outcome == Outcome::kEnforce && enforced_by().empty()) {
+    if (!refusal_) refusal_ = std::make_unique<Refusal>();
+    refusal_->enforced_by = verdict.reason;
   }
   return false;
 }
@@ -138,7 +158,7 @@ Step Dialogue::on_line(const protocol::Line& line, std::string_view early_input)
   if (++commands_ > policy_->command_count_limit) {
     step.findings.push_back(
         dialogue_finding("COMMAND COUNT LIMIT",
-                         "COMMAND COUNT LIMIT from " + client_.client + " after " + last_verb_,
+                         "COMMAND COUNT LIMIT from " + who() + " after " + last_verb_,
                          "command_count", "drop")
             .closes(Finding::Then::kReplyAndClose,
                     "421 4.7.0 " + policy_->hostname + " Error: too many commands"));
@@ -150,8 +170,7 @@ Step Dialogue::on_line(const protocol::Line& line, std::string_view early_input)
   if (line.bare_lf && !bare_newline_seen_) {
     bare_newline_seen_ = true;
     auto v = bare_newline_verdict(policy_->bare_newline, true);
-    if (apply(v, "bare_newline", "BARE NEWLINE from " + client_.client + " after " + last_verb_,
-              &step)) {
+    if (apply(v, "bare_newline", "BARE NEWLINE from " + who() + " after " + last_verb_, &step)) {
       return step;
     }
   }
@@ -159,7 +178,7 @@ Step Dialogue::on_line(const protocol::Line& line, std::string_view early_input)
       non_smtp_verdict(policy_->non_smtp_command, line.text, policy_->forbidden_commands);
   if (!non_smtp.passed()) {
     if (apply(non_smtp, "non_smtp",
-              "NON-SMTP COMMAND from " + client_.client + " after " + last_verb_ + ": " +
+              "NON-SMTP COMMAND from " + who() + " after " + last_verb_ + ": " +
                   protocol::printable(line.text),
               &step)) {
       return step;
@@ -172,7 +191,7 @@ Step Dialogue::on_line(const protocol::Line& line, std::string_view early_input)
       // postscreen's line: the command just read, then what arrived before its reply.
       std::string verb = verb_name(protocol::parse_command(line.text));
       if (apply(v, "pipelining",
-                "COMMAND PIPELINING from " + client_.client + " after " + verb + ": " +
+                "COMMAND PIPELINING from " + who() + " after " + verb + ": " +
                     protocol::printable(early_input),
                 &step)) {
         return step;
@@ -231,8 +250,8 @@ Step Dialogue::on_command(const protocol::Command& cmd, const std::string& raw) 
       Step step = error("503 5.5.1 Error: authentication not enabled");
       // Before a hard-limit finding that closes the session: the AUTH line and its strike come
       // first.
-      auto auth = dialogue_finding("AUTH", "AUTH attempt on an MX port from " + client_.client,
-                                   "auth", "reject");
+      auto auth =
+          dialogue_finding("AUTH", "AUTH attempt on an MX port from " + who(), "auth", "reject");
       auth.strike = "AUTH on an MX port";
       step.findings.insert(step.findings.begin(), std::move(auth));
       return step;
@@ -259,7 +278,7 @@ Step Dialogue::on_helo(const protocol::Command& cmd, bool esmtp) {
   }
   esmtp_ = esmtp;
   helo_ = std::string(cmd.argument);
-  helo_reject_ = helo_reject(helo_, *policy_, client_.local);
+  helo_reject_ = helo_reject(helo_, *policy_, local_);
   in_mail_ = false;  // RFC 5321 4.1.4: EHLO resets the transaction
   mail_line_.clear();
   Step step;
@@ -273,7 +292,7 @@ Step Dialogue::on_helo(const protocol::Command& cmd, bool esmtp) {
   } else {
     step.reply = crlf("250 " + policy_->hostname);
   }
-  if (policy_->handoff_after_helo && !helo_reject_ && client_.enforced_by.empty()) {
+  if (policy_->handoff_after_helo && !helo_reject_ && enforced_by().empty()) {
     step.then = Step::Then::kHandoff;
   }
   return step;
@@ -304,18 +323,18 @@ Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
   // Postfix's order with smtpd_delay_reject: client, HELO, sender, recipient restrictions.
   std::optional<std::string> reject;
   std::string test;
-  if (client_.tempfail_rcpt) {
+  if (tempfail_rcpt_) {
     reject = "450 4.7.1 <" + protocol::printable(args->path.address, 255) +
              ">: Recipient address rejected: Service temporarily unavailable, try again later";
     test = "fake_mx";
-  } else if (!client_.enforced_by.empty()) {
-    reject = !client_.enforce_reply.empty()
-                 ? client_.enforce_reply
-                 : "550 5.7.1 Service unavailable; client [" + client_.client_address +
-                       "] blocked by the " + client_.enforced_by + " test";
+  } else if (!enforced_by().empty()) {
+    reject = !refusal_->enforce_reply.empty()
+                 ? refusal_->enforce_reply
+                 : "550 5.7.1 Service unavailable; client [" + client_address_.to_string() +
+                       "] blocked by the " + refusal_->enforced_by + " test";
     test = "enforce";
-  } else if (client_.client_reject) {
-    reject = client_.client_reject;
+  } else if (refusal_ && refusal_->client_reject) {
+    reject = refusal_->client_reject;
     test = "client";
   } else if (helo_reject_) {
     reject = helo_reject_;
@@ -335,7 +354,7 @@ Step Dialogue::on_rcpt(const protocol::Command& cmd, const std::string& raw) {
 Step Dialogue::rcpt_rejected(const std::string& reply, const std::string& rcpt,
                              const std::string& test) {
   Step step = error(reply);
-  std::string log = "NOQUEUE: reject: RCPT from " + client_.client + ": " + reply + "; from=<" +
+  std::string log = "NOQUEUE: reject: RCPT from " + who() + ": " + reply + "; from=<" +
                     protocol::printable(sender().address, 255) + "> to=<" +
                     protocol::printable(rcpt, 255) + "> proto=" + (esmtp_ ? "ESMTP" : "SMTP") +
                     " helo=<" + protocol::printable(helo_, 255) + ">";
@@ -362,8 +381,8 @@ Step Dialogue::on_time_limit() {
   Step step;
   step.findings.push_back(
       dialogue_finding("COMMAND TIME LIMIT",
-                       "COMMAND TIME LIMIT from " + client_.client + " after " + last_verb_,
-                       "command_time", "drop")
+                       "COMMAND TIME LIMIT from " + who() + " after " + last_verb_, "command_time",
+                       "drop")
           .closes(Finding::Then::kReplyAndClose,
                   "421 4.4.2 " + policy_->hostname + " Error: timeout exceeded"));
   return step;

@@ -52,8 +52,8 @@ struct DialoguePolicy {
 
 // What the dialogue knows of its one client, decided before the dialogue starts.
 struct DialogueClient {
-  std::string client;          // "[ip]:port", for log lines
-  std::string client_address;  // "ip", for reject texts
+  protocol::IpAddress address;  // in reject texts, and "[ip]:port" in log lines
+  uint16_t port = 0;            // 0: "[ip]" (a dry run, explain.h)
   // The address the client connected to: one of this host's own for the HELO check (unset: the
   // policy's helo_facts alone).
   std::optional<protocol::IpAddress> local;
@@ -114,7 +114,7 @@ class Dialogue {
   // The session's own test of the held RCPT failed (the DNS tests of names, domain.h): the
   // reply, an error, and a NOQUEUE line naming `test`, as for the dialogue's own rejects.
   Step reject_held_rcpt(const std::string& reply, const std::string& test);
-  const std::string& enforced_by() const { return client_.enforced_by; }
+  const std::string& enforced_by() const;
   int errors() const { return errors_.errors(); }
   // Whether a deep test ("pipelining", "non_smtp", "bare_newline") failed in this session,
   // whatever its action: a failed test is not a pass for the verdict cache (pass_cache.h).
@@ -134,8 +134,23 @@ class Dialogue {
   bool apply(const Verdict& verdict, const std::string& test, const std::string& detail,
              Step* step);
 
+  std::string who() const;  // "[ip]:port"
+
   std::shared_ptr<const DialoguePolicy> policy_;
-  DialogueClient client_;
+  // The client (DialogueClient), kept compact: every client in the dialogue has a Dialogue, and
+  // in a burst they all have one at once (issue 15).
+  protocol::IpAddress client_address_;
+  uint16_t client_port_ = 0;
+  std::optional<protocol::IpAddress> local_;
+  bool tempfail_rcpt_ = false;
+  // What every RCPT gets instead of a handoff, decided before the dialogue (DialogueClient) or
+  // by a deep test that said enforce (apply). Rare, so on the heap only when there is one.
+  struct Refusal {
+    std::string enforced_by;
+    std::string enforce_reply;
+    std::optional<std::string> client_reject;
+  };
+  std::unique_ptr<Refusal> refusal_;
   ErrorCounter errors_;
   int commands_ = 0;
   bool esmtp_ = false;

@@ -289,7 +289,6 @@ void Walk::dialogue_tests() {
            "only connection tests are on: handed off after the greet wait");
   }
   DialogueFacts facts;
-  facts.client_log = "[" + client_.to_string() + "]";
   facts.client = client_;
   facts.under_stress = f_.under_stress;
   facts.dnsbl_enforce_reply = dnsbl_enforce_reply_;

@@ -70,8 +70,8 @@ std::shared_ptr<const checks::DialoguePolicy> make_dialogue_policy(
 checks::DialogueClient make_dialogue_client(const Runtime& runtime, const DialogueFacts& facts) {
   const Config& c = *runtime.config;
   checks::DialogueClient d;
-  d.client = facts.client_log;
-  d.client_address = facts.client.to_string();
+  d.address = facts.client;
+  d.port = facts.client_port;
   d.local = facts.local;
   d.under_stress = facts.under_stress;
   d.tempfail_rcpt = facts.fake_mx;

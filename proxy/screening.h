@@ -30,8 +30,8 @@ std::shared_ptr<const checks::DialoguePolicy> make_dialogue_policy(
 
 // What the dialogue knows of one client besides the runtime.
 struct DialogueFacts {
-  std::string client_log;  // "[ip]:port"
   protocol::IpAddress client;
+  uint16_t client_port = 0;   // 0: unknown (a dry run)
   bool fake_mx = false;       // the fake MX listener (tempfail_rcpt)
   bool under_stress = false;  // server.stress_threshold passed: Postfix's stress limits
   bool pregreet_enforced = false;

@@ -277,8 +277,8 @@ void Session::greet_done() {
 
 checks::DialogueClient Session::dialogue_client() const {
   DialogueFacts facts;
-  facts.client_log = who();
   facts.client = client_.address;
+  facts.client_port = client_.port;
   facts.fake_mx = listener_.config.role == ListenRole::kFakeMx;
   facts.under_stress = server_.under_stress();
   facts.pregreet_enforced =

@@ -17,8 +17,8 @@ DialoguePolicy policy() {
 
 DialogueClient client() {
   DialogueClient c;
-  c.client = "[192.0.2.7]:4711";
-  c.client_address = "192.0.2.7";
+  c.address = *protocol::IpAddress::parse("192.0.2.7");
+  c.port = 4711;
   return c;
 }
 

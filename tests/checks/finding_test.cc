@@ -249,8 +249,8 @@ TEST(ChecksFinding, DialogueFindingsAreTheDeepTestsLinesAndCloses) {
   p->hostname = "mx.test";
   p->errors = {0ms, 10, 1, 100};  // the first error is the last
   DialogueClient c;
-  c.client = kWho;
-  c.client_address = "192.0.2.7";
+  c.address = *protocol::IpAddress::parse("192.0.2.7");
+  c.port = 4711;
   Dialogue d(p, c);
   protocol::Line auth;
   auth.text = "AUTH LOGIN";

@@ -54,8 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   DialoguePolicy p;
   DialogueClient c;
   p.hostname = "mx.test";
-  c.client = "[192.0.2.7]:4711";
-  c.client_address = "192.0.2.7";
+  c.address = *mxscreen::protocol::IpAddress::parse("192.0.2.7");
+  c.port = 4711;
   p.capabilities = {"SIZE 10240000", "8BITMIME", "SMTPUTF8"};
   p.helo_required = in.ConsumeBool();
   p.disable_vrfy = in.ConsumeBool();
