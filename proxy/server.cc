@@ -377,6 +377,13 @@ void Server::wake_at(Handoff* handoff, const std::shared_ptr<bool>& alive, uint6
                  alive});
 }
 
+DeadlineList& Server::deadlines(std::chrono::milliseconds delay) {
+  for (const auto& list : deadline_lists_) {
+    if (list->delay() == delay) return *list;
+  }
+  return *deadline_lists_.emplace_back(std::make_unique<DeadlineList>(loop_, delay));
+}
+
 void Server::push_wake(Wake wake) {
   if (fifo_wakes_.empty() || wake.deadline >= fifo_wakes_.back().deadline) {
     fifo_wakes_.push_back(std::move(wake));

@@ -28,6 +28,7 @@
 #include "proxy/client_dns.h"
 #include "proxy/config.h"
 #include "proxy/control.h"
+#include "proxy/deadline_list.h"
 #include "proxy/dns.h"
 #include "proxy/greylist_sweep.h"
 #include "proxy/metrics.h"
@@ -157,6 +158,9 @@ class Server {
   // token `alive` is) is gone by then.
   void wake_at(Session* session, const std::shared_ptr<bool>& alive, uint64_t deadline);
   void wake_at(Handoff* handoff, const std::shared_ptr<bool>& alive, uint64_t deadline);
+  // One timer for every deadline `delay` from when it is set (a session's command time limit,
+  // deadline_list.h).
+  DeadlineList& deadlines(std::chrono::milliseconds delay);
 
   // nullptr when no resolver could be set up (DNS tests are then skipped, logged at start).
   Resolver* resolver() { return resolver_ && resolver_->ok() ? resolver_.get() : nullptr; }
@@ -222,6 +226,9 @@ class Server {
   std::unique_ptr<PolicyServer> policy_;  // first worker, policy.listen set; after the store
   std::unique_ptr<ControlServer> control_;
   std::vector<std::unique_ptr<Listener>> listeners_;
+  // deadlines(): one per delay in use (smtp.command_time_limit and its stress value). Before the
+  // sessions, whose entries they must outlive.
+  std::vector<std::unique_ptr<DeadlineList>> deadline_lists_;
   // The live sessions; each knows its index (Session::server_index), so that one ending is
   // taken out in O(1) without a hash node per session (a held client's memory).
   std::vector<std::unique_ptr<Session>> sessions_;

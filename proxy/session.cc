@@ -297,12 +297,13 @@ void Session::start_dialogue() {
       limit, std::max<size_t>(1, config().server.buffer_size / limit));
   pre_->dialogue =
       std::make_unique<checks::Dialogue>(server_.dialogue_policy(runtime_), dialogue_client());
-  pre_->command_timer = std::make_unique<Timer>();
-  pre_->command_timer->init<&Session::command_time_limit_reached>(server_.loop(), this);
   // postscreen_command_time_limit = ${stress?{10}:{300}}s.
-  pre_->command_timer->start(server_.under_stress()
-                                 ? std::min(config().smtp.command_time_limit, kStressCommandTime)
-                                 : config().smtp.command_time_limit);
+  auto time_limit = server_.under_stress()
+                        ? std::min(config().smtp.command_time_limit, kStressCommandTime)
+                        : config().smtp.command_time_limit;
+  pre_->command_deadline = std::make_unique<DeadlineEntry>();
+  server_.deadlines(time_limit)
+      .add<&Session::command_time_limit_reached>(*pre_->command_deadline, this);
   client_conn_.start_reading();
   // What an ignored early talker already sent is the start of its dialogue.
   std::string early = std::move(held_);

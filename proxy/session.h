@@ -22,6 +22,7 @@
 #include "protocol/line_reader.h"
 #include "protocol/reply.h"
 #include "proxy/conn.h"
+#include "proxy/deadline_list.h"
 #include "proxy/domain_dns.h"
 #include "proxy/greylisting.h"
 #include "proxy/handoff.h"
@@ -163,7 +164,7 @@ class Session final : private HandoffClient {
   void arm_timer(std::chrono::milliseconds after);
   void stop_timer();  // the phase deadline, including a pending greet wait
   void stop_command_timer() {
-    if (pre_ && pre_->command_timer) pre_->command_timer->stop();
+    if (pre_ && pre_->command_deadline) pre_->command_deadline->cancel();
   }
   void timer_fired();
   void command_time_limit_reached();
@@ -205,8 +206,9 @@ class Session final : private HandoffClient {
     std::string dnsbl_enforce_reply;
     // The current phase's deadline or an error sleep; made on first use.
     std::unique_ptr<Timer> timer;
-    // smtp.command_time_limit for the whole dialogue; made when the dialogue starts.
-    std::unique_ptr<Timer> command_timer;
+    // smtp.command_time_limit for the whole dialogue, in the server's list for that delay
+    // (Server::deadlines, one timer for every session); made when the dialogue starts.
+    std::unique_ptr<DeadlineEntry> command_deadline;
     // A cached pass whose DNSBL verdict is being looked up again (dnsbl_rechecked).
     std::unique_ptr<checks::PassRecord> cached_pass;
     // uv_now() ms when the greet wait ends; 0 = none pending.
