@@ -92,8 +92,8 @@ Dialogue::Dialogue(std::shared_ptr<const DialoguePolicy> policy, DialogueClient 
 }
 
 std::string Dialogue::who() const {
-  if (client_port_ == 0) return std::string("[") + client_address_.to_string() + "]";
-  return protocol::Endpoint{client_address_, client_port_}.log_string();
+  if (!client_port_) return std::string("[") + client_address_.to_string() + "]";
+  return protocol::Endpoint{client_address_, *client_port_}.log_string();
 }
 
 const std::string& Dialogue::enforced_by() const {

@@ -52,8 +52,8 @@ struct DialoguePolicy {
 
 // What the dialogue knows of its one client, decided before the dialogue starts.
 struct DialogueClient {
-  protocol::IpAddress address;  // in reject texts, and "[ip]:port" in log lines
-  uint16_t port = 0;            // 0: "[ip]" (a dry run, explain.h)
+  protocol::IpAddress address;   // in reject texts, and "[ip]:port" in log lines
+  std::optional<uint16_t> port;  // unset: "[ip]" (a dry run, explain.h)
   // The address the client connected to: one of this host's own for the HELO check (unset: the
   // policy's helo_facts alone).
   std::optional<protocol::IpAddress> local;
@@ -140,7 +140,7 @@ class Dialogue {
   // The client (DialogueClient), kept compact: every client in the dialogue has a Dialogue, and
   // in a burst they all have one at once (issue 15).
   protocol::IpAddress client_address_;
-  uint16_t client_port_ = 0;
+  std::optional<uint16_t> client_port_;
   std::optional<protocol::IpAddress> local_;
   bool tempfail_rcpt_ = false;
   // What every RCPT gets instead of a handoff, decided before the dialogue (DialogueClient) or

@@ -31,9 +31,9 @@ std::shared_ptr<const checks::DialoguePolicy> make_dialogue_policy(
 // What the dialogue knows of one client besides the runtime.
 struct DialogueFacts {
   protocol::IpAddress client;
-  uint16_t client_port = 0;   // 0: unknown (a dry run)
-  bool fake_mx = false;       // the fake MX listener (tempfail_rcpt)
-  bool under_stress = false;  // server.stress_threshold passed: Postfix's stress limits
+  std::optional<uint16_t> client_port;  // unset: unknown (a dry run)
+  bool fake_mx = false;                 // the fake MX listener (tempfail_rcpt)
+  bool under_stress = false;            // server.stress_threshold passed: Postfix's stress limits
   bool pregreet_enforced = false;
   std::string dnsbl_enforce_reply;         // "550 5.7.1 ..." when the DNSBL test said enforce
   const ClientDnsSnapshot* dns = nullptr;  // null: no client DNS (no resolver)
