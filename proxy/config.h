@@ -30,8 +30,10 @@ struct ServerConfig {
   int workers = 1;
   std::size_t buffer_size = 65536;  // bytes buffered per direction per spliced session
   // Plain spliced sessions move bytes with splice(2) (kernel_splice.h) instead of copying, once
-  // 64 KiB have gone one way (handoff.cc, kKernelSpliceAfter).
-  bool kernel_splice = true;
+  // 64 KiB have gone one way (handoff.cc, kKernelSpliceAfter). Off by default: it saves
+  // mxscreen CPU, but a backend on the same host reading big messages gets 11-14% less through
+  // (bench/README.md, "splice(2) and the receiver"; HAProxy's own splicing measured the same).
+  bool kernel_splice = false;
   // The admin socket (state_dir/mxscreen.ctl): connections at once (more are answered "ERR
   // busy" and closed) and how long a connection may take to send its request.
   int ctl_max_connections = 16;

@@ -1,5 +1,7 @@
-"""Zero-copy splicing (server.kernel_splice): after the handoff, a plain session's bytes are
-moved by the kernel with splice(2), with what the copy path gives.
+"""Zero-copy splicing (server.kernel_splice = true): after the handoff, a plain session's bytes
+are moved by the kernel with splice(2), with what the copy path gives.
+
+- Off by default: with the default config a message body is copied, never spliced.
 
 - A 10 MB message through the splice(2) path arrives intact at smtp-sink, and the byte counts
   in the DISCONNECT line are those of the copy path (kernel_splice = false) for the same
@@ -28,6 +30,7 @@ import harness  # noqa: E402
 from harness import connection_tests_only as spine  # noqa: E402
 
 CLIENT = "127.0.9.70"
+SPLICE = {"server": {"kernel_splice": True}}
 
 
 def big_message(size=10 * 1024 * 1024):
@@ -44,9 +47,8 @@ def spliced(mx, result="spliced"):
     return harness.metric_sum(mx, "mxscreen_kernel_splice_total", {"result": result})
 
 
-def bulk_then_splice(mx, sock):
-    """After the greeting: one 200 KB message to the real Postfix over `sock`, then the
-    session is on the splice(2) path (it moves there once 64 KiB have gone one way)."""
+def send_bulk(sock):
+    """After the greeting: one 200 KB message to the real Postfix over `sock`."""
     sock.sendall(b"EHLO mail.example.org\r\n")
     assert harness.read_reply(sock).code == 250
     for line, code in ((b"MAIL FROM:<bulk@example.org>", 250),
@@ -58,6 +60,12 @@ def bulk_then_splice(mx, sock):
     sock.sendall(b"Subject: bulk\r\n\r\n" + lines + b".\r\n")
     reply = harness.read_reply(sock, timeout=30)
     assert reply.code == 250, reply
+
+
+def bulk_then_splice(mx, sock):
+    """send_bulk, then the session is on the splice(2) path (it moves there once 64 KiB have
+    gone one way)."""
+    send_bulk(sock)
     harness.wait_until(lambda: spliced(mx) == 1, what="the splice(2) path")
 
 
@@ -98,7 +106,7 @@ class KernelSpliceTest(unittest.TestCase):
         self.assertEqual(kernel, copied)
 
     def test_half_close_reaches_postfix_and_every_reply_comes_back(self):
-        with harness.Mxscreen(spine({})) as mx:
+        with harness.Mxscreen(spine(SPLICE)) as mx:
             with harness.raw_connect(mx.port, source="127.0.9.72") as sock:
                 greeting = harness.read_reply(sock)
                 self.assertEqual(greeting.code, 220)
@@ -113,7 +121,7 @@ class KernelSpliceTest(unittest.TestCase):
             mx.wait_log(r"DISCONNECT \[127\.0\.9\.72\]:\d+ outcome=spliced ")
 
     def test_idle_timeout_closes_a_silent_spliced_session(self):
-        with harness.Mxscreen(spine({"smtp": {"idle_timeout": "1s"}})) as mx:
+        with harness.Mxscreen(spine({**SPLICE, "smtp": {"idle_timeout": "1s"}})) as mx:
             with harness.raw_connect(mx.port, source="127.0.9.73") as sock:
                 self.assertEqual(harness.read_reply(sock).code, 220)
                 bulk_then_splice(mx, sock)
@@ -124,7 +132,7 @@ class KernelSpliceTest(unittest.TestCase):
 
     def test_a_short_session_stays_on_the_copy_path(self):
         marker = harness.unique_marker("splice-short")
-        with harness.Mxscreen(spine({})) as mx:
+        with harness.Mxscreen(spine(SPLICE)) as mx:
             self.assertEqual(harness.rcpt_attempt(mx.port, "127.0.9.75", "x@example.org",
                                                   marker), (250, "2.1.5 Ok"))
             harness.wait_delivered(marker)
@@ -133,14 +141,24 @@ class KernelSpliceTest(unittest.TestCase):
 
     def test_xclient_handoff_stays_on_the_copy_path(self):
         marker = harness.unique_marker("splice-xclient")
-        with harness.Mxscreen(spine({"backend": {"address": harness.BACKEND_XCLIENT,
-                                                 "handoff": "xclient"}})) as mx:
+        with harness.Mxscreen(spine({**SPLICE, "backend": {"address": harness.BACKEND_XCLIENT,
+                                                            "handoff": "xclient"}})) as mx:
             self.assertEqual(harness.rcpt_attempt(mx.port, "127.0.9.74", "x@example.org",
                                                   marker), (250, "2.1.5 Ok"))
             harness.wait_delivered(marker)
             mx.wait_log(r"DISCONNECT \[127\.0\.9\.74\]:\d+ outcome=spliced ")
             self.assertEqual(spliced(mx) + spliced(mx, "fallback"), 0)
 
+    def test_the_default_config_copies_a_message_body(self):
+        with harness.Mxscreen(spine({})) as mx:
+            with harness.raw_connect(mx.port, source="127.0.9.76") as sock:
+                self.assertEqual(harness.read_reply(sock).code, 220)
+                send_bulk(sock)
+                sock.sendall(b"QUIT\r\n")
+                self.assertEqual(harness.read_reply(sock).code, 221)
+            m = mx.wait_log(r"DISCONNECT \[127\.0\.9\.76\]:\d+ outcome=spliced .* in=(\d+)")
+            self.assertGreater(int(m.group(1)), 200 * 1000)
+            self.assertEqual(spliced(mx) + spliced(mx, "fallback") + spliced(mx, "no_files"), 0)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
