@@ -3,7 +3,6 @@
 #include "checks/dialogue.h"
 
 #include <algorithm>
-#include <array>
 
 #include "checks/bare_newline.h"
 #include "checks/envelope.h"
@@ -42,9 +41,7 @@ std::string verb_name(const protocol::Command& cmd) {
 // local address the listeners do not name, a wildcard listener's).
 std::optional<std::string> helo_reject(const std::string& helo, const DialoguePolicy& policy,
                                        const std::optional<protocol::IpAddress>& local) {
-  const auto& own = policy.helo_facts.own_addresses;
-  if (!local || local->bytes == std::array<uint8_t, 16>{} ||  // 0.0.0.0 or ::
-      std::find(own.begin(), own.end(), *local) != own.end()) {
+  if (!local || !new_own_address(policy.helo_facts, *local)) {
     return helo_reject_reply(helo, policy.helo, policy.helo_facts);
   }
   HeloFacts facts = policy.helo_facts;

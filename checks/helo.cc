@@ -2,6 +2,7 @@
 #include "checks/helo.h"
 
 #include <algorithm>
+#include <array>
 
 #include "protocol/escape.h"
 #include "protocol/smtp_command.h"
@@ -37,6 +38,11 @@ bool is_own_name(std::string_view helo, const HeloFacts& facts) {
 }
 
 }  // namespace
+
+bool new_own_address(const HeloFacts& facts, const protocol::IpAddress& a) {
+  const auto& own = facts.own_addresses;
+  return a.bytes != std::array<uint8_t, 16>{} && std::find(own.begin(), own.end(), a) == own.end();
+}
 
 std::optional<std::string> helo_reject_reply(std::string_view helo, const HeloPolicy& policy,
                                              const HeloFacts& facts) {

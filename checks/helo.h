@@ -31,6 +31,10 @@ struct HeloFacts {
   std::vector<protocol::IpAddress> own_addresses;  // no wildcard (0.0.0.0, ::) among them
 };
 
+// Whether `a` belongs among facts.own_addresses and is not there yet: not a wildcard (0.0.0.0,
+// ::, a listener on every address), not already listed.
+bool new_own_address(const HeloFacts& facts, const protocol::IpAddress& a);
+
 // The reply for a HELO name that fails a check, or nullopt when it passes.
 std::optional<std::string> helo_reject_reply(std::string_view helo, const HeloPolicy& policy,
                                              const HeloFacts& facts);

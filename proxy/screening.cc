@@ -1,9 +1,6 @@
 // proxy/screening.cc: see screening.h.
 #include "proxy/screening.h"
 
-#include <algorithm>
-#include <array>
-
 #include "checks/domain.h"
 #include "checks/rdns.h"
 #include "protocol/ehlo.h"
@@ -45,11 +42,9 @@ std::shared_ptr<const checks::DialoguePolicy> make_dialogue_policy(
   p->bare_newline = c.smtp.bare_newline;
   p->helo = c.helo;
   p->helo_facts.hostname = c.server.hostname;
-  auto& own = p->helo_facts.own_addresses;
   for (const auto& listen : c.listen) {
     const auto& a = listen.address.address;
-    bool wildcard = a.bytes == std::array<uint8_t, 16>{};  // 0.0.0.0 or ::
-    if (!wildcard && std::find(own.begin(), own.end(), a) == own.end()) own.push_back(a);
+    if (checks::new_own_address(p->helo_facts, a)) p->helo_facts.own_addresses.push_back(a);
   }
   p->sender_reject_non_fqdn = c.sender.reject_non_fqdn;
   p->recipient_reject_non_fqdn = c.recipient.reject_non_fqdn;

@@ -92,5 +92,13 @@ TEST(ChecksHelo, TheOtherChecksAnswerFirst) {
   EXPECT_EQ(helo_reject_reply("mx", p, f)->substr(0, 3), "554");
 }
 
+TEST(ChecksHelo, OwnAddressesTakeNoWildcardAndNoTwin) {
+  HeloFacts f = facts();
+  EXPECT_FALSE(new_own_address(f, *protocol::IpAddress::parse("0.0.0.0")));
+  EXPECT_FALSE(new_own_address(f, *protocol::IpAddress::parse("::")));
+  EXPECT_FALSE(new_own_address(f, *protocol::IpAddress::parse("192.0.2.25")));
+  EXPECT_TRUE(new_own_address(f, *protocol::IpAddress::parse("192.0.2.26")));
+}
+
 }  // namespace
 }  // namespace mxscreen::checks
